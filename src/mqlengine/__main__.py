@@ -1,0 +1,3 @@
+from mqlengine.cli.app import main
+
+main()

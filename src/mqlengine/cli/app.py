@@ -1,0 +1,411 @@
+"""The `mql` command line: thin commands over the library, Rich output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mqlengine.cli.common import console, engine, err_console, fail, handle_errors, state
+
+app = typer.Typer(
+    name="mql",
+    help="MQL Engine: explainable Marketing Qualified Leads, as code.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExplainFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class ImportKind(StrEnum):
+    auto = "auto"
+    jsonl = "jsonl"
+    persons = "persons"
+    events = "events"
+
+
+@app.callback()
+def main_options(
+    database: Annotated[
+        str | None,
+        typer.Option("--database", "-d", help="Database URL (default: $MQL_DATABASE_URL or sqlite:///mql.db)."),
+    ] = None,
+    definition: Annotated[
+        Path | None,
+        typer.Option("--definition", help="Definition file (default: $MQL_DEFINITION or ./mql.yaml)."),
+    ] = None,
+) -> None:
+    state.database_url = database
+    state.definition = definition
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal,
+    )
+
+
+def _now() -> datetime:
+    from mqlengine.engine import utcnow
+
+    return utcnow()
+
+
+def _parse_when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from mqlengine.ingest.messages import MessageError, parse_time
+
+    try:
+        return parse_time(value, option)
+    except MessageError as error:
+        fail(f"{option}: {error.reason}", 2)
+    return None
+
+
+@app.command()
+@handle_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the definition.")] = Path("mql.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write an annotated example definition to start from."""
+    from mqlengine.engine import TEMPLATE
+
+    if path.exists() and not force:
+        fail(f"{path} already exists (use --force to overwrite)")
+    shutil.copyfile(TEMPLATE, path)
+    console.print(f"wrote {path}; check it with [bold]mql validate {path}[/] and [bold]mql test {path}[/]")
+
+
+def _definition_path(path: Path | None) -> Path:
+    return path or state.definition or Path("mql.yaml")
+
+
+@app.command()
+@handle_errors
+def validate(
+    path: Annotated[Path | None, typer.Argument(help="Definition file (default ./mql.yaml).")] = None,
+) -> None:
+    """Check a definition file; errors name file:line:col."""
+    from mqlengine.definition.compiler import load_definition
+
+    loaded = load_definition(_definition_path(path))
+    for warning in loaded.warnings:
+        err_console.print(warning, style="yellow", highlight=False, soft_wrap=True)
+    d = loaded.definition
+    console.print(
+        f"[green]ok[/] {loaded.filename}: version {d.version}, {len(d.fit_rules)} fit rules, "
+        f"{len(d.intent_rules)} intent rules, {len(d.exclusions)} exclusions, "
+        f"{len(d.requirements)} requirements, threshold {d.qualify.threshold:g}, "
+        f"{len(loaded.spec.tests)} tests",
+        highlight=False,
+    )
+
+
+@app.command("test")
+@handle_errors
+def test_definition(
+    path: Annotated[Path | None, typer.Argument(help="Definition file (default ./mql.yaml).")] = None,
+) -> None:
+    """Run the example leads in the definition's `tests:` section."""
+    from mqlengine.definition.compiler import load_definition
+    from mqlengine.definition.testing import run_tests
+    from mqlengine.ingest.profile import build_profile
+
+    loaded = load_definition(_definition_path(path))
+    results = run_tests(loaded, _now(), lambda traits: build_profile(traits))
+    if not results:
+        fail(f"{loaded.filename} has no tests: add a `tests:` section", 1)
+    table = Table(title=f"{loaded.filename} — {loaded.definition.version}")
+    table.add_column("result")
+    table.add_column("test")
+    table.add_column("fit", justify="right")
+    table.add_column("intent", justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("details")
+    for r in results:
+        mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        details = "; ".join(r.failures) if r.failures else (r.card.mql_type or "lead")
+        table.add_row(mark, r.name, f"{r.card.fit:.1f}", f"{r.card.intent:.1f}", f"{r.card.total:.1f}", details)
+    console.print(table)
+    failed = sum(1 for r in results if not r.passed)
+    console.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSONL of Segment messages, or CSV of persons/events.")],
+    kind: Annotated[ImportKind, typer.Option(help="What the file holds (auto: by extension; CSV needs --kind).")] = ImportKind.auto,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Column mapping target=Source Column (repeatable), e.g. --map email='E-mail'."),
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many bad rows to list.")] = 20,
+) -> None:
+    """Load history through the ingest pipeline; bad rows are reported, good rows load."""
+    from mqlengine.ingest.importer import (
+        csv_event_messages,
+        csv_person_messages,
+        jsonl_messages,
+        parse_mapping,
+        run_import,
+    )
+    from mqlengine.ingest.pipeline import Pipeline
+
+    if not file.exists():
+        fail(f"{file}: no such file", 2)
+    chosen = kind
+    if chosen is ImportKind.auto:
+        if file.suffix in (".jsonl", ".ndjson", ".json"):
+            chosen = ImportKind.jsonl
+        else:
+            fail(f"{file}: say what the CSV holds with --kind persons or --kind events", 2)
+    columns = parse_mapping(mapping or [])
+    if chosen is ImportKind.jsonl:
+        rows = jsonl_messages(file)
+    elif chosen is ImportKind.persons:
+        rows = csv_person_messages(file, columns)
+    else:
+        rows = csv_event_messages(file, columns)
+    eng = engine()
+    pipeline = Pipeline(eng.definition().definition)
+    with _progress() as bar:
+        task = bar.add_task(f"importing {file.name}", total=None)
+        report = run_import(eng.db, pipeline, rows, now=_now(), progress=lambda n: bar.advance(task, n))
+    console.print(
+        f"{report.rows} rows: {report.accepted} loaded, {report.duplicates} duplicates skipped, "
+        f"{len(report.problems)} rejected; {len(report.persons)} persons touched, {report.mqls} new MQLs",
+        highlight=False,
+    )
+    for problem in report.problems[:show]:
+        err_console.print(f"{file}:{problem.row}: {problem.reason}", style="yellow", highlight=False, soft_wrap=True)
+    if len(report.problems) > show:
+        err_console.print(f"… and {len(report.problems) - show} more", style="yellow")
+    if report.problems and report.accepted == 0:
+        raise typer.Exit(4)
+
+
+@app.command()
+@handle_errors
+def score(
+    as_of: Annotated[str | None, typer.Option(help="Score as of this ISO time (default: now).")] = None,
+) -> None:
+    """Rescore every person with the definition in force (applies stage changes)."""
+    from mqlengine.batch.rescore import rescore_all
+
+    eng = engine()
+    loaded = eng.definition()
+    moment = _parse_when(as_of, "--as-of")
+    from mqlengine.store import repo
+    from mqlengine.store.tables import persons
+
+    with eng.db.read() as connection:
+        total = repo.count(connection, persons)
+    with _progress() as bar:
+        task = bar.add_task("scoring", total=total)
+        report = rescore_all(
+            eng.db, loaded.definition, now=_now(), as_of=moment, progress=lambda n: bar.advance(task, n)
+        )
+    console.print(
+        f"scored {report.persons} persons with {loaded.definition.version}: "
+        f"{report.mqls_entered} became MQL, {report.mqls_left} left MQL",
+        highlight=False,
+    )
+
+
+@app.command()
+@handle_errors
+def leads(
+    stage: Annotated[str | None, typer.Option(help="Only this stage (lead, mql, sal, …).")] = None,
+    since: Annotated[str | None, typer.Option(help="Stage changed at or after this ISO time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """List leads, highest score first."""
+    from mqlengine.services.leads import list_leads
+
+    eng = engine()
+    moment = _parse_when(since, "--since")
+    with eng.db.read() as connection:
+        rows = list_leads(connection, stage=stage, since=moment, limit=limit)
+    if format is Format.json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if format is Format.csv:
+        buffer = io.StringIO()
+        fields = list(rows[0]) if rows else ["id"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+        return
+    table = Table()
+    for column in ("id", "email", "stage", "type", "fit", "intent", "total", "channel", "stage changed"):
+        table.add_column(column, justify="right" if column in ("id", "fit", "intent", "total") else "left")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["email"] or "",
+            r["stage"],
+            r["mql_type"] or "",
+            f"{r['fit']:.1f}",
+            f"{r['intent']:.1f}",
+            f"{r['total']:.1f}",
+            r["channel"] or "",
+            (r["stage_changed_at"] or "")[:16],
+        )
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def explain(
+    person_id: Annotated[int, typer.Argument(help="Person id (see `mql leads`).")],
+    format: Annotated[ExplainFormat, typer.Option("--format", "-f")] = ExplainFormat.text,
+    as_of: Annotated[str | None, typer.Option(help="Explain the score as of this ISO time.")] = None,
+) -> None:
+    """Show why a person has its score and stage: every rule, event and cap."""
+    from mqlengine.domain.explain import card_to_dict, explain_lines
+    from mqlengine.services.leads import person_detail
+
+    eng = engine()
+    definition = eng.definition().definition
+    moment = _parse_when(as_of, "--as-of") or _now()
+    with eng.db.read() as connection:
+        detail = person_detail(connection, definition, person_id, as_of=moment)
+    card = detail.card
+    if format is ExplainFormat.json:
+        payload = {"person": detail.person, "score_card": card_to_dict(card), "stage_history": detail.history}
+        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+        return
+    p = detail.person
+    console.print(
+        f"[bold]person {p['id']}[/] {p.get('email') or ''} — stage [bold]{p['stage']}[/]"
+        + (f" ({p['mql_type']})" if p.get("mql_type") else ""),
+        highlight=False,
+    )
+    for line in explain_lines(card):
+        console.print(line, highlight=False)
+    if detail.history:
+        console.print("[bold]stage history[/]")
+        for h in detail.history:
+            console.print(
+                f"  {h['changed_at'][:19]}  {h['from_stage'] or '-':>12} → {h['to_stage']:<12} "
+                f"{h['reason']} by {h['actor']}" + (f" [{h['definition_version']}]" if h.get("definition_version") else ""),
+                highlight=False,
+            )
+
+
+@app.command()
+@handle_errors
+def demo(
+    persons: Annotated[int, typer.Option(min=50, help="How many persons to simulate.")] = 5000,
+    days: Annotated[int, typer.Option(min=7, help="How many days of history.")] = 180,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+) -> None:
+    """Generate a synthetic B2B history, run it through the engine, print the funnel."""
+    import time
+
+    from mqlengine.demo.run import database_is_empty, reset_database, run_demo
+
+    eng = engine()
+    if not database_is_empty(eng):
+        if not _is_demo(eng):
+            fail(
+                f"{eng.db.url} already holds data that is not a previous demo; "
+                "point --database (or MQL_DATABASE_URL) at an empty database for the demo"
+            )
+        reset_database(eng)
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("simulating days", total=days)
+        report = run_demo(
+            eng,
+            now=_now(),
+            persons_count=persons,
+            days=days,
+            seed=seed,
+            progress=lambda _kind, done, total: bar.update(task, completed=done, total=total),
+        )
+    elapsed = time.perf_counter() - started
+    _print_summary(eng)
+    console.print(
+        f"demo: {report.messages:,} messages for {report.persons:,} persons in {elapsed:.1f} s "
+        f"(generate {report.seconds.get('generate', 0):.1f} s, ingest {report.seconds.get('ingest', 0):.1f} s, "
+        f"rescore {report.seconds.get('rescore', 0):.1f} s) into {eng.db.url}",
+        highlight=False,
+    )
+    console.print("next: [bold]mql leads --stage mql[/], [bold]mql explain ID[/]")
+
+
+def _is_demo(eng: object) -> bool:
+    from sqlalchemy import select
+
+    from mqlengine.store.tables import stage_history
+
+    with eng.db.read() as connection:  # type: ignore[attr-defined]
+        row = connection.execute(
+            select(stage_history.c.id).where(stage_history.c.actor == "demo-sales").limit(1)
+        ).first()
+    return row is not None
+
+
+def _print_summary(eng: object) -> None:
+    from mqlengine.services.summary import funnel_summary
+
+    with eng.db.read() as connection:  # type: ignore[attr-defined]
+        summary = funnel_summary(connection)
+    stages = Table(title="Funnel")
+    stages.add_column("stage")
+    stages.add_column("now", justify="right")
+    stages.add_column("ever reached", justify="right")
+    for stage in ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified"):
+        stages.add_row(stage, f"{summary.stages.get(stage, 0):,}", f"{summary.reached.get(stage, 0):,}")
+    console.print(stages)
+    types = Table(title=f"MQLs by type ({summary.ever_mql:,} persons ever MQL)")
+    types.add_column("type")
+    types.add_column("persons", justify="right")
+    for name, n in sorted(summary.mql_by_type.items(), key=lambda kv: -kv[1]):
+        types.add_row(name, f"{n:,}")
+    console.print(types)
+    channels = Table(title="Leads and MQLs by channel")
+    for column in ("channel", "leads", "MQLs", "MQL rate"):
+        channels.add_column(column, justify="left" if column == "channel" else "right")
+    for row in summary.mql_by_channel:
+        channels.add_row(row["channel"], f"{row['leads']:,}", f"{row['mqls']:,}", f"{row['mql_rate']:.1%}")
+    console.print(channels)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,344 @@
+"""Parse → validate → compile: ``mql.yaml`` text to a frozen :class:`Definition`.
+
+Every problem is reported as ``file:line:col: what is wrong``; warnings (legal but probably
+unintended, e.g. an unreachable threshold) are returned separately and never block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+import pydantic
+
+from mqlengine.definition.schema import (
+    AllCondition,
+    AnyCondition,
+    DefinitionSpec,
+    LeafCondition,
+    NotCondition,
+)
+from mqlengine.definition.yamlsource import Path, SourceMap, YamlProblem, load_yaml
+from mqlengine.domain.conditions import (
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    EventSeen,
+    Not,
+    Op,
+    RuleEarned,
+    ScoreAtLeast,
+    ScoreField,
+    Subject,
+)
+from mqlengine.domain.rules import (
+    Definition,
+    FitRule,
+    Gate,
+    IntentRule,
+    Qualify,
+    QualifyPath,
+    Repeat,
+)
+from mqlengine.errors import DefinitionError
+
+SpecCondition = AllCondition | AnyCondition | NotCondition | LeafCondition
+
+
+@dataclass(frozen=True)
+class LoadedDefinition:
+    definition: Definition
+    spec: DefinitionSpec
+    text: str
+    filename: str
+    warnings: tuple[str, ...]
+
+
+def _resolve(loc: tuple[int | str, ...], data: Any) -> Path:
+    """Turn a pydantic error location into a path through the real data (drops union tags)."""
+    path: list[str | int] = []
+    current = data
+    for part in loc:
+        key: str | int = "in" if part == "in_" else "not" if part == "not_" else part
+        if (isinstance(current, dict) and key in current) or (isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current)):
+            current = current[key]
+            path.append(key)
+        elif (
+            isinstance(current, dict)
+            and isinstance(key, str)
+            and key
+            not in (
+                "all",
+                "any",
+                "not",
+                "leaf",
+            )
+        ):
+            path.append(key)  # a key that should exist (or must not): point at its parent
+            break
+    return tuple(path)
+
+
+def _message(error: Any, path: Path) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key '{path[-1] if path else '?'}'"
+    if kind == "missing":
+        name = error["loc"][-1]
+        return f"missing required key '{name}'"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    where = ".".join(str(p) for p in path) or "document"
+    return f"{where}: {message}"
+
+
+def _diagnostics(exc: pydantic.ValidationError, data: Any, source: SourceMap) -> list[str]:
+    seen: set[str] = set()
+    result: list[str] = []
+    for error in exc.errors():
+        path = _resolve(tuple(error["loc"]), data)
+        line = f"{source.where(path)}: {_message(error, path)}"
+        if line not in seen:
+            seen.add(line)
+            result.append(line)
+    return result
+
+
+class _Compiler:
+    def __init__(self, spec: DefinitionSpec, source: SourceMap) -> None:
+        self.spec = spec
+        self.source = source
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def error(self, path: Path, message: str) -> None:
+        self.errors.append(f"{self.source.where(path)}: {message}")
+
+    def warn(self, path: Path, message: str) -> None:
+        self.warnings.append(f"{self.source.where(path)}: warning: {message}")
+
+    def condition(self, spec: SpecCondition, path: Path, allowed: set[str]) -> Condition:
+        if isinstance(spec, AllCondition):
+            return AllOf(
+                tuple(self.condition(c, (*path, "all", i), allowed) for i, c in enumerate(spec.all))
+            )
+        if isinstance(spec, AnyCondition):
+            return AnyOf(
+                tuple(self.condition(c, (*path, "any", i), allowed) for i, c in enumerate(spec.any))
+            )
+        if isinstance(spec, NotCondition):
+            return Not(self.condition(spec.not_, (*path, "not"), allowed))
+        subject = spec.subject_key()
+        if subject not in allowed:
+            self.error(
+                path,
+                f"'{subject}' conditions are not allowed here (allowed: {', '.join(sorted(allowed))})",
+            )
+        if subject in ("trait", "property"):
+            op = Op(spec.operator_key())
+            value = getattr(spec, "in_" if op is Op.IN else op.value)
+            if op in (Op.IN, Op.NOT_IN, Op.BETWEEN):
+                value = tuple(value)
+            pattern = re.compile(value) if op is Op.REGEX else None
+            name = spec.trait if subject == "trait" else spec.property
+            assert name is not None
+            return Compare(Subject(subject), name, op, value, pattern)
+        if subject == "rule":
+            assert spec.rule is not None
+            return RuleEarned(spec.rule)
+        if subject == "event":
+            assert spec.event is not None
+            return EventSeen(spec.event, spec.within_days)
+        field_name = subject.removesuffix("_at_least")
+        minimum = getattr(spec, subject)
+        return ScoreAtLeast(ScoreField(field_name), float(minimum))
+
+    def compile(self, content_hash: str) -> Definition:
+        spec = self.spec
+        seen_ids: dict[str, Path] = {}
+
+        def unique(rule_id: str, path: Path, kind: str) -> None:
+            if rule_id in seen_ids:
+                self.error(
+                    (*path, "id"),
+                    f"duplicate {kind} id '{rule_id}' (first at {self.source.where(seen_ids[rule_id])})",
+                )
+            else:
+                seen_ids[rule_id] = (*path, "id")
+
+        fit_rules = []
+        for i, r in enumerate(spec.fit.rules):
+            path = ("fit", "rules", i)
+            unique(r.id, path, "rule")
+            when = self.condition(r.when, (*path, "when"), {"trait"})
+            fit_rules.append(FitRule(r.id, when, r.points, r.description))
+        intent_rules = []
+        for i, r in enumerate(spec.intent.rules):
+            path = ("intent", "rules", i)
+            unique(r.id, path, "rule")
+            where = None
+            if r.where is not None:
+                where = self.condition(r.where, (*path, "where"), {"property"})
+            if r.cap is not None and abs(r.points) > r.cap:
+                self.warn((*path, "cap"), f"cap {r.cap:g} is below one occurrence ({r.points:g})")
+            intent_rules.append(
+                IntentRule(
+                    r.id,
+                    r.event,
+                    r.points,
+                    where,
+                    Repeat(r.repeat),
+                    r.cap,
+                    r.half_life_days,
+                    r.within_days,
+                    r.description,
+                )
+            )
+        gate_ids: dict[str, Path] = {}
+        exclusions, requirements = [], []
+        for section, target in (("exclude", exclusions), ("require", requirements)):
+            for i, g in enumerate(getattr(spec, section)):
+                path = (section, i)
+                if g.id in gate_ids:
+                    self.error((*path, "id"), f"duplicate {section} id '{g.id}'")
+                gate_ids[g.id] = path
+                target.append(
+                    Gate(g.id, self.condition(g.when, (*path, "when"), {"trait"}), g.description)
+                )
+
+        rule_ids = set(seen_ids)
+        paths = []
+        path_types: set[str] = set()
+        allowed_in_paths = {
+            "trait",
+            "rule",
+            "event",
+            "fit_at_least",
+            "intent_at_least",
+            "total_at_least",
+        }
+        for i, p in enumerate(spec.qualify.paths):
+            path = ("qualify", "paths", i)
+            if p.type in path_types:
+                self.error((*path, "type"), f"duplicate path type '{p.type}'")
+            path_types.add(p.type)
+            condition = self.condition(p.when, (*path, "when"), allowed_in_paths)
+            for rule_ref in _rule_refs(condition):
+                if rule_ref not in rule_ids:
+                    self.error((*path, "when"), f"path refers to unknown rule '{rule_ref}'")
+            paths.append(QualifyPath(p.type, condition, p.bypass_threshold))
+
+        q = spec.qualify
+        best_fit = sum(max(r.points, 0) for r in spec.fit.rules)
+        if spec.fit.cap is not None:
+            best_fit = min(best_fit, spec.fit.cap)
+        if q.min_fit > best_fit:
+            self.error(
+                ("qualify", "min_fit"),
+                f"min_fit {q.min_fit:g} is above the best possible fit {best_fit:g}",
+            )
+        if q.hysteresis > q.threshold:
+            self.warn(("qualify", "hysteresis"), "hysteresis is larger than the threshold")
+        if spec.intent.cap is not None and spec.fit.cap is not None:
+            best = spec.fit.cap + spec.intent.cap
+            if q.total_cap is not None:
+                best = min(best, q.total_cap)
+            if best < q.threshold:
+                self.error(
+                    ("qualify", "threshold"),
+                    f"threshold {q.threshold:g} can never be reached (fit cap + intent cap = {best:g})",
+                )
+        if self.errors:
+            raise DefinitionError(
+                f"{len(self.errors)} problem(s) in {self.source.filename}", diagnostics=self.errors
+            )
+        return Definition(
+            version=spec.version,
+            description=spec.description,
+            content_hash=content_hash,
+            half_life_days=spec.decay.half_life_days,
+            fit_rules=tuple(fit_rules),
+            fit_cap=spec.fit.cap,
+            intent_rules=tuple(intent_rules),
+            intent_cap=spec.intent.cap,
+            exclusions=tuple(exclusions),
+            requirements=tuple(requirements),
+            qualify=Qualify(
+                threshold=q.threshold,
+                min_fit=q.min_fit,
+                hysteresis=q.hysteresis,
+                total_cap=q.total_cap,
+                recycle_cooldown_days=q.recycle_cooldown_days,
+                paths=tuple(paths),
+                default_type=q.default_type,
+            ),
+            stages=tuple(spec.stages),
+            reasons={
+                "reject": tuple(spec.reasons.reject),
+                "recycle": tuple(spec.reasons.recycle),
+                "disqualify": tuple(spec.reasons.disqualify),
+                "lost": tuple(spec.reasons.lost),
+            },
+        )
+
+
+def _rule_refs(condition: Condition) -> list[str]:
+    if isinstance(condition, RuleEarned):
+        return [condition.rule_id]
+    if isinstance(condition, AllOf | AnyOf):
+        return [ref for item in condition.items for ref in _rule_refs(item)]
+    if isinstance(condition, Not):
+        return _rule_refs(condition.item)
+    return []
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_definition(text: str, filename: str = "mql.yaml") -> LoadedDefinition:
+    """Validate and compile definition text; raises :class:`DefinitionError` with diagnostics."""
+    try:
+        data, source = load_yaml(text, filename)
+    except YamlProblem as problem:
+        raise DefinitionError(
+            f"{filename} is not valid YAML", diagnostics=[problem.diagnostic]
+        ) from None
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            f"{filename} must be a mapping",
+            diagnostics=[
+                f"{filename}:1:1: expected a mapping of sections (version, fit, intent, qualify, …)"
+            ],
+        )
+    try:
+        spec = DefinitionSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        diagnostics = _diagnostics(exc, data, source)
+        raise DefinitionError(
+            f"{len(diagnostics)} problem(s) in {filename}", diagnostics=diagnostics
+        ) from None
+    compiler = _Compiler(spec, source)
+    definition = compiler.compile(content_hash(text))
+    return LoadedDefinition(definition, spec, text, filename, tuple(compiler.warnings))
+
+
+def load_definition(path: str | FsPath) -> LoadedDefinition:
+    file = FsPath(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DefinitionError(
+            f"definition file not found: {file}",
+            diagnostics=[f"{file}: no such file (create one with `mql init`)"],
+        ) from None
+    except UnicodeDecodeError as error:
+        raise DefinitionError(
+            f"{file} is not UTF-8 text",
+            diagnostics=[f"{file}:1:1: not UTF-8 text ({error.reason})"],
+        ) from None
+    return parse_definition(text, str(file))

@@ -1,0 +1,180 @@
+"""`mql demo`: a synthetic B2B history through the real pipeline, day by day.
+
+Each simulated day is ingested as one batch (qualification on arrival, scored as of each
+person's newest event), sales act on new MQLs as the generated plans say (through the same
+feedback service the API uses), and a weekly full rescore lets decay demote stale MQLs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import MetaData, select
+
+from mqlengine.batch.rescore import rescore_all
+from mqlengine.demo.generator import DemoDataset, SalesStep, generate
+from mqlengine.domain.lifecycle import Stage
+from mqlengine.engine import Engine
+from mqlengine.errors import ConflictError, MqlError
+from mqlengine.ingest.messages import parse_time
+from mqlengine.ingest.pipeline import Pipeline
+from mqlengine.services.feedback import apply_feedback
+from mqlengine.services.qualify import EventCache
+from mqlengine.store import repo
+from mqlengine.store.tables import identities, persons
+
+Progress = Callable[[str, int, int], None]
+DEMO_MARKER = "demo"
+
+
+@dataclass
+class DemoReport:
+    persons: int = 0
+    messages: int = 0
+    mqls: int = 0
+    feedback: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def reset_database(engine: Engine) -> None:
+    """Drop every table (the demo owns this database) and migrate again."""
+    reflected = MetaData()
+    with engine.db.begin() as connection:
+        reflected.reflect(connection)
+        reflected.drop_all(connection)
+    engine.db.migrate()
+
+
+def database_is_empty(engine: Engine) -> bool:
+    with engine.db.read() as connection:
+        return repo.count(connection, persons) == 0
+
+
+def _user_ids(engine: Engine, person_ids: list[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    with engine.db.read() as connection:
+        for part in repo.chunks(person_ids):
+            rows = connection.execute(
+                select(identities.c.person_id, identities.c.value).where(
+                    identities.c.person_id.in_(part), identities.c.kind == "user_id"
+                )
+            )
+            for row in rows:
+                found.setdefault(row.person_id, row.value)
+    return found
+
+
+def run_demo(
+    engine: Engine,
+    *,
+    now: datetime,
+    persons_count: int = 5000,
+    days: int = 180,
+    seed: int = 7,
+    progress: Progress | None = None,
+    dataset: DemoDataset | None = None,
+) -> DemoReport:
+    import time
+
+    report = DemoReport()
+    started = time.perf_counter()
+    data = dataset or generate(now=now, seed=seed, persons=persons_count, days=days)
+    report.seconds["generate"] = time.perf_counter() - started
+    report.messages = len(data.messages)
+    loaded = engine.use_template()
+    definition = loaded.definition
+    cache = EventCache()
+    pipeline = Pipeline(definition, cache=cache)
+
+    by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    start = now - timedelta(days=days)
+    for message in data.messages:
+        offset = (parse_time(message["timestamp"], "timestamp") - start).days
+        by_day[max(offset, 0)].append(message)
+
+    queue: list[tuple[datetime, int, int, int]] = []  # (due, seq, person_id, step index)
+    plans: dict[int, tuple[SalesStep, ...]] = {}
+    sequence = 0
+    step_started = time.perf_counter()
+    total_days = max(by_day) + 1 if by_day else 0
+    for day in range(total_days):
+        day_end = start + timedelta(days=day + 1)
+        batch = by_day.get(day, [])
+        new_mqls: list[tuple[int, datetime]] = []
+        if batch:
+            with engine.db.begin() as connection:
+                result = pipeline.ingest(connection, batch, now=now, score_as_of="event")
+            for person_id, change in result.stage_changes:
+                if change.to_stage is Stage.MQL:
+                    new_mqls.append((person_id, change.at))
+        if day % 7 == 6:
+            weekly = rescore_all(
+                engine.db, definition, now=now, as_of=min(day_end, now), cache=cache
+            )
+            report.mqls += weekly.mqls_entered
+        if new_mqls:
+            report.mqls += len(new_mqls)
+            user_ids = _user_ids(engine, [pid for pid, _ in new_mqls])
+            for person_id, at in new_mqls:
+                plan = data.sales_plans.get(user_ids.get(person_id, ""))
+                if not plan or person_id in plans:
+                    continue
+                plans[person_id] = plan
+                sequence += 1
+                heapq.heappush(queue, (at + timedelta(hours=plan[0].after_hours), sequence, person_id, 0))
+        report.feedback += _apply_due(engine, definition, queue, plans, min(day_end, now), now)
+        if progress:
+            progress("days", day + 1, total_days)
+    report.seconds["ingest"] = time.perf_counter() - step_started
+
+    step_started = time.perf_counter()
+    final = rescore_all(engine.db, definition, now=now, cache=cache)
+    report.mqls += final.mqls_entered
+    report.feedback += _apply_due(engine, definition, queue, plans, now, now)
+    report.seconds["rescore"] = time.perf_counter() - step_started
+    report.persons = final.persons
+    return report
+
+
+def _apply_due(
+    engine: Engine,
+    definition: Any,
+    queue: list[tuple[datetime, int, int, int]],
+    plans: dict[int, tuple[SalesStep, ...]],
+    until: datetime,
+    now: datetime,
+) -> int:
+    applied = 0
+    if not queue or queue[0][0] > until:
+        return 0
+    with engine.db.begin() as connection:
+        while queue and queue[0][0] <= until:
+            due, seq, person_id, index = heapq.heappop(queue)
+            step = plans[person_id][index]
+            if step.action != "touch":
+                try:
+                    apply_feedback(
+                        connection,
+                        definition,
+                        person_id,
+                        step.action,
+                        actor="demo-sales",
+                        at=due,
+                        now=now,
+                        reason=step.reason,
+                        amount=step.amount,
+                    )
+                    applied += 1
+                except ConflictError:
+                    continue  # the lead moved on (e.g. decayed back to lead): plan ends
+                except MqlError:
+                    continue
+            if index + 1 < len(plans[person_id]):
+                nxt = plans[person_id][index + 1]
+                heapq.heappush(queue, (due + timedelta(hours=nxt.after_hours), seq, person_id, index + 1))
+    return applied

@@ -1,0 +1,329 @@
+"""Explainable scoring: fit + decayed intent → a score card with every contribution.
+
+Pure: the card depends only on the definition, the person's traits, the events and
+``as_of``. Events after ``as_of`` are ignored, so any past moment can be scored, and events
+are put in a canonical order first, so the same history in any order scores the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from mqlengine.domain.conditions import MISSING, ScoreField, evaluate, lookup_path
+from mqlengine.domain.rules import Definition, IntentRule, Repeat
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One behavioural signal as scoring sees it."""
+
+    id: str
+    name: str
+    timestamp: datetime
+    properties: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class EventHit:
+    event_id: str
+    timestamp: datetime
+    age_days: float
+    decay_factor: float
+    points: float
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one rule added: raw points, decay, the rule cap, and the evidence."""
+
+    rule_id: str
+    kind: str  # "fit" | "intent"
+    raw_points: float  # points per occurrence, as written in the definition
+    earned: float  # after decay, before the rule's cap
+    points: float  # after the rule's cap: what enters the section sum
+    hits: tuple[EventHit, ...] = ()
+
+    @property
+    def event_ids(self) -> tuple[str, ...]:
+        return tuple(hit.event_id for hit in self.hits)
+
+    @property
+    def decay_factor(self) -> float:
+        """Weighted mean decay over the hits (1.0 for fit rules)."""
+        if not self.hits:
+            return 1.0
+        return sum(hit.decay_factor for hit in self.hits) / len(self.hits)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreCard:
+    definition_version: str
+    as_of: datetime
+    fit: float
+    intent: float
+    total: float
+    fit_raw: float
+    intent_raw: float
+    total_raw: float
+    contributions: tuple[Contribution, ...]
+    excluded_because: tuple[str, ...]
+    missing_requirements: tuple[str, ...]
+    meets_threshold: bool
+    qualifies: bool
+    retains: bool
+    mql_type: str | None
+    matched_path: str | None
+    threshold: float
+    min_fit: float
+    distance_to_threshold: float
+
+    @property
+    def fit_cap_adjustment(self) -> float:
+        return self.fit - self.fit_raw
+
+    @property
+    def intent_cap_adjustment(self) -> float:
+        return self.intent - self.intent_raw
+
+    @property
+    def total_cap_adjustment(self) -> float:
+        return self.total - self.total_raw
+
+    def contribution(self, rule_id: str) -> Contribution | None:
+        for item in self.contributions:
+            if item.rule_id == rule_id:
+                return item
+        return None
+
+
+def decay_factor(age_days: float, half_life_days: float) -> float:
+    """``0.5 ** (age / half_life)``; 1.0 when decay is off; never above 1 or below 0."""
+    if half_life_days <= 0:
+        return 1.0
+    return float(0.5 ** (max(age_days, 0.0) / half_life_days))
+
+
+def _clamp(value: float, cap: float | None) -> float:
+    if cap is None:
+        return value
+    return min(value, cap)
+
+
+def _rule_cap(earned: float, cap: float | None) -> float:
+    """A rule cap bounds the magnitude: +cap for positive rules, -cap for negative ones."""
+    if cap is None:
+        return earned
+    return max(min(earned, cap), -cap)
+
+
+class _TraitContext:
+    __slots__ = ("_as_of", "_traits")
+
+    def __init__(self, traits: Mapping[str, object], as_of: datetime) -> None:
+        self._traits = traits
+        self._as_of = as_of
+
+    def trait(self, name: str) -> object:
+        return lookup_path(self._traits, name)
+
+    def prop(self, name: str) -> object:
+        return MISSING
+
+    def rule_earned(self, rule_id: str) -> bool:
+        return False
+
+    def event_seen(self, event: str, since: datetime | None) -> bool:
+        return False
+
+    def score(self, field: ScoreField) -> float:
+        return 0.0
+
+    @property
+    def as_of(self) -> datetime:
+        return self._as_of
+
+
+class _EventContext(_TraitContext):
+    __slots__ = ("_properties",)
+
+    def __init__(self, properties: Mapping[str, object], as_of: datetime) -> None:
+        super().__init__({}, as_of)
+        self._properties = properties
+
+    def prop(self, name: str) -> object:
+        return lookup_path(self._properties, name)
+
+
+class _PathContext(_TraitContext):
+    __slots__ = ("_contributions", "_events", "_scores")
+
+    def __init__(
+        self,
+        traits: Mapping[str, object],
+        as_of: datetime,
+        contributions: Mapping[str, Contribution],
+        events: Sequence[Event],
+        scores: Mapping[ScoreField, float],
+    ) -> None:
+        super().__init__(traits, as_of)
+        self._contributions = contributions
+        self._events = events
+        self._scores = scores
+
+    def rule_earned(self, rule_id: str) -> bool:
+        item = self._contributions.get(rule_id)
+        return item is not None and item.earned > 0
+
+    def event_seen(self, event: str, since: datetime | None) -> bool:
+        return any(
+            e.name == event and (since is None or e.timestamp >= since) for e in self._events
+        )
+
+    def score(self, field: ScoreField) -> float:
+        return self._scores[field]
+
+
+def _matches(rule: IntentRule, event: Event, as_of: datetime) -> bool:
+    if event.name != rule.event:
+        return False
+    if rule.where is None:
+        return True
+    return evaluate(rule.where, _EventContext(event.properties, as_of))
+
+
+def _select(rule: IntentRule, events: Iterable[Event]) -> list[Event]:
+    """Apply the repeat policy to matching events (already in canonical order)."""
+    if rule.repeat is Repeat.EVERY_TIME:
+        return list(events)
+    if rule.repeat is Repeat.ONCE:
+        chosen = list(events)
+        return chosen[-1:]  # the most recent occurrence: the freshest evidence
+    per_day: dict[object, Event] = {}
+    for event in events:
+        per_day[event.timestamp.date()] = event  # later events of the day replace earlier
+    return list(per_day.values())
+
+
+def _intent_contribution(
+    definition: Definition, rule: IntentRule, events: Sequence[Event], as_of: datetime
+) -> Contribution | None:
+    window_start = None
+    if rule.within_days is not None:
+        window_start = as_of.timestamp() - rule.within_days * SECONDS_PER_DAY
+    matching = [
+        e
+        for e in events
+        if (window_start is None or e.timestamp.timestamp() >= window_start)
+        and _matches(rule, e, as_of)
+    ]
+    if not matching:
+        return None
+    half_life = definition.intent_half_life(rule)
+    hits: list[EventHit] = []
+    as_of_ts = as_of.timestamp()
+    for event in _select(rule, matching):
+        age = max(as_of_ts - event.timestamp.timestamp(), 0.0) / SECONDS_PER_DAY
+        factor = decay_factor(age, half_life)
+        hits.append(EventHit(event.id, event.timestamp, age, factor, rule.points * factor))
+    earned = sum(hit.points for hit in hits)
+    return Contribution(
+        rule_id=rule.id,
+        kind="intent",
+        raw_points=rule.points,
+        earned=earned,
+        points=_rule_cap(earned, rule.cap),
+        hits=tuple(hits),
+    )
+
+
+def canonical_order(events: Iterable[Event]) -> list[Event]:
+    return sorted(events, key=lambda e: (e.timestamp, e.id))
+
+
+def score(
+    definition: Definition,
+    traits: Mapping[str, object],
+    events: Iterable[Event],
+    as_of: datetime,
+) -> ScoreCard:
+    """Score one person as of a moment. See the module docstring for the guarantees."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    past = canonical_order(e for e in events if e.timestamp <= as_of)
+    trait_context = _TraitContext(traits, as_of)
+
+    contributions: list[Contribution] = []
+    for fit_rule in definition.fit_rules:
+        if evaluate(fit_rule.when, trait_context):
+            contributions.append(
+                Contribution(fit_rule.id, "fit", fit_rule.points, fit_rule.points, fit_rule.points)
+            )
+    fit_raw = sum(c.points for c in contributions)
+
+    by_name: dict[str, list[Event]] = {}
+    for event in past:
+        by_name.setdefault(event.name, []).append(event)
+    intent_items: list[Contribution] = []
+    for intent_rule in definition.intent_rules:
+        candidates = by_name.get(intent_rule.event)
+        if not candidates:
+            continue
+        item = _intent_contribution(definition, intent_rule, candidates, as_of)
+        if item is not None:
+            intent_items.append(item)
+    contributions.extend(intent_items)
+    intent_raw = sum(c.points for c in intent_items)
+
+    fit = _clamp(fit_raw, definition.fit_cap)
+    intent = _clamp(intent_raw, definition.intent_cap)
+    total_raw = fit + intent
+    total = _clamp(total_raw, definition.qualify.total_cap)
+
+    excluded = tuple(g.id for g in definition.exclusions if evaluate(g.when, trait_context))
+    missing = tuple(g.id for g in definition.requirements if not evaluate(g.when, trait_context))
+
+    qualify = definition.qualify
+    by_rule = {c.rule_id: c for c in contributions}
+    path_context = _PathContext(
+        traits,
+        as_of,
+        by_rule,
+        past,
+        {ScoreField.FIT: fit, ScoreField.INTENT: intent, ScoreField.TOTAL: total},
+    )
+    matched = next((p for p in qualify.paths if evaluate(p.when, path_context)), None)
+    meets = total >= qualify.threshold and fit >= qualify.min_fit
+    gated = not excluded and not missing
+    qualifies = gated and (meets or (matched is not None and matched.bypass_threshold))
+    retains = gated and (
+        (total >= qualify.threshold - qualify.hysteresis and fit >= qualify.min_fit)
+        or (matched is not None and matched.bypass_threshold)
+    )
+    mql_type = None
+    if qualifies:
+        mql_type = matched.type if matched is not None else qualify.default_type
+    return ScoreCard(
+        definition_version=definition.version,
+        as_of=as_of,
+        fit=fit,
+        intent=intent,
+        total=total,
+        fit_raw=fit_raw,
+        intent_raw=intent_raw,
+        total_raw=total_raw,
+        contributions=tuple(contributions),
+        excluded_because=excluded,
+        missing_requirements=missing,
+        meets_threshold=meets,
+        qualifies=qualifies,
+        retains=retains,
+        mql_type=mql_type,
+        matched_path=matched.type if matched is not None else None,
+        threshold=qualify.threshold,
+        min_fit=qualify.min_fit,
+        distance_to_threshold=max(qualify.threshold - total, 0.0),
+    )

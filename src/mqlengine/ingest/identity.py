@@ -1,0 +1,217 @@
+"""Identity resolution: anonymous visitor → known person → account.
+
+Identities are (kind, value) pairs — ``user_id``, ``anonymous_id``, ``email``, ``phone``
+(E.164), ``external_id`` — each owned by exactly one person. A message whose identities
+belong to several persons proves they are one: they are merged deterministically into the
+oldest (lowest id), the move is recorded in ``merges`` so it can be undone, and the survivor
+is rescored from the union of events (never by adding scores). Two persons that each carry
+a *different* user id are never merged: a shared browser is not the same human.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_, update
+
+from mqlengine.ingest.emailcheck import check_email
+from mqlengine.ingest.messages import Message
+from mqlengine.ingest.profile import fill_missing
+from mqlengine.ingest.signals import normalize_phone
+from mqlengine.store import repo
+from mqlengine.store.tables import events, identities, merges, persons, stage_history
+
+Key = tuple[str, str]
+STRONG = "user_id"
+
+
+def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Key]:
+    keys: list[Key] = []
+    if message.user_id:
+        keys.append(("user_id", message.user_id))
+    if message.anonymous_id:
+        keys.append(("anonymous_id", message.anonymous_id))
+    if message.type == "alias" and message.previous_id:
+        keys.append(("user_id", message.previous_id))
+        keys.append(("anonymous_id", message.previous_id))
+    if message.type != "group":
+        traits = message.traits
+        email = traits.get("email")
+        if isinstance(email, str) and email.strip():
+            check = check_email(email, gmail_normalize=gmail_normalize)
+            if check.valid and check.normalized:
+                keys.append(("email", check.normalized))
+        phone = traits.get("phone")
+        if isinstance(phone, str | int) and str(phone).strip():
+            region = traits.get("country") if isinstance(traits.get("country"), str) else None
+            normalized = normalize_phone(str(phone), region)
+            if normalized:
+                keys.append(("phone", normalized))
+        for name in ("external_id", "crm_id"):
+            value = traits.get(name)
+            if isinstance(value, str | int) and str(value).strip():
+                keys.append(("external_id", str(value).strip()))
+    return keys
+
+
+class IdentityGraph:
+    """Batch-scoped view of identities with write-through to the store.
+
+    Identities always point at a live person (a merge moves them), so ``owner`` needs no
+    ``merged_into`` chasing.
+    """
+
+    def __init__(self, connection: Connection, now: datetime) -> None:
+        self.connection = connection
+        self.now = now
+        self.owner: dict[Key, int] = {}
+        self.user_ids: dict[int, set[str]] = {}
+        self.merged: list[tuple[int, int]] = []  # (survivor, merged)
+        self.survivor_of: dict[int, int] = {}
+
+    def prefetch(self, keys: Iterable[Key]) -> None:
+        wanted = sorted({k for k in keys if k not in self.owner})
+        for part in repo.chunks(wanted):
+            query = select(identities.c.kind, identities.c.value, identities.c.person_id).where(
+                tuple_(identities.c.kind, identities.c.value).in_(list(part))
+            )
+            for row in self.connection.execute(query):
+                self.owner[(row.kind, row.value)] = row.person_id
+
+    def _user_ids_of(self, person_id: int) -> set[str]:
+        if person_id not in self.user_ids:
+            rows = self.connection.execute(
+                select(identities.c.value).where(
+                    identities.c.person_id == person_id, identities.c.kind == STRONG
+                )
+            )
+            self.user_ids[person_id] = {r.value for r in rows}
+        return self.user_ids[person_id]
+
+    def _attach(self, person_id: int, key: Key) -> None:
+        if self.owner.get(key) == person_id:
+            return
+        if key in self.owner:
+            return  # owned by someone we chose not to merge with
+        self.connection.execute(
+            identities.insert().values(
+                person_id=person_id, kind=key[0], value=key[1], created_at=self.now
+            )
+        )
+        self.owner[key] = person_id
+        if key[0] == STRONG:
+            self._user_ids_of(person_id).add(key[1])
+
+    def create_person(self, message: Message, channel: dict[str, Any]) -> int:
+        at = message.timestamp
+        result = self.connection.execute(
+            persons.insert().values(
+                traits={},
+                profile={},
+                flags=[],
+                first_seen_at=at,
+                last_seen_at=at,
+                stage="lead",
+                stage_changed_at=at,
+                created_at=self.now,
+                updated_at=self.now,
+                **channel,
+            )
+        )
+        person_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        self.user_ids[person_id] = set()
+        self.connection.execute(
+            stage_history.insert().values(
+                person_id=person_id,
+                from_stage=None,
+                to_stage="lead",
+                changed_at=at,
+                reason="created",
+                actor="system",
+                reactivated=False,
+                recorded_at=self.now,
+            )
+        )
+        return person_id
+
+    def resolve(self, message: Message, keys: list[Key], channel: dict[str, Any]) -> int:
+        """The person this message belongs to, creating or merging as the keys prove."""
+        owners = sorted({self.owner[k] for k in keys if k in self.owner})
+        if message.user_id and message.type != "alias" and ("user_id", message.user_id) not in self.owner:
+            # A new user id can claim anonymous history, not a person who is someone else.
+            owners = [o for o in owners if not self._user_ids_of(o)]
+        if not owners:
+            person_id = self.create_person(message, channel)
+        elif len(owners) == 1:
+            person_id = owners[0]
+        else:
+            person_id = self._merge_candidates(message, owners)
+        for key in keys:
+            self._attach(person_id, key)
+        return person_id
+
+    def _merge_candidates(self, message: Message, owners: list[int]) -> int:
+        if message.user_id and ("user_id", message.user_id) in self.owner:
+            anchor = self.owner[("user_id", message.user_id)]
+        else:
+            anchor = owners[0]
+        survivor = anchor
+        for other in owners:
+            if other == anchor:
+                continue
+            mine, theirs = self._user_ids_of(survivor), self._user_ids_of(other)
+            if mine and theirs and not (mine & theirs) and message.type != "alias":
+                continue  # conflicting user ids: keep them apart
+            first, second = sorted((survivor, other))
+            self.merge(first, second, reason=f"{message.type}:{message.message_id}")
+            survivor = first
+        return survivor
+
+    def merge(self, survivor: int, merged: int, *, reason: str) -> None:
+        """Move everything of ``merged`` to ``survivor`` and record what moved."""
+        conn = self.connection
+        identity_ids = [
+            r.id for r in conn.execute(select(identities.c.id).where(identities.c.person_id == merged))
+        ]
+        event_ids = [r.id for r in conn.execute(select(events.c.id).where(events.c.person_id == merged))]
+        conn.execute(update(identities).where(identities.c.person_id == merged).values(person_id=survivor))
+        conn.execute(update(events).where(events.c.person_id == merged).values(person_id=survivor))
+        rows = repo.persons_by_id(conn, [survivor, merged])
+        keep, gone = rows[survivor], rows[merged]
+        values: dict[str, Any] = {
+            "traits": fill_missing(keep["traits"] or {}, gone["traits"] or {}),
+            "flags": sorted(set(keep["flags"] or []) | set(gone["flags"] or [])),
+            "first_seen_at": min(keep["first_seen_at"], gone["first_seen_at"]),
+            "last_seen_at": max(keep["last_seen_at"], gone["last_seen_at"]),
+            "updated_at": self.now,
+        }
+        for column in ("account_id", "email", "channel", "source", "campaign"):
+            if keep[column] is None and gone[column] is not None:
+                values[column] = gone[column]
+        if gone["first_seen_at"] < keep["first_seen_at"] and gone["channel"]:
+            values.update(channel=gone["channel"], source=gone["source"], campaign=gone["campaign"])
+        repo.bump_person(conn, survivor, values)
+        repo.bump_person(conn, merged, {"merged_into": survivor, "updated_at": self.now})
+        conn.execute(
+            merges.insert().values(
+                survivor_id=survivor,
+                merged_id=merged,
+                reason=reason,
+                moved={"identities": identity_ids, "events": event_ids},
+                merged_at=self.now,
+            )
+        )
+        for key, owner in list(self.owner.items()):
+            if owner == merged:
+                self.owner[key] = survivor
+        self.user_ids[survivor] = self._user_ids_of(survivor) | self.user_ids.pop(merged, set())
+        self.merged.append((survivor, merged))
+        for gone, kept in list(self.survivor_of.items()):
+            if kept == merged:
+                self.survivor_of[gone] = survivor
+        self.survivor_of[merged] = survivor
+
+    def live(self, person_id: int) -> int:
+        return self.survivor_of.get(person_id, person_id)

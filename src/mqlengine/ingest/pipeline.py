@@ -1,0 +1,380 @@
+"""The ingest pipeline: one transaction per batch, from raw messages to stage changes.
+
+identity → validate → dedupe → enrich → score → lifecycle, all inside one commit, so a
+batch that is acknowledged is durable and a batch that fails leaves nothing half-done.
+Bad messages are reported per index and never stop the good ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select, update
+
+from mqlengine.domain.lifecycle import StageChange
+from mqlengine.domain.rules import Definition
+from mqlengine.domain.scoring import Event
+from mqlengine.ingest.emailcheck import check_email
+from mqlengine.ingest.identity import IdentityGraph, identity_keys
+from mqlengine.ingest.messages import Message, MessageError, parse_message
+from mqlengine.ingest.profile import build_profile, deep_merge
+from mqlengine.ingest.signals import check_form, is_bot_user_agent
+from mqlengine.services.qualify import EventCache, Outcome, rescore
+from mqlengine.store import repo
+from mqlengine.store.dialect import insert_ignoring_conflicts
+from mqlengine.store.tables import accounts, events, persons
+
+if TYPE_CHECKING:
+    from mqlengine.ingest.firmographics import Enricher
+
+PAID_MEDIUMS = {"cpc", "ppc", "paid", "paidsearch", "paid_search", "display", "cpm"}
+SOCIAL_SOURCES = {"linkedin", "facebook", "twitter", "x", "instagram", "reddit", "tiktok"}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    message_id: str | None
+    field: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "messageId": self.message_id,
+            "field": self.field,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    persons: set[int] = field(default_factory=set)
+    outcomes: list[Outcome] = field(default_factory=list)
+    merges: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def stage_changes(self) -> list[tuple[int, StageChange]]:
+        return [(o.person_id, o.change) for o in self.outcomes if o.change is not None]
+
+
+def channel_of(message: Message) -> dict[str, Any]:
+    """First-touch attribution from UTM parameters (``context.campaign``) or the referrer."""
+    campaign = message.context.get("campaign")
+    lead_source = message.traits.get("lead_source") or message.traits.get("channel")
+    result: dict[str, Any] = {"channel": None, "source": None, "campaign": None}
+    if isinstance(campaign, Mapping):
+        source = str(campaign.get("source") or "").lower() or None
+        medium = str(campaign.get("medium") or "").lower()
+        result["source"] = source
+        result["campaign"] = campaign.get("name")
+        if medium in PAID_MEDIUMS:
+            result["channel"] = "paid_social" if source in SOCIAL_SOURCES else "paid_search"
+        elif medium in ("email", "newsletter"):
+            result["channel"] = "email"
+        elif medium in ("social", "organic_social"):
+            result["channel"] = "organic_social"
+        elif medium in ("referral", "partner", "affiliate"):
+            result["channel"] = "partner" if medium != "referral" else "referral"
+        elif medium in ("event", "events", "webinar"):
+            result["channel"] = "events"
+        elif medium == "organic":
+            result["channel"] = "organic_search"
+    if isinstance(lead_source, str) and lead_source.strip():
+        result["channel"] = lead_source.strip().lower()
+    if result["channel"] is None:
+        page = message.context.get("page")
+        referrer = page.get("referrer") if isinstance(page, Mapping) else None
+        result["channel"] = "referral" if referrer else "direct"
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _bot(user_agent: str) -> bool:
+    return is_bot_user_agent(user_agent)  # the pattern list is long; user agents repeat
+
+
+def _follow(
+    updates: dict[int, Any], live: Callable[[int], int], combine: Callable[[Any, Any], Any]
+) -> dict[int, Any]:
+    """Re-key per-person updates to the survivors of merges made in this batch."""
+    result: dict[int, Any] = {}
+    for person_id, value in updates.items():
+        target = live(person_id)
+        result[target] = combine(result[target], value) if target in result else value
+    return result
+
+
+class Pipeline:
+    """Ingests batches of Segment messages against one definition."""
+
+    def __init__(
+        self,
+        definition: Definition,
+        *,
+        enricher: Enricher | None = None,
+        cache: EventCache | None = None,
+        gmail_normalize: bool = False,
+    ) -> None:
+        self.definition = definition
+        self.enricher = enricher
+        self.cache = cache
+        self.gmail_normalize = gmail_normalize
+
+    def parse(
+        self, raw_messages: Sequence[Any], received_at: datetime, default_type: str | None = None
+    ) -> tuple[list[tuple[int, Message]], list[Rejection]]:
+        good: list[tuple[int, Message]] = []
+        bad: list[Rejection] = []
+        for index, raw in enumerate(raw_messages):
+            try:
+                good.append(
+                    (index, parse_message(raw, received_at=received_at, default_type=default_type))
+                )
+            except MessageError as error:
+                message_id = raw.get("messageId") if isinstance(raw, dict) else None
+                bad.append(Rejection(index, message_id, error.field, error.reason))
+        return good, bad
+
+    def ingest(
+        self,
+        connection: Connection,
+        raw_messages: Sequence[Any],
+        *,
+        now: datetime,
+        score_as_of: str = "arrival",
+        default_type: str | None = None,
+    ) -> BatchResult:
+        """Ingest on the caller's transaction. ``score_as_of``: ``arrival`` scores at ``now``
+        (real time); ``event`` scores each person as of its newest event (history import)."""
+        parsed, rejected = self.parse(raw_messages, now, default_type)
+        result = BatchResult(rejected=rejected)
+        if not parsed:
+            return result
+
+        # dedupe: already stored, or repeated inside this batch
+        ids = [m.message_id for _, m in parsed]
+        seen: set[str] = set()
+        for part in repo.chunks(ids):
+            seen.update(
+                r.message_id
+                for r in connection.execute(
+                    select(events.c.message_id).where(events.c.message_id.in_(part))
+                )
+            )
+        fresh: list[Message] = []
+        for _, message in parsed:
+            if message.message_id in seen:
+                result.duplicates += 1
+                continue
+            seen.add(message.message_id)
+            fresh.append(message)
+
+        graph = IdentityGraph(connection, now)
+        keyed = [(m, identity_keys(m, gmail_normalize=self.gmail_normalize)) for m in fresh]
+        graph.prefetch(k for _, ks in keyed for k in ks)
+
+        event_rows: list[dict[str, Any]] = []
+        touched: dict[int, datetime] = {}
+        trait_updates: dict[int, dict[str, Any]] = {}
+        flag_updates: dict[int, set[str]] = {}
+        groups: dict[int, Message] = {}
+        for message, keys in keyed:
+            person_id = graph.resolve(message, keys, channel_of(message))
+            if message.traits and message.type != "group":
+                trait_updates[person_id] = deep_merge(
+                    trait_updates.get(person_id, {}), message.traits
+                )
+            if message.type == "group":
+                groups[person_id] = message
+            flags = self._signal_flags(message)
+            if flags:
+                flag_updates.setdefault(person_id, set()).update(flags)
+            previous = touched.get(person_id)
+            if previous is None or message.timestamp > previous:
+                touched[person_id] = message.timestamp
+            properties = message.traits if message.type in ("identify", "group") else message.properties
+            event_rows.append(
+                {
+                    "message_id": message.message_id,
+                    "person_id": person_id,
+                    "type": message.type,
+                    "name": message.name,
+                    "anonymous_id": message.anonymous_id,
+                    "user_id": message.user_id,
+                    "properties": properties,
+                    "context": message.context,
+                    "timestamp": message.timestamp,
+                    "received_at": message.received_at,
+                }
+            )
+            if self.cache is not None and message.scored:
+                self.cache.add(
+                    person_id,
+                    Event(message.message_id, message.name, message.timestamp, message.properties),
+                )
+        result.merges = list(graph.merged)
+        for survivor, merged in graph.merged:
+            touched.pop(merged, None)
+            touched.setdefault(survivor, now)
+            if self.cache is not None:
+                self.cache.drop(survivor)
+                self.cache.drop(merged)
+        # rows whose person was merged away later in the batch follow the survivor
+        if graph.merged:
+            for row in event_rows:
+                row["person_id"] = graph.live(row["person_id"])
+            trait_updates = _follow(trait_updates, graph.live, deep_merge)
+            flag_updates = _follow(flag_updates, graph.live, lambda a, b: a | b)
+            groups = {graph.live(pid): m for pid, m in groups.items()}
+        insert_ignoring_conflicts(connection, events, event_rows, ["message_id"])
+        result.accepted = len(event_rows)
+
+        self._update_people(connection, touched, trait_updates, flag_updates, groups, now)
+        as_of = touched if score_as_of == "event" else None
+        result.outcomes = rescore(
+            connection, self.definition, list(touched), now=now, as_of=as_of, cache=self.cache
+        )
+        result.persons = set(touched)
+        return result
+
+    def _signal_flags(self, message: Message) -> set[str]:
+        flags: set[str] = set()
+        user_agent = message.context.get("userAgent")
+        if isinstance(user_agent, str) and _bot(user_agent):
+            flags.add("bot")
+        if message.type == "track" and message.properties:
+            flags.update(check_form(message.properties))
+        return flags
+
+    def _update_people(
+        self,
+        connection: Connection,
+        touched: dict[int, datetime],
+        trait_updates: dict[int, dict[str, Any]],
+        flag_updates: dict[int, set[str]],
+        groups: dict[int, Message],
+        now: datetime,
+    ) -> None:
+        rows = repo.persons_by_id(connection, touched)
+        for person_id, message in groups.items():
+            account_id = self._group_account(connection, message, now)
+            repo.bump_person(connection, person_id, {"account_id": account_id})
+        rows = repo.persons_by_id(connection, touched) if groups else rows
+        account_rows = repo.accounts_by_id(connection, [r["account_id"] for r in rows.values()])
+        for person_id, last_event in touched.items():
+            row = rows.get(person_id)
+            if row is None:
+                continue
+            values: dict[str, Any] = {}
+            if last_event > row["last_seen_at"]:
+                values["last_seen_at"] = last_event
+            traits = row["traits"] or {}
+            if person_id in trait_updates:
+                traits = deep_merge(traits, trait_updates[person_id])
+                values["traits"] = traits
+                lead_source = trait_updates[person_id].get("lead_source")
+                if isinstance(lead_source, str) and lead_source.strip():
+                    values["channel"] = lead_source.strip().lower()
+            flags = set(row["flags"] or [])
+            if person_id in flag_updates and not flag_updates[person_id] <= flags:
+                flags |= flag_updates[person_id]
+                values["flags"] = sorted(flags)
+            account_id = row["account_id"]
+            email = traits.get("email")
+            if isinstance(email, str) and email.strip() and person_id in trait_updates:
+                check = check_email(email, gmail_normalize=self.gmail_normalize)
+                values["email"] = check.normalized or email.strip().lower()
+                if account_id is None and check.valid and check.domain:
+                    if not check.flags & {"free_mail", "disposable", "edu_domain", "invalid"}:
+                        account_id = self._domain_account(connection, check.domain, traits, now)
+                        values["account_id"] = account_id
+                        account_rows.update(repo.accounts_by_id(connection, [account_id]))
+            if values or person_id in groups or row["profile"] == {}:
+                account = account_rows.get(account_id) if account_id is not None else None
+                firmographics = None
+                domain = account["domain"] if account is not None else None
+                if self.enricher is not None and domain:
+                    firmographics = self.enricher.enrich(domain)
+                values["profile"] = build_profile(
+                    traits,
+                    account_traits=(account["traits"] if account is not None else None),
+                    signal_flags=sorted(flags),
+                    firmographics=firmographics,
+                    gmail_normalize=self.gmail_normalize,
+                )
+                values["updated_at"] = now
+                repo.bump_person(connection, person_id, values)
+
+    def _domain_account(
+        self, connection: Connection, domain: str, traits: Mapping[str, Any], now: datetime
+    ) -> int:
+        row = connection.execute(select(accounts.c.id).where(accounts.c.domain == domain)).first()
+        if row is not None:
+            return int(row.id)
+        company = traits.get("company")
+        name = company.get("name") if isinstance(company, Mapping) else company
+        account_traits: dict[str, Any] = {}
+        if isinstance(company, Mapping):
+            account_traits = {k: company[k] for k in ("name", "industry", "employees") if k in company}
+        insert_ignoring_conflicts(
+            connection,
+            accounts,
+            [
+                {
+                    "domain": domain,
+                    "name": name if isinstance(name, str) else domain,
+                    "traits": account_traits,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+            ["domain"],
+        )
+        return int(connection.execute(select(accounts.c.id).where(accounts.c.domain == domain)).scalar_one())
+
+    def _group_account(self, connection: Connection, message: Message, now: datetime) -> int:
+        group_id = message.group_id
+        assert group_id is not None
+        traits = message.traits
+        row = connection.execute(
+            select(accounts.c.id, accounts.c.traits).where(accounts.c.group_id == group_id)
+        ).first()
+        website = traits.get("website") or traits.get("domain")
+        domain = None
+        if isinstance(website, str) and website.strip():
+            domain = website.strip().lower().split("://")[-1].split("/")[0].removeprefix("www.")
+        if row is None and domain:
+            row = connection.execute(
+                select(accounts.c.id, accounts.c.traits).where(accounts.c.domain == domain)
+            ).first()
+        if row is not None:
+            connection.execute(
+                update(accounts)
+                .where(accounts.c.id == row.id)
+                .values(
+                    group_id=group_id,
+                    traits=deep_merge(row.traits or {}, traits),
+                    name=traits.get("name") or accounts.c.name,
+                    updated_at=now,
+                )
+            )
+            return int(row.id)
+        result = connection.execute(
+            accounts.insert().values(
+                group_id=group_id,
+                domain=domain,
+                name=traits.get("name"),
+                traits=traits,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]

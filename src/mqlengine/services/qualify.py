@@ -1,0 +1,213 @@
+"""Score persons and apply what the definition decides, persisting the why.
+
+The functional core (:mod:`mqlengine.domain.scoring`, :mod:`mqlengine.domain.lifecycle`)
+decides; this shell fetches inputs, calls it, and stores the score, the stage change with
+its score card, and a compact score snapshot — all on the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, update
+
+from mqlengine.domain.explain import card_to_dict, rule_points
+from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
+from mqlengine.domain.rules import Definition
+from mqlengine.domain.scoring import Event, ScoreCard, score
+from mqlengine.store import repo
+from mqlengine.store.tables import persons
+
+SNAPSHOT_MIN_DELTA = 0.5
+
+
+class EventCache:
+    """Per-person scored events kept in memory by a single-writer process (import, demo).
+
+    Only valid while this process is the only writer: the pipeline adds what it inserts
+    and drops persons it merges. The HTTP API does not use it.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[int, list[Event]] = {}
+
+    def get(self, person_id: int) -> list[Event] | None:
+        return self._events.get(person_id)
+
+    def put(self, person_id: int, events: list[Event]) -> None:
+        self._events[person_id] = events
+
+    def add(self, person_id: int, event: Event) -> None:
+        cached = self._events.get(person_id)
+        if cached is not None:
+            cached.append(event)
+
+    def drop(self, person_id: int) -> None:
+        self._events.pop(person_id, None)
+
+    def knows(self, person_id: int) -> bool:
+        return person_id in self._events
+
+
+@dataclass(frozen=True)
+class Outcome:
+    person_id: int
+    card: ScoreCard
+    change: StageChange | None
+
+
+_SCORE_UPDATE = (
+    update(persons)
+    .where(persons.c.id == bindparam("pid"))
+    .values(
+        fit_score=bindparam("fit"),
+        intent_score=bindparam("intent"),
+        total_score=bindparam("total"),
+        scored_at=bindparam("scored_at"),
+        definition_version=bindparam("version"),
+    )
+)
+
+
+def _events_for(
+    connection: Connection, ids: list[int], cache: EventCache | None
+) -> dict[int, list[Event]]:
+    if cache is None:
+        return repo.load_events(connection, ids)
+    missing = [pid for pid in ids if not cache.knows(pid)]
+    if missing:
+        loaded = repo.load_events(connection, missing)
+        for pid in missing:
+            cache.put(pid, loaded.get(pid, []))
+    return {pid: cache.get(pid) or [] for pid in ids}
+
+
+def apply_stage_change(
+    connection: Connection,
+    person_id: int,
+    change: StageChange,
+    *,
+    recorded_at: datetime,
+    card: ScoreCard | None = None,
+    amount: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move a person if it is still in ``change.from_stage``; False when someone else did.
+
+    The conditional UPDATE makes each stage change happen exactly once even with several
+    writers: the loser of a race updates no row and records nothing.
+    """
+    values: dict[str, Any] = {
+        "stage": change.to_stage.value,
+        "stage_changed_at": change.at,
+        "updated_at": recorded_at,
+        "row_version": persons.c.row_version + 1,
+    }
+    if change.to_stage is Stage.MQL:
+        values["mql_type"] = change.mql_type
+        values["mql_at"] = change.at
+    if change.to_stage is Stage.NURTURE:
+        values["recycled_at"] = change.at
+    if extra:
+        values.update(extra)
+    result = connection.execute(
+        update(persons)
+        .where(persons.c.id == person_id, persons.c.stage == change.from_stage.value)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        return False
+    repo.record_stage_change(
+        connection,
+        person_id,
+        from_stage=change.from_stage.value,
+        to_stage=change.to_stage.value,
+        changed_at=change.at,
+        reason=change.reason,
+        actor=change.actor,
+        recorded_at=recorded_at,
+        action=change.action,
+        definition_version=change.definition_version,
+        mql_type=change.mql_type,
+        reactivated=change.reactivated,
+        amount=amount,
+        score_card=card_to_dict(card) if card is not None else None,
+    )
+    return True
+
+
+def rescore(
+    connection: Connection,
+    definition: Definition,
+    person_ids: Iterable[int],
+    *,
+    now: datetime,
+    as_of: Mapping[int, datetime] | None = None,
+    cache: EventCache | None = None,
+    lifecycle: bool = True,
+) -> list[Outcome]:
+    """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions."""
+    ids = sorted(set(person_ids))
+    outcomes: list[Outcome] = []
+    cooldown = definition.qualify.recycle_cooldown_days
+    for part in repo.chunks(ids):
+        rows = repo.persons_by_id(connection, part)
+        events_by_person = _events_for(connection, [p for p in part if p in rows], cache)
+        score_rows: list[dict[str, Any]] = []
+        snapshots: list[dict[str, Any]] = []
+        for pid in part:
+            row = rows.get(pid)
+            if row is None or row["merged_into"] is not None:
+                continue
+            moment = as_of.get(pid, now) if as_of else now
+            card = score(definition, row["profile"] or {}, events_by_person.get(pid, []), moment)
+            change = None
+            if lifecycle:
+                change = decide_on_score(
+                    Stage(row["stage"]),
+                    card,
+                    moment,
+                    recycled_at=row["recycled_at"],
+                    cooldown_days=cooldown,
+                )
+            score_rows.append(
+                {
+                    "pid": pid,
+                    "fit": card.fit,
+                    "intent": card.intent,
+                    "total": card.total,
+                    "scored_at": moment,
+                    "version": definition.version,
+                }
+            )
+            changed_stage = False
+            if change is not None:
+                changed_stage = apply_stage_change(
+                    connection, pid, change, recorded_at=now, card=card
+                )
+            if (
+                changed_stage
+                or row["scored_at"] is None
+                or abs(row["total_score"] - card.total) >= SNAPSHOT_MIN_DELTA
+                or row["definition_version"] != definition.version
+            ):
+                snapshots.append(
+                    {
+                        "person_id": pid,
+                        "as_of": moment,
+                        "definition_version": definition.version,
+                        "fit": card.fit,
+                        "intent": card.intent,
+                        "total": card.total,
+                        "qualifies": card.qualifies,
+                        "rule_points": rule_points(card),
+                    }
+                )
+            outcomes.append(Outcome(pid, card, change if changed_stage else None))
+        if score_rows:
+            connection.execute(_SCORE_UPDATE, score_rows)
+        repo.insert_snapshots(connection, snapshots)
+    return outcomes

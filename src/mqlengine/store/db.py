@@ -1,0 +1,133 @@
+"""Engine creation and migrations: the only place that knows which database is behind.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL is the
+production store. Both get the same schema through the same Alembic migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from mqlengine.errors import ConfigError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+DEFAULT_URL = "sqlite:///mql.db"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Writers take the write lock up front (BEGIN IMMEDIATE): two transactions can then
+    never both read and then fail to upgrade to writing; readers stay deferred."""
+    if connection.get_execution_options().get("mql_read_only"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` (psycopg 3 is the driver) and plain SQLite paths."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    return url
+
+
+class Database:
+    """An engine plus the operations every command needs: migrate and transact."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        try:
+            parsed = make_url(self.url)
+        except Exception as error:
+            raise ConfigError(f"invalid database URL {url!r}: {error}") from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if database in ("", ":memory:"):
+                kwargs["poolclass"] = NullPool
+        else:
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def alembic_config(self) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return config
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        config = self.alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "heads")
+
+    def pending_migrations(self) -> bool:
+        script = ScriptDirectory.from_config(self.alembic_config())
+        with self.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        return current != set(script.get_heads())
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: commits on success, rolls back on any error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(mql_read_only=True) as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
+    from mqlengine.settings import Settings
+
+    database = Database(url or Settings.from_env().database_url)
+    if migrate:
+        database.migrate()
+    return database

@@ -1,0 +1,203 @@
+"""Repository functions over a Connection: the business code never builds SQL strings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, func, select, update
+
+from mqlengine.domain.scoring import Event
+from mqlengine.store.tables import (
+    accounts,
+    definition_versions,
+    events,
+    persons,
+    score_snapshots,
+    stage_history,
+)
+
+CHUNK = 500
+SCORED_TYPES = ("track", "page", "screen")
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_events(
+    connection: Connection, person_ids: Iterable[int], *, until: datetime | None = None
+) -> dict[int, list[Event]]:
+    """Scored events (track/page/screen) per person, as scoring values."""
+    result: dict[int, list[Event]] = defaultdict(list)
+    ids = sorted(set(person_ids))
+    for part in chunks(ids):
+        query = select(
+            events.c.person_id,
+            events.c.message_id,
+            events.c.name,
+            events.c.timestamp,
+            events.c.properties,
+        ).where(events.c.person_id.in_(part), events.c.type.in_(SCORED_TYPES))
+        if until is not None:
+            query = query.where(events.c.timestamp <= until)
+        for row in connection.execute(query):
+            result[row.person_id].append(
+                Event(row.message_id, row.name, row.timestamp, row.properties or {})
+            )
+    return result
+
+
+def persons_by_id(connection: Connection, person_ids: Iterable[int]) -> dict[int, RowMapping]:
+    found: dict[int, RowMapping] = {}
+    ids = sorted(set(person_ids))
+    for part in chunks(ids):
+        for row in connection.execute(select(persons).where(persons.c.id.in_(part))).mappings():
+            found[row["id"]] = row
+    return found
+
+
+def get_person(connection: Connection, person_id: int) -> RowMapping | None:
+    return connection.execute(select(persons).where(persons.c.id == person_id)).mappings().first()
+
+
+def live_person_id(connection: Connection, person_id: int) -> int:
+    """Follow ``merged_into`` to the person that now holds this one's history."""
+    seen = set()
+    current = person_id
+    while current not in seen:
+        seen.add(current)
+        row = connection.execute(
+            select(persons.c.merged_into).where(persons.c.id == current)
+        ).first()
+        if row is None or row.merged_into is None:
+            return current
+        current = row.merged_into
+    return current
+
+
+def accounts_by_id(connection: Connection, account_ids: Iterable[int]) -> dict[int, RowMapping]:
+    found: dict[int, RowMapping] = {}
+    ids = sorted({a for a in account_ids if a is not None})
+    for part in chunks(ids):
+        for row in connection.execute(select(accounts).where(accounts.c.id.in_(part))).mappings():
+            found[row["id"]] = row
+    return found
+
+
+def record_stage_change(
+    connection: Connection,
+    person_id: int,
+    *,
+    from_stage: str | None,
+    to_stage: str,
+    changed_at: datetime,
+    reason: str,
+    actor: str,
+    recorded_at: datetime,
+    action: str | None = None,
+    definition_version: str | None = None,
+    mql_type: str | None = None,
+    reactivated: bool = False,
+    amount: float | None = None,
+    score_card: dict[str, Any] | None = None,
+) -> None:
+    connection.execute(
+        stage_history.insert().values(
+            person_id=person_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            changed_at=changed_at,
+            reason=reason,
+            actor=actor,
+            action=action,
+            definition_version=definition_version,
+            mql_type=mql_type,
+            reactivated=reactivated,
+            amount=amount,
+            score_card=score_card,
+            recorded_at=recorded_at,
+        )
+    )
+
+
+def stage_history_of(connection: Connection, person_id: int) -> list[RowMapping]:
+    query = (
+        select(stage_history)
+        .where(stage_history.c.person_id == person_id)
+        .order_by(stage_history.c.changed_at, stage_history.c.id)
+    )
+    return list(connection.execute(query).mappings())
+
+
+def insert_snapshots(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(score_snapshots.insert(), rows)
+
+
+def bump_person(connection: Connection, person_id: int, values: dict[str, Any]) -> None:
+    connection.execute(
+        update(persons)
+        .where(persons.c.id == person_id)
+        .values(**values, row_version=persons.c.row_version + 1)
+    )
+
+
+def count(connection: Connection, table: Any) -> int:
+    return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def save_definition(
+    connection: Connection,
+    *,
+    version: str,
+    content_hash: str,
+    content: str,
+    description: str,
+    now: datetime,
+    activate: bool = True,
+) -> tuple[bool, str | None]:
+    """Store a definition version. Returns (created, conflict message)."""
+    existing = (
+        connection.execute(
+            select(definition_versions).where(definition_versions.c.version == version)
+        )
+        .mappings()
+        .first()
+    )
+    if existing is not None and existing["content_hash"] != content_hash:
+        return False, (
+            f"definition version '{version}' is already stored with different content; "
+            "give the changed definition a new version"
+        )
+    created = existing is None
+    if created:
+        connection.execute(
+            definition_versions.insert().values(
+                version=version,
+                content_hash=content_hash,
+                content=content,
+                description=description,
+                created_at=now,
+                active=False,
+            )
+        )
+    if activate and (existing is None or not existing["active"]):
+        connection.execute(update(definition_versions).values(active=False))
+        connection.execute(
+            update(definition_versions)
+            .where(definition_versions.c.version == version)
+            .values(active=True, activated_at=now)
+        )
+    return created, None
+
+
+def active_definition(connection: Connection) -> RowMapping | None:
+    return (
+        connection.execute(select(definition_versions).where(definition_versions.c.active))
+        .mappings()
+        .first()
+    )

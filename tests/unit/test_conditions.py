@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from mqlengine.domain.conditions import (
+    MISSING,
+    AllOf,
+    AnyOf,
+    Compare,
+    Not,
+    Op,
+    Subject,
+    compare,
+    describe,
+    evaluate,
+    lookup_path,
+)
+from mqlengine.domain.scoring import _TraitContext
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def trait(name: str, op: Op, value: object) -> Compare:
+    pattern = re.compile(str(value)) if op is Op.REGEX else None
+    return Compare(Subject.TRAIT, name, op, value, pattern)
+
+
+def ev(condition: Compare | AllOf | AnyOf | Not, traits: dict[str, object]) -> bool:
+    return evaluate(condition, _TraitContext(traits, NOW))
+
+
+def test_lookup_path_nested_and_dotted_keys() -> None:
+    assert lookup_path({"company": {"employees": 10}}, "company.employees") == 10
+    assert lookup_path({"company.employees": 5}, "company.employees") == 5
+    assert lookup_path({"company": "Acme"}, "company.employees") is MISSING
+
+
+@pytest.mark.parametrize(
+    ("op", "actual", "expected", "result"),
+    [
+        (Op.EQUALS, "VP", "vp", True),
+        (Op.EQUALS, 10, 10.0, True),
+        (Op.EQUALS, False, False, True),
+        (Op.EQUALS, True, False, False),
+        (Op.NOT_EQUALS, "a", "b", True),
+        (Op.IN, "US", ("us", "ca"), True),
+        (Op.IN, "BR", ("US", "CA"), False),
+        (Op.NOT_IN, "BR", ("US", "CA"), True),
+        (Op.CONTAINS, ["free_mail", "x"], "FREE_MAIL", True),
+        (Op.CONTAINS, "Head of Growth", "growth", True),
+        (Op.NOT_CONTAINS, [], "x", True),
+        (Op.BETWEEN, 200, (200, 5000), True),
+        (Op.BETWEEN, "5001", (200, 5000), False),
+        (Op.GT, 10, 5, True),
+        (Op.GTE, 5, 5, True),
+        (Op.LT, 4, 5, True),
+        (Op.LTE, 6, 5, False),
+        (Op.GT, "not a number", 5, False),
+        (Op.EXISTS, "x", True, True),
+        (Op.EXISTS, "", True, False),
+        (Op.EXISTS, MISSING, False, True),
+    ],
+)
+def test_operators(op: Op, actual: object, expected: object, result: bool) -> None:
+    assert compare(op, actual, expected, None) is result
+
+
+def test_missing_values_are_never_matched_except_exists_false() -> None:
+    for op, value in [(Op.NOT_IN, ("US",)), (Op.NOT_EQUALS, "x"), (Op.LT, 5), (Op.EQUALS, "x")]:
+        assert compare(op, MISSING, value, None) is False
+        assert compare(op, None, value, None) is False
+
+
+def test_regex_is_case_sensitive_as_written() -> None:
+    cond = trait("path", Op.REGEX, "^/pricing")
+    assert ev(cond, {"path": "/pricing/enterprise"})
+    assert not ev(cond, {"path": "/PRICING"})
+
+
+def test_boolean_combinators_and_describe() -> None:
+    cond = AnyOf((trait("seniority", Op.EQUALS, "student"), Not(trait("country", Op.IN, ("US",)))))
+    assert ev(cond, {"seniority": "Student", "country": "US"})
+    assert ev(cond, {"seniority": "vp", "country": "BR"})
+    assert not ev(cond, {"seniority": "vp", "country": "US"})
+    both = AllOf((trait("a", Op.EXISTS, True), trait("b", Op.EXISTS, True)))
+    assert not ev(both, {"a": 1})
+    assert "seniority equals student" in describe(cond)
