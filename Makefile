@@ -29,7 +29,7 @@ test-fast: install
 	$(BIN)/pytest -q -m "not slow and not postgres and not browser"
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -88,3 +88,23 @@ def test_boolean_combinators_and_describe() -> None:
     both = AllOf((trait("a", Op.EXISTS, True), trait("b", Op.EXISTS, True)))
     assert not ev(both, {"a": 1})
     assert "seniority equals student" in describe(cond)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mqlengine.domain.conditions import make_compare  # noqa: E402
+
+words = st.sampled_from(["US", "us", "Ca", "vp", "VP ", "", "ß", "SS", "10", "x"])
+
+
+@given(
+    st.sampled_from([Op.EQUALS, Op.NOT_EQUALS, Op.IN, Op.NOT_IN]),
+    st.lists(words, min_size=1, max_size=4),
+    words,
+)
+def test_fast_path_agrees_with_general_comparison(op: Op, options: list[str], actual: str) -> None:
+    value: object = tuple(options) if op in (Op.IN, Op.NOT_IN) else options[0]
+    fast = make_compare(Subject.TRAIT, "t", op, value)
+    assert fast.folded is not None
+    assert ev(fast, {"t": actual}) is compare(op, actual, value, None)

@@ -51,7 +51,9 @@ def test_bad_operator_and_bad_regex_and_bad_type(example_text: str) -> None:
 
 
 def test_yaml_syntax_error_and_duplicate_keys() -> None:
-    assert re.match(r"mql\.yaml:3:\d+: YAML syntax error", diagnostics("version: x\nfit: [1\nq: 2\n")[0])
+    assert re.match(
+        r"mql\.yaml:3:\d+: YAML syntax error", diagnostics("version: x\nfit: [1\nq: 2\n")[0]
+    )
     assert "duplicate key 'version'" in diagnostics("version: a\nversion: b\n")[0]
 
 

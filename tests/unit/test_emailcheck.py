@@ -118,7 +118,9 @@ def test_gmail_normalisation_is_opt_in() -> None:
 
 
 def test_plus_tags_folded_for_plus_addressing_providers_but_dots_kept() -> None:
-    assert check_email("j.doe+x@outlook.com", gmail_normalize=True).normalized == "j.doe@outlook.com"
+    assert (
+        check_email("j.doe+x@outlook.com", gmail_normalize=True).normalized == "j.doe@outlook.com"
+    )
     assert check_email("j.doe+x@proton.me", gmail_normalize=True).normalized == "j.doe@proton.me"
     assert check_email("a+b@fastmail.com", gmail_normalize=True).normalized == "a@fastmail.com"
 

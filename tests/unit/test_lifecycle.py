@@ -43,10 +43,16 @@ LOW = replace(CARD, total=55, qualifies=False, retains=False, mql_type=None, mee
 def test_lead_qualifies_and_mql_demotes_below_band() -> None:
     change = decide_on_score(Stage.LEAD, CARD, NOW)
     assert isinstance(change, StageChange)
-    assert (change.to_stage, change.mql_type, change.definition_version) == (Stage.MQL, "engagement", "v1")
+    assert (change.to_stage, change.mql_type, change.definition_version) == (
+        Stage.MQL,
+        "engagement",
+        "v1",
+    )
     assert decide_on_score(Stage.MQL, CARD, NOW) is None
     down = decide_on_score(Stage.MQL, LOW, NOW)
-    assert down is not None and down.to_stage is Stage.LEAD and down.reason == "score_below_hysteresis"
+    assert (
+        down is not None and down.to_stage is Stage.LEAD and down.reason == "score_below_hysteresis"
+    )
     excluded = replace(LOW, excluded_because=("student",))
     assert decide_on_score(Stage.MQL, excluded, NOW).reason == "excluded:student"  # type: ignore[union-attr]
 
@@ -67,27 +73,63 @@ def test_recycled_lead_reactivates_after_cooldown() -> None:
 def test_feedback_validation() -> None:
     codes = ("not_now", "timing")
     ok = decide_on_feedback(
-        Stage.MQL, Action.RECYCLE, NOW, actor="ann", reason="timing", reason_codes=codes, definition_version="v1"
+        Stage.MQL,
+        Action.RECYCLE,
+        NOW,
+        actor="ann",
+        reason="timing",
+        reason_codes=codes,
+        definition_version="v1",
     )
     assert isinstance(ok, StageChange) and ok.to_stage is Stage.NURTURE and ok.actor == "ann"
     missing = decide_on_feedback(
-        Stage.MQL, Action.RECYCLE, NOW, actor="ann", reason=None, reason_codes=codes, definition_version="v1"
+        Stage.MQL,
+        Action.RECYCLE,
+        NOW,
+        actor="ann",
+        reason=None,
+        reason_codes=codes,
+        definition_version="v1",
     )
     assert isinstance(missing, Refusal) and missing.code == "reason_required"
     unknown = decide_on_feedback(
-        Stage.MQL, Action.RECYCLE, NOW, actor="ann", reason="bored", reason_codes=codes, definition_version="v1"
+        Stage.MQL,
+        Action.RECYCLE,
+        NOW,
+        actor="ann",
+        reason="bored",
+        reason_codes=codes,
+        definition_version="v1",
     )
     assert isinstance(unknown, Refusal) and "not_now" in unknown.message
     illegal = decide_on_feedback(
-        Stage.CUSTOMER, Action.ACCEPT, NOW, actor="ann", reason=None, reason_codes=(), definition_version="v1"
+        Stage.CUSTOMER,
+        Action.ACCEPT,
+        NOW,
+        actor="ann",
+        reason=None,
+        reason_codes=(),
+        definition_version="v1",
     )
     assert isinstance(illegal, Refusal) and illegal.code == "illegal_transition"
     touch = decide_on_feedback(
-        Stage.MQL, Action.TOUCH, NOW, actor="ann", reason=None, reason_codes=(), definition_version="v1"
+        Stage.MQL,
+        Action.TOUCH,
+        NOW,
+        actor="ann",
+        reason=None,
+        reason_codes=(),
+        definition_version="v1",
     )
     assert touch is None
     convert = decide_on_feedback(
-        Stage.SQL, Action.CONVERT, NOW, actor="ann", reason=None, reason_codes=(), definition_version="v1"
+        Stage.SQL,
+        Action.CONVERT,
+        NOW,
+        actor="ann",
+        reason=None,
+        reason_codes=(),
+        definition_version="v1",
     )
     assert isinstance(convert, StageChange) and convert.to_stage is Stage.OPPORTUNITY
 

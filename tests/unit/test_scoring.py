@@ -94,7 +94,7 @@ def test_future_events_are_ignored_and_as_of_replays_the_past() -> None:
 def test_negative_rules_and_exclusions_and_requirements() -> None:
     events = [event(1, "Demo Requested", 1), event(2, "Unsubscribed", 1)]
     card = score(DEFINITION, TRAITS, events, NOW)
-    assert card.contribution("unsub").points == pytest.approx(-20 * 0.5 ** 0.1)  # type: ignore[union-attr]
+    assert card.contribution("unsub").points == pytest.approx(-20 * 0.5**0.1)  # type: ignore[union-attr]
     student = score(DEFINITION, {**TRAITS, "seniority": "student"}, events, NOW)
     assert student.excluded_because == ("student",) and not student.qualifies
     anonymous = score(DEFINITION, {"seniority": "vp"}, events, NOW)
@@ -110,7 +110,9 @@ def test_hysteresis_band() -> None:
     assert not card.qualifies and card.retains
 
 
-names = st.sampled_from(["Page Viewed", "Demo Requested", "Email Link Clicked", "Unsubscribed", "Other"])
+names = st.sampled_from(
+    ["Page Viewed", "Demo Requested", "Email Link Clicked", "Unsubscribed", "Other"]
+)
 paths = st.sampled_from(["/pricing", "/pricing/a", "/blog", "/"])
 events_strategy = st.lists(
     st.tuples(names, st.floats(min_value=0, max_value=400, allow_nan=False), paths),

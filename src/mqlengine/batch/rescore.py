@@ -31,15 +31,15 @@ def rescore_all(
     as_of: datetime | None = None,
     progress: Callable[[int], None] | None = None,
     cache: EventCache | None = None,
+    stages: tuple[str, ...] | None = None,
 ) -> RescoreReport:
+    """Rescore live persons (optionally only those in ``stages``), in chunked transactions."""
     report = RescoreReport()
     with database.read() as connection:
-        ids = [
-            r.id
-            for r in connection.execute(
-                select(persons.c.id).where(persons.c.merged_into.is_(None)).order_by(persons.c.id)
-            )
-        ]
+        query = select(persons.c.id).where(persons.c.merged_into.is_(None))
+        if stages:
+            query = query.where(persons.c.stage.in_(stages))
+        ids = [r.id for r in connection.execute(query.order_by(persons.c.id))]
     moment = as_of or now
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]

@@ -14,8 +14,8 @@ from rich.console import Console
 
 from mqlengine.errors import DefinitionError, MqlError, exit_code_for
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

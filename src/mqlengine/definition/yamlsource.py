@@ -61,7 +61,7 @@ def _construct(node: yaml.Node, path: Path, source: SourceMap) -> Any:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def load_yaml(text: str, filename: str) -> tuple[Any, SourceMap]:

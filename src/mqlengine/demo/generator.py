@@ -824,7 +824,10 @@ class _Simulation:
             message["userId"] = uid
         if anon is not None:
             message["anonymousId"] = anon
-        message["context"] = dict(context)
+        ctx = dict(context)
+        if "library" in ctx:
+            ctx["library"] = dict(ctx["library"])
+        message["context"] = ctx
         self.emit(at, message)
         return at + 1
 
@@ -999,6 +1002,8 @@ class _Simulation:
         rng = self.rng
         original = rng.choice(self.business_people)
         traits = dict(original.traits)
+        if isinstance(traits.get("company"), dict):
+            traits["company"] = dict(traits["company"])
         first = str(traits.get("first_name", "Alex"))
         last = str(traits.get("last_name", "Kim"))
         domain = str(traits["email"]).split("@", 1)[1]

@@ -73,6 +73,23 @@ class Compare:
     op: Op
     value: object
     pattern: re.Pattern[str] | None = None
+    # For equals/in (and negations) over strings: the case-folded options, for O(1) tests.
+    folded: frozenset[str] | None = None
+
+
+FOLDABLE = frozenset({Op.EQUALS, Op.NOT_EQUALS, Op.IN, Op.NOT_IN})
+
+
+def make_compare(
+    subject: Subject, name: str, op: Op, value: object, pattern: re.Pattern[str] | None = None
+) -> Compare:
+    """Build a comparison, precomputing the fast path where the semantics allow it."""
+    folded = None
+    if op in FOLDABLE:
+        options = value if isinstance(value, list | tuple) else (value,)
+        if options and all(isinstance(o, str) for o in options):
+            folded = frozenset(str(o).casefold() for o in options)
+    return Compare(subject, name, op, value, pattern, folded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +226,8 @@ def compare(op: Op, actual: object, expected: object, pattern: re.Pattern[str] |
     if number is None:
         return False
     if op is Op.BETWEEN:
-        low, high = expected  # type: ignore[misc]
-        return float(low) <= number <= float(high)
+        bounds: Sequence[float] = expected  # type: ignore[assignment]
+        return float(bounds[0]) <= number <= float(bounds[1])
     limit = float(expected)  # type: ignore[arg-type]
     if op is Op.GT:
         return number > limit
@@ -228,6 +245,9 @@ def evaluate(condition: Condition, context: Context) -> bool:
             actual = context.trait(condition.name)
         else:
             actual = context.prop(condition.name)
+        if condition.folded is not None and isinstance(actual, str) and actual:
+            found = actual.casefold() in condition.folded
+            return found if condition.op in (Op.EQUALS, Op.IN) else not found
         return compare(condition.op, actual, condition.value, condition.pattern)
     if isinstance(condition, AllOf):
         return all(evaluate(item, context) for item in condition.items)

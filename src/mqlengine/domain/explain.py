@@ -85,7 +85,9 @@ def explain_lines(card: ScoreCard) -> list[str]:
             lines.append(f"  {adjustment:+8.2f}  ({kind} cap)")
     if card.total_cap_adjustment:
         lines.append(f"  {card.total_cap_adjustment:+8.2f}  (total cap)")
-    lines.append(f"total: {card.total:.2f} (threshold {card.threshold:g}, min fit {card.min_fit:g})")
+    lines.append(
+        f"total: {card.total:.2f} (threshold {card.threshold:g}, min fit {card.min_fit:g})"
+    )
     if card.excluded_because:
         lines.append("excluded because: " + ", ".join(card.excluded_because))
     if card.missing_requirements:

@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mqlengine.domain.conditions import MISSING, ScoreField, evaluate, lookup_path
+from mqlengine.domain.conditions import (
+    MISSING,
+    Compare,
+    Op,
+    ScoreField,
+    Subject,
+    compare,
+    evaluate,
+    lookup_path,
+)
 from mqlengine.domain.rules import Definition, IntentRule, Repeat
 
 SECONDS_PER_DAY = 86_400.0
@@ -190,9 +199,16 @@ class _PathContext(_TraitContext):
 def _matches(rule: IntentRule, event: Event, as_of: datetime) -> bool:
     if event.name != rule.event:
         return False
-    if rule.where is None:
+    where = rule.where
+    if where is None:
         return True
-    return evaluate(rule.where, _EventContext(event.properties, as_of))
+    if isinstance(where, Compare) and where.subject is Subject.PROPERTY:
+        actual = lookup_path(event.properties, where.name)
+        if where.folded is not None and isinstance(actual, str) and actual:
+            found = actual.casefold() in where.folded
+            return found if where.op in (Op.EQUALS, Op.IN) else not found
+        return compare(where.op, actual, where.value, where.pattern)
+    return evaluate(where, _EventContext(event.properties, as_of))
 
 
 def _select(rule: IntentRule, events: Iterable[Event]) -> list[Event]:
@@ -209,22 +225,16 @@ def _select(rule: IntentRule, events: Iterable[Event]) -> list[Event]:
 
 
 def _intent_contribution(
-    definition: Definition, rule: IntentRule, events: Sequence[Event], as_of: datetime
+    definition: Definition, rule: IntentRule, matching: Sequence[Event], as_of: datetime
 ) -> Contribution | None:
-    window_start = None
+    as_of_ts = as_of.timestamp()
     if rule.within_days is not None:
-        window_start = as_of.timestamp() - rule.within_days * SECONDS_PER_DAY
-    matching = [
-        e
-        for e in events
-        if (window_start is None or e.timestamp.timestamp() >= window_start)
-        and _matches(rule, e, as_of)
-    ]
+        window_start = as_of_ts - rule.within_days * SECONDS_PER_DAY
+        matching = [e for e in matching if e.timestamp.timestamp() >= window_start]
     if not matching:
         return None
     half_life = definition.intent_half_life(rule)
     hits: list[EventHit] = []
-    as_of_ts = as_of.timestamp()
     for event in _select(rule, matching):
         age = max(as_of_ts - event.timestamp.timestamp(), 0.0) / SECONDS_PER_DAY
         factor = decay_factor(age, half_life)
@@ -244,40 +254,87 @@ def canonical_order(events: Iterable[Event]) -> list[Event]:
     return sorted(events, key=lambda e: (e.timestamp, e.id))
 
 
+class Scorer:
+    """Scores persons under one definition, remembering which intent rules each event
+    matches: matching depends only on the event, never on the moment, so rescoring the
+    same history as time passes costs only the decay arithmetic.
+
+    Event ids must identify event content (message ids are unique in the store).
+    """
+
+    def __init__(self, definition: Definition, *, memo_limit: int = 2_000_000) -> None:
+        self.definition = definition
+        self._rules_by_event: dict[str, list[int]] = {}
+        for index, rule in enumerate(definition.intent_rules):
+            self._rules_by_event.setdefault(rule.event, []).append(index)
+        self._memo: dict[str, tuple[int, ...]] = {}
+        self._memo_limit = memo_limit
+
+    def matching(self, event: Event, as_of: datetime) -> tuple[int, ...]:
+        found = self._memo.get(event.id)
+        if found is None:
+            candidates = self._rules_by_event.get(event.name, ())
+            rules = self.definition.intent_rules
+            found = tuple(i for i in candidates if _matches(rules[i], event, as_of))
+            if len(self._memo) >= self._memo_limit:
+                self._memo.clear()
+            self._memo[event.id] = found
+        return found
+
+    def score(
+        self, traits: Mapping[str, object], events: Iterable[Event], as_of: datetime
+    ) -> ScoreCard:
+        """Score one person as of a moment. See the module docstring for the guarantees."""
+        definition = self.definition
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        past = canonical_order(e for e in events if e.timestamp <= as_of)
+        trait_context = _TraitContext(traits, as_of)
+
+        contributions: list[Contribution] = []
+        for fit_rule in definition.fit_rules:
+            if evaluate(fit_rule.when, trait_context):
+                points = fit_rule.points
+                contributions.append(Contribution(fit_rule.id, "fit", points, points, points))
+        fit_raw = sum(c.points for c in contributions)
+
+        per_rule: dict[int, list[Event]] = {}
+        for event in past:
+            for index in self.matching(event, as_of):
+                per_rule.setdefault(index, []).append(event)
+        intent_items: list[Contribution] = []
+        for index, intent_rule in enumerate(definition.intent_rules):
+            matched = per_rule.get(index)
+            if not matched:
+                continue
+            item = _intent_contribution(definition, intent_rule, matched, as_of)
+            if item is not None:
+                intent_items.append(item)
+        contributions.extend(intent_items)
+        intent_raw = sum(c.points for c in intent_items)
+        return _decide(definition, traits, as_of, past, contributions, fit_raw, intent_raw)
+
+
 def score(
     definition: Definition,
     traits: Mapping[str, object],
     events: Iterable[Event],
     as_of: datetime,
 ) -> ScoreCard:
-    """Score one person as of a moment. See the module docstring for the guarantees."""
-    if as_of.tzinfo is None:
-        raise ValueError("as_of must be timezone-aware")
-    past = canonical_order(e for e in events if e.timestamp <= as_of)
+    """Score one person as of a moment (see :class:`Scorer` for repeated scoring)."""
+    return Scorer(definition).score(traits, events, as_of)
+
+
+def _decide(
+    definition: Definition,
+    traits: Mapping[str, object],
+    as_of: datetime,
+    past: Sequence[Event],
+    contributions: list[Contribution],
+    fit_raw: float,
+    intent_raw: float,
+) -> ScoreCard:
     trait_context = _TraitContext(traits, as_of)
-
-    contributions: list[Contribution] = []
-    for fit_rule in definition.fit_rules:
-        if evaluate(fit_rule.when, trait_context):
-            contributions.append(
-                Contribution(fit_rule.id, "fit", fit_rule.points, fit_rule.points, fit_rule.points)
-            )
-    fit_raw = sum(c.points for c in contributions)
-
-    by_name: dict[str, list[Event]] = {}
-    for event in past:
-        by_name.setdefault(event.name, []).append(event)
-    intent_items: list[Contribution] = []
-    for intent_rule in definition.intent_rules:
-        candidates = by_name.get(intent_rule.event)
-        if not candidates:
-            continue
-        item = _intent_contribution(definition, intent_rule, candidates, as_of)
-        if item is not None:
-            intent_items.append(item)
-    contributions.extend(intent_items)
-    intent_raw = sum(c.points for c in intent_items)
-
     fit = _clamp(fit_raw, definition.fit_cap)
     intent = _clamp(intent_raw, definition.intent_cap)
     total_raw = fit + intent

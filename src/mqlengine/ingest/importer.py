@@ -100,7 +100,9 @@ def csv_person_messages(
         effective = dict(mapping) or {c: c for c in columns}
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
-            raise ValueError(f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})")
+            raise ValueError(
+                f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
+            )
         for number, row in enumerate(reader, start=2):
             traits: dict[str, Any] = {}
             user_id = timestamp = None
@@ -140,7 +142,9 @@ def csv_event_messages(
                 effective[name] = name
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
-            raise ValueError(f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})")
+            raise ValueError(
+                f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
+            )
         if "event" not in effective:
             raise ValueError(f"{path}: map a column to 'event' (e.g. --map event=Activity)")
         used = set(effective.values())

@@ -34,7 +34,9 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
     reached = {
         row.to_stage: row.n
         for row in connection.execute(
-            select(stage_history.c.to_stage, func.count(distinct(stage_history.c.person_id)).label("n"))
+            select(
+                stage_history.c.to_stage, func.count(distinct(stage_history.c.person_id)).label("n")
+            )
             .join(persons, persons.c.id == stage_history.c.person_id)
             .where(live)
             .group_by(stage_history.c.to_stage)
@@ -43,7 +45,9 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
     mql_types = {
         (row.mql_type or "unknown"): row.n
         for row in connection.execute(
-            select(stage_history.c.mql_type, func.count(distinct(stage_history.c.person_id)).label("n"))
+            select(
+                stage_history.c.mql_type, func.count(distinct(stage_history.c.person_id)).label("n")
+            )
             .join(persons, persons.c.id == stage_history.c.person_id)
             .where(live, stage_history.c.to_stage == "mql")
             .group_by(stage_history.c.mql_type)
@@ -52,7 +56,9 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
     leads_by_channel = {
         (row.channel or "unknown"): row.n
         for row in connection.execute(
-            select(persons.c.channel, func.count().label("n")).where(live).group_by(persons.c.channel)
+            select(persons.c.channel, func.count().label("n"))
+            .where(live)
+            .group_by(persons.c.channel)
         )
     }
     mqls_by_channel = {
