@@ -83,12 +83,12 @@ EXIT_CODE: dict[type[MqlError], int] = {
 def status_for(error: MqlError) -> int:
     for cls in type(error).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500
 
 
 def exit_code_for(error: MqlError) -> int:
     for cls in type(error).__mro__:
         if cls in EXIT_CODE:
-            return EXIT_CODE[cls]  # type: ignore[index]
+            return EXIT_CODE[cls]
     return 1

@@ -14,6 +14,7 @@ class Settings:
     database_url: str = DEFAULT_URL
     definition_path: Path = Path("mql.yaml")
     write_keys: tuple[str, ...] = field(default_factory=tuple)
+    firmographics_csv: Path | None = None  # MQL_FIRMOGRAPHICS_CSV: domain → company facts
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -23,4 +24,7 @@ class Settings:
             database_url=env.get("MQL_DATABASE_URL", DEFAULT_URL),
             definition_path=Path(env.get("MQL_DEFINITION", "mql.yaml")),
             write_keys=keys,
+            firmographics_csv=Path(env["MQL_FIRMOGRAPHICS_CSV"])
+            if env.get("MQL_FIRMOGRAPHICS_CSV")
+            else None,
         )

@@ -49,11 +49,17 @@ class ImportKind(StrEnum):
 def main_options(
     database: Annotated[
         str | None,
-        typer.Option("--database", "-d", help="Database URL (default: $MQL_DATABASE_URL or sqlite:///mql.db)."),
+        typer.Option(
+            "--database",
+            "-d",
+            help="Database URL (default: $MQL_DATABASE_URL or sqlite:///mql.db).",
+        ),
     ] = None,
     definition: Annotated[
         Path | None,
-        typer.Option("--definition", help="Definition file (default: $MQL_DEFINITION or ./mql.yaml)."),
+        typer.Option(
+            "--definition", help="Definition file (default: $MQL_DEFINITION or ./mql.yaml)."
+        ),
     ] = None,
 ) -> None:
     state.database_url = database
@@ -102,7 +108,9 @@ def init(
     if path.exists() and not force:
         fail(f"{path} already exists (use --force to overwrite)")
     shutil.copyfile(TEMPLATE, path)
-    console.print(f"wrote {path}; check it with [bold]mql validate {path}[/] and [bold]mql test {path}[/]")
+    console.print(
+        f"wrote {path}; check it with [bold]mql validate {path}[/] and [bold]mql test {path}[/]"
+    )
 
 
 def _definition_path(path: Path | None) -> Path:
@@ -112,7 +120,9 @@ def _definition_path(path: Path | None) -> Path:
 @app.command()
 @handle_errors
 def validate(
-    path: Annotated[Path | None, typer.Argument(help="Definition file (default ./mql.yaml).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Definition file (default ./mql.yaml).")
+    ] = None,
 ) -> None:
     """Check a definition file; errors name file:line:col."""
     from mqlengine.definition.compiler import load_definition
@@ -133,7 +143,9 @@ def validate(
 @app.command("test")
 @handle_errors
 def test_definition(
-    path: Annotated[Path | None, typer.Argument(help="Definition file (default ./mql.yaml).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Definition file (default ./mql.yaml).")
+    ] = None,
 ) -> None:
     """Run the example leads in the definition's `tests:` section."""
     from mqlengine.definition.compiler import load_definition
@@ -154,8 +166,20 @@ def test_definition(
     for r in results:
         mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
         details = "; ".join(r.failures) if r.failures else (r.card.mql_type or "lead")
-        table.add_row(mark, r.name, f"{r.card.fit:.1f}", f"{r.card.intent:.1f}", f"{r.card.total:.1f}", details)
+        table.add_row(
+            mark,
+            r.name,
+            f"{r.card.fit:.1f}",
+            f"{r.card.intent:.1f}",
+            f"{r.card.total:.1f}",
+            details,
+        )
     console.print(table)
+    for r in results:
+        for failure in r.failures:
+            err_console.print(
+                f"FAIL {r.name}: {failure}", style="red", highlight=False, soft_wrap=True
+            )
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
     if failed:
@@ -165,11 +189,18 @@ def test_definition(
 @app.command("import")
 @handle_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="JSONL of Segment messages, or CSV of persons/events.")],
-    kind: Annotated[ImportKind, typer.Option(help="What the file holds (auto: by extension; CSV needs --kind).")] = ImportKind.auto,
+    file: Annotated[
+        Path, typer.Argument(help="JSONL of Segment messages, or CSV of persons/events.")
+    ],
+    kind: Annotated[
+        ImportKind, typer.Option(help="What the file holds (auto: by extension; CSV needs --kind).")
+    ] = ImportKind.auto,
     mapping: Annotated[
         list[str] | None,
-        typer.Option("--map", help="Column mapping target=Source Column (repeatable), e.g. --map email='E-mail'."),
+        typer.Option(
+            "--map",
+            help="Column mapping target=Source Column (repeatable), e.g. --map email='E-mail'.",
+        ),
     ] = None,
     show: Annotated[int, typer.Option(help="How many bad rows to list.")] = 20,
 ) -> None:
@@ -202,14 +233,22 @@ def import_(
     pipeline = Pipeline(eng.definition().definition)
     with _progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=None)
-        report = run_import(eng.db, pipeline, rows, now=_now(), progress=lambda n: bar.advance(task, n))
+        report = run_import(
+            eng.db, pipeline, rows, now=_now(), progress=lambda n: bar.advance(task, n)
+        )
     console.print(
         f"{report.rows} rows: {report.accepted} loaded, {report.duplicates} duplicates skipped, "
-        f"{len(report.problems)} rejected; {len(report.persons)} persons touched, {report.mqls} new MQLs",
+        f"{len(report.problems)} rejected; {len(report.persons)} persons touched, "
+        f"{report.mqls} new MQLs",
         highlight=False,
     )
     for problem in report.problems[:show]:
-        err_console.print(f"{file}:{problem.row}: {problem.reason}", style="yellow", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"{file}:{problem.row}: {problem.reason}",
+            style="yellow",
+            highlight=False,
+            soft_wrap=True,
+        )
     if len(report.problems) > show:
         err_console.print(f"… and {len(report.problems) - show} more", style="yellow")
     if report.problems and report.accepted == 0:
@@ -219,7 +258,9 @@ def import_(
 @app.command()
 @handle_errors
 def score(
-    as_of: Annotated[str | None, typer.Option(help="Score as of this ISO time (default: now).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Score as of this ISO time (default: now).")
+    ] = None,
 ) -> None:
     """Rescore every person with the definition in force (applies stage changes)."""
     from mqlengine.batch.rescore import rescore_all
@@ -235,7 +276,11 @@ def score(
     with _progress() as bar:
         task = bar.add_task("scoring", total=total)
         report = rescore_all(
-            eng.db, loaded.definition, now=_now(), as_of=moment, progress=lambda n: bar.advance(task, n)
+            eng.db,
+            loaded.definition,
+            now=_now(),
+            as_of=moment,
+            progress=lambda n: bar.advance(task, n),
         )
     console.print(
         f"scored {report.persons} persons with {loaded.definition.version}: "
@@ -248,7 +293,9 @@ def score(
 @handle_errors
 def leads(
     stage: Annotated[str | None, typer.Option(help="Only this stage (lead, mql, sal, …).")] = None,
-    since: Annotated[str | None, typer.Option(help="Stage changed at or after this ISO time.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Stage changed at or after this ISO time.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
@@ -271,8 +318,20 @@ def leads(
         sys.stdout.write(buffer.getvalue())
         return
     table = Table()
-    for column in ("id", "email", "stage", "type", "fit", "intent", "total", "channel", "stage changed"):
-        table.add_column(column, justify="right" if column in ("id", "fit", "intent", "total") else "left")
+    for column in (
+        "id",
+        "email",
+        "stage",
+        "type",
+        "fit",
+        "intent",
+        "total",
+        "channel",
+        "stage changed",
+    ):
+        table.add_column(
+            column, justify="right" if column in ("id", "fit", "intent", "total") else "left"
+        )
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -293,7 +352,9 @@ def leads(
 def explain(
     person_id: Annotated[int, typer.Argument(help="Person id (see `mql leads`).")],
     format: Annotated[ExplainFormat, typer.Option("--format", "-f")] = ExplainFormat.text,
-    as_of: Annotated[str | None, typer.Option(help="Explain the score as of this ISO time.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Explain the score as of this ISO time.")
+    ] = None,
 ) -> None:
     """Show why a person has its score and stage: every rule, event and cap."""
     from mqlengine.domain.explain import card_to_dict, explain_lines
@@ -306,8 +367,14 @@ def explain(
         detail = person_detail(connection, definition, person_id, as_of=moment)
     card = detail.card
     if format is ExplainFormat.json:
-        payload = {"person": detail.person, "score_card": card_to_dict(card), "stage_history": detail.history}
-        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+        payload = {
+            "person": detail.person,
+            "score_card": card_to_dict(card),
+            "stage_history": detail.history,
+        }
+        sys.stdout.write(
+            orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+        )
         return
     p = detail.person
     console.print(
@@ -322,7 +389,8 @@ def explain(
         for h in detail.history:
             console.print(
                 f"  {h['changed_at'][:19]}  {h['from_stage'] or '-':>12} → {h['to_stage']:<12} "
-                f"{h['reason']} by {h['actor']}" + (f" [{h['definition_version']}]" if h.get("definition_version") else ""),
+                f"{h['reason']} by {h['actor']}"
+                + (f" [{h['definition_version']}]" if h.get("definition_version") else ""),
                 highlight=False,
             )
 
@@ -362,7 +430,8 @@ def demo(
     _print_summary(eng)
     console.print(
         f"demo: {report.messages:,} messages for {report.persons:,} persons in {elapsed:.1f} s "
-        f"(generate {report.seconds.get('generate', 0):.1f} s, ingest {report.seconds.get('ingest', 0):.1f} s, "
+        f"(generate {report.seconds.get('generate', 0):.1f} s, "
+        f"ingest {report.seconds.get('ingest', 0):.1f} s, "
         f"rescore {report.seconds.get('rescore', 0):.1f} s) into {eng.db.url}",
         highlight=False,
     )
@@ -390,8 +459,19 @@ def _print_summary(eng: object) -> None:
     stages.add_column("stage")
     stages.add_column("now", justify="right")
     stages.add_column("ever reached", justify="right")
-    for stage in ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified"):
-        stages.add_row(stage, f"{summary.stages.get(stage, 0):,}", f"{summary.reached.get(stage, 0):,}")
+    for stage in (
+        "lead",
+        "mql",
+        "sal",
+        "sql",
+        "opportunity",
+        "customer",
+        "nurture",
+        "disqualified",
+    ):
+        stages.add_row(
+            stage, f"{summary.stages.get(stage, 0):,}", f"{summary.reached.get(stage, 0):,}"
+        )
     console.print(stages)
     types = Table(title=f"MQLs by type ({summary.ever_mql:,} persons ever MQL)")
     types.add_column("type")
@@ -403,8 +483,23 @@ def _print_summary(eng: object) -> None:
     for column in ("channel", "leads", "MQLs", "MQL rate"):
         channels.add_column(column, justify="left" if column == "channel" else "right")
     for row in summary.mql_by_channel:
-        channels.add_row(row["channel"], f"{row['leads']:,}", f"{row['mqls']:,}", f"{row['mql_rate']:.1%}")
+        channels.add_row(
+            row["channel"], f"{row['leads']:,}", f"{row['mqls']:,}", f"{row['mql_rate']:.1%}"
+        )
     console.print(channels)
+
+
+from mqlengine.cli import serve as _serve  # noqa: E402
+
+_serve.register(app)
+
+from mqlengine.cli import handoff as _handoff  # noqa: E402
+
+_handoff.register(app)
+
+from mqlengine.cli import report as _report  # noqa: E402
+
+_report.register(app)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pydantic
 
+from mqlengine.definition.handoff import compile_handoff
 from mqlengine.definition.schema import (
     AllCondition,
     AnyCondition,
@@ -25,7 +26,6 @@ from mqlengine.definition.yamlsource import Path, SourceMap, YamlProblem, load_y
 from mqlengine.domain.conditions import (
     AllOf,
     AnyOf,
-    Compare,
     Condition,
     EventSeen,
     Not,
@@ -34,15 +34,20 @@ from mqlengine.domain.conditions import (
     ScoreAtLeast,
     ScoreField,
     Subject,
+    make_compare,
 )
 from mqlengine.domain.rules import (
+    VALIDATION_CHECKS,
+    CheckAction,
     Definition,
     FitRule,
     Gate,
+    IdentityPolicy,
     IntentRule,
     Qualify,
     QualifyPath,
     Repeat,
+    ValidationPolicy,
 )
 from mqlengine.errors import DefinitionError
 
@@ -64,7 +69,10 @@ def _resolve(loc: tuple[int | str, ...], data: Any) -> Path:
     current = data
     for part in loc:
         key: str | int = "in" if part == "in_" else "not" if part == "not_" else part
-        if (isinstance(current, dict) and key in current) or (isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current)):
+        if isinstance(current, dict) and key in current:
+            current = current[key]
+            path.append(key)
+        elif isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current):
             current = current[key]
             path.append(key)
         elif (
@@ -136,7 +144,8 @@ class _Compiler:
         if subject not in allowed:
             self.error(
                 path,
-                f"'{subject}' conditions are not allowed here (allowed: {', '.join(sorted(allowed))})",
+                f"'{subject}' conditions are not allowed here "
+                f"(allowed: {', '.join(sorted(allowed))})",
             )
         if subject in ("trait", "property"):
             op = Op(spec.operator_key())
@@ -146,7 +155,7 @@ class _Compiler:
             pattern = re.compile(value) if op is Op.REGEX else None
             name = spec.trait if subject == "trait" else spec.property
             assert name is not None
-            return Compare(Subject(subject), name, op, value, pattern)
+            return make_compare(Subject(subject), name, op, value, pattern)
         if subject == "rule":
             assert spec.rule is not None
             return RuleEarned(spec.rule)
@@ -165,17 +174,19 @@ class _Compiler:
             if rule_id in seen_ids:
                 self.error(
                     (*path, "id"),
-                    f"duplicate {kind} id '{rule_id}' (first at {self.source.where(seen_ids[rule_id])})",
+                    f"duplicate {kind} id '{rule_id}' "
+                    f"(first at {self.source.where(seen_ids[rule_id])})",
                 )
             else:
                 seen_ids[rule_id] = (*path, "id")
 
         fit_rules = []
-        for i, r in enumerate(spec.fit.rules):
+        path: Path
+        for i, f in enumerate(spec.fit.rules):
             path = ("fit", "rules", i)
-            unique(r.id, path, "rule")
-            when = self.condition(r.when, (*path, "when"), {"trait"})
-            fit_rules.append(FitRule(r.id, when, r.points, r.description))
+            unique(f.id, path, "rule")
+            when = self.condition(f.when, (*path, "when"), {"trait"})
+            fit_rules.append(FitRule(f.id, when, f.points, f.description))
         intent_rules = []
         for i, r in enumerate(spec.intent.rules):
             path = ("intent", "rules", i)
@@ -199,7 +210,8 @@ class _Compiler:
                 )
             )
         gate_ids: dict[str, Path] = {}
-        exclusions, requirements = [], []
+        exclusions: list[Gate] = []
+        requirements: list[Gate] = []
         for section, target in (("exclude", exclusions), ("require", requirements)):
             for i, g in enumerate(getattr(spec, section)):
                 path = (section, i)
@@ -250,8 +262,10 @@ class _Compiler:
             if best < q.threshold:
                 self.error(
                     ("qualify", "threshold"),
-                    f"threshold {q.threshold:g} can never be reached (fit cap + intent cap = {best:g})",
+                    f"threshold {q.threshold:g} can never be reached "
+                    f"(fit cap + intent cap = {best:g})",
                 )
+        routing, sla = compile_handoff(self, spec, rule_ids, {*path_types, q.default_type})
         if self.errors:
             raise DefinitionError(
                 f"{len(self.errors)} problem(s) in {self.source.filename}", diagnostics=self.errors
@@ -283,6 +297,17 @@ class _Compiler:
                 "disqualify": tuple(spec.reasons.disqualify),
                 "lost": tuple(spec.reasons.lost),
             },
+            validation=ValidationPolicy(
+                checks=tuple(
+                    (name, CheckAction(getattr(spec.validation, name)))
+                    for name in VALIDATION_CHECKS
+                ),
+                honeypot_fields=tuple(spec.validation.honeypot_fields),
+                min_form_seconds=spec.validation.min_form_seconds,
+            ),
+            identity=IdentityPolicy(gmail_normalize=spec.identity.gmail_normalize),
+            routing=routing,
+            sla=sla,
         )
 
 

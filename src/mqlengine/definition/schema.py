@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -214,6 +215,64 @@ class ReasonsSpec(Strict):
 Duration = Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(s|m|h|d|w)$")]
 
 
+# --- handoff: routing and SLA -------------------------------------------------------------
+
+Strategy = Literal["round_robin", "weighted_by_capacity", "least_loaded"]
+
+
+class RoutingRuleSpec(Strict):
+    """First match wins: ``mql_types`` (any of) and ``when`` (traits, rules, scores)."""
+
+    id: Identifier
+    team: Identifier
+    strategy: Strategy = "round_robin"
+    mql_types: list[Identifier] = Field(default_factory=list)
+    when: Condition | None = None
+    account_owner: bool = True  # stickiness: the account's owner first, if available
+    territory: bool = False  # only reps whose territory covers the lead's country
+    require_on_shift: bool = False  # nobody on shift → fallback queue
+    description: str = ""
+
+
+class RoutingSpec(Strict):
+    rules: list[RoutingRuleSpec] = Field(default_factory=list)
+    fallback: Identifier
+    regions: dict[Identifier, list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]]] = Field(
+        default_factory=dict
+    )
+
+
+EscalationName = Literal["notify_manager", "reassign"]
+
+
+def _notify_manager() -> list[EscalationName]:
+    return ["notify_manager"]
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun", "weekdays", "every_day"]
+
+
+class CalendarSpec(Strict):
+    timezone: str = Field(min_length=1)
+    hours: dict[Weekday, list[str]] = Field(min_length=1)
+    holidays: list[date] = Field(default_factory=list)
+
+
+class SlaPolicySpec(Strict):
+    id: Identifier
+    first_touch_within: Duration
+    calendar: Identifier = "always"
+    mql_types: list[Identifier] = Field(default_factory=list)
+    when: Condition | None = None
+    escalate: list[EscalationName] = Field(default_factory=lambda: _notify_manager())
+    max_reassignments: int = Field(default=1, ge=0, le=10)
+
+
+class SlaSpec(Strict):
+    calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
+    policies: list[SlaPolicySpec] = Field(default_factory=list)
+
+
 class TestEventSpec(Strict):
     event: str = Field(min_length=1)
     properties: dict[str, Any] = Field(default_factory=dict)
@@ -238,6 +297,41 @@ class DefinitionTestSpec(Strict):
     expect: ExpectSpec
 
 
+CheckActionName = Literal["reject", "flag", "ignore"]
+
+
+class ValidationSpec(Strict):
+    """Per check of the ingest validate step: reject the message, flag the person, or ignore."""
+
+    invalid_email: CheckActionName = "flag"
+    disposable: CheckActionName = "flag"
+    free_mail: CheckActionName = "flag"
+    role_account: CheckActionName = "flag"
+    edu_domain: CheckActionName = "flag"
+    bot: CheckActionName = "flag"
+    honeypot: CheckActionName = "flag"
+    too_fast: CheckActionName = "flag"
+    honeypot_fields: list[str] = Field(
+        default_factory=lambda: ["website_url_confirm", "hp", "honeypot"]
+    )
+    min_form_seconds: float = Field(default=3.0, ge=0)
+
+
+class IdentitySpec(Strict):
+    gmail_normalize: bool = False
+
+
+class HealthSpec(Strict):
+    """Rules of thumb for the funnel's health alerts (``mql report health``, dashboard)."""
+
+    window_days: int = Field(default=90, ge=1, le=3650)
+    min_mql_to_sql: float = Field(default=0.20, ge=0, le=1)
+    min_acceptance: float = Field(default=0.70, ge=0, le=1)
+    min_sla_compliance: float = Field(default=0.90, ge=0, le=1)
+    speed_to_lead_hours: float = Field(default=24, gt=0)
+    min_mqls: int = Field(default=20, ge=0)
+
+
 class DefinitionSpec(Strict):
     version: str = Field(min_length=1, max_length=100)
     description: str = ""
@@ -249,9 +343,12 @@ class DefinitionSpec(Strict):
     qualify: QualifySpec
     stages: list[Literal[STAGES]] = Field(default_factory=lambda: list(STAGES))  # type: ignore[valid-type]
     reasons: ReasonsSpec = Field(default_factory=ReasonsSpec)
-    routing: dict[str, Any] | None = None
-    sla: list[dict[str, Any]] | None = None
+    routing: RoutingSpec | None = None
+    sla: SlaSpec | None = None
     tests: list[DefinitionTestSpec] = Field(default_factory=list)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    identity: IdentitySpec = Field(default_factory=IdentitySpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
 
     @field_validator("stages")
     @classmethod

@@ -18,6 +18,7 @@ from sqlalchemy import MetaData, select
 
 from mqlengine.batch.rescore import rescore_all
 from mqlengine.demo.generator import DemoDataset, SalesStep, generate
+from mqlengine.demo.sales_team import check_sla, setup_sales_team
 from mqlengine.domain.lifecycle import Stage
 from mqlengine.engine import Engine
 from mqlengine.errors import ConflictError, MqlError
@@ -38,6 +39,7 @@ class DemoReport:
     messages: int = 0
     mqls: int = 0
     feedback: int = 0
+    breaches: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -88,6 +90,7 @@ def run_demo(
     report.messages = len(data.messages)
     loaded = engine.use_template()
     definition = loaded.definition
+    setup_sales_team(engine, now=now, start=now - timedelta(days=days))
     cache = EventCache()
     pipeline = Pipeline(definition, cache=cache)
 
@@ -113,8 +116,14 @@ def run_demo(
                 if change.to_stage is Stage.MQL:
                     new_mqls.append((person_id, change.at))
         if day % 7 == 6:
+            # the nightly job: decay may drop MQLs below the hysteresis band
             weekly = rescore_all(
-                engine.db, definition, now=now, as_of=min(day_end, now), cache=cache
+                engine.db,
+                definition,
+                now=now,
+                as_of=min(day_end, now),
+                cache=cache,
+                stages=("mql", "nurture"),
             )
             report.mqls += weekly.mqls_entered
         if new_mqls:
@@ -126,8 +135,11 @@ def run_demo(
                     continue
                 plans[person_id] = plan
                 sequence += 1
-                heapq.heappush(queue, (at + timedelta(hours=plan[0].after_hours), sequence, person_id, 0))
+                heapq.heappush(
+                    queue, (at + timedelta(hours=plan[0].after_hours), sequence, person_id, 0)
+                )
         report.feedback += _apply_due(engine, definition, queue, plans, min(day_end, now), now)
+        report.breaches += check_sla(engine, definition, until=min(day_end, now))
         if progress:
             progress("days", day + 1, total_days)
     report.seconds["ingest"] = time.perf_counter() - step_started
@@ -136,8 +148,10 @@ def run_demo(
     final = rescore_all(engine.db, definition, now=now, cache=cache)
     report.mqls += final.mqls_entered
     report.feedback += _apply_due(engine, definition, queue, plans, now, now)
+    report.breaches += check_sla(engine, definition, until=now)
     report.seconds["rescore"] = time.perf_counter() - step_started
     report.persons = final.persons
+    load_demo_spend(engine, data, now=now)
     return report
 
 
@@ -156,25 +170,39 @@ def _apply_due(
         while queue and queue[0][0] <= until:
             due, seq, person_id, index = heapq.heappop(queue)
             step = plans[person_id][index]
-            if step.action != "touch":
-                try:
-                    apply_feedback(
-                        connection,
-                        definition,
-                        person_id,
-                        step.action,
-                        actor="demo-sales",
-                        at=due,
-                        now=now,
-                        reason=step.reason,
-                        amount=step.amount,
-                    )
-                    applied += 1
-                except ConflictError:
-                    continue  # the lead moved on (e.g. decayed back to lead): plan ends
-                except MqlError:
-                    continue
+            # every step, touch included (the first touch stops the SLA clock)
+            try:
+                apply_feedback(
+                    connection,
+                    definition,
+                    person_id,
+                    step.action,
+                    actor="demo-sales",
+                    at=due,
+                    now=now,
+                    reason=step.reason,
+                    amount=step.amount,
+                )
+                applied += 1
+            except ConflictError:
+                continue  # the lead moved on (e.g. decayed back to lead): plan ends
+            except MqlError:
+                continue
             if index + 1 < len(plans[person_id]):
                 nxt = plans[person_id][index + 1]
-                heapq.heappush(queue, (due + timedelta(hours=nxt.after_hours), seq, person_id, index + 1))
+                heapq.heappush(
+                    queue, (due + timedelta(hours=nxt.after_hours), seq, person_id, index + 1)
+                )
     return applied
+
+
+# --------------------------------------------------------------------------- spend (reports)
+
+
+def load_demo_spend(engine: Engine, data: DemoDataset, *, now: datetime) -> int:
+    """Store the generator's spend per channel/campaign/month, so cost per MQL and CAC
+    reports have numbers (same path as `mql spend import`)."""
+    from mqlengine.reports.spend import load_spend_dicts
+
+    with engine.db.begin() as connection:
+        return load_spend_dicts(connection, data.spend, source="demo", now=now)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mqlengine.domain.conditions import Condition
+from mqlengine.domain.routing import RoutingConfig
+from mqlengine.domain.sla import SlaConfig
 
 
 class Repeat(StrEnum):
@@ -66,6 +68,52 @@ class Qualify:
     default_type: str = "score"
 
 
+class CheckAction(StrEnum):
+    """What the ingest validate step does when a check fires."""
+
+    REJECT = "reject"  # the message is refused (reported per index, quarantined)
+    FLAG = "flag"  # stored; the flag is visible on the person and usable in exclusions
+    IGNORE = "ignore"  # stored; the check leaves no trace
+
+
+# Checks the validate step knows, with what they do unless the definition says otherwise.
+VALIDATION_CHECKS: dict[str, CheckAction] = {
+    "invalid_email": CheckAction.FLAG,
+    "disposable": CheckAction.FLAG,
+    "free_mail": CheckAction.FLAG,
+    "role_account": CheckAction.FLAG,
+    "edu_domain": CheckAction.FLAG,
+    "bot": CheckAction.FLAG,
+    "honeypot": CheckAction.FLAG,
+    "too_fast": CheckAction.FLAG,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationPolicy:
+    """Per check: reject, flag or ignore; plus the form checks' parameters."""
+
+    checks: tuple[tuple[str, CheckAction], ...] = tuple(VALIDATION_CHECKS.items())
+    honeypot_fields: tuple[str, ...] = ("website_url_confirm", "hp", "honeypot")
+    min_form_seconds: float = 3.0
+
+    def action(self, check: str) -> CheckAction:
+        for name, action in self.checks:
+            if name == check:
+                return action
+        return VALIDATION_CHECKS.get(check, CheckAction.FLAG)
+
+    def checks_with(self, action: CheckAction) -> frozenset[str]:
+        return frozenset(name for name in VALIDATION_CHECKS if self.action(name) is action)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPolicy:
+    """How identities are normalised before they are compared."""
+
+    gmail_normalize: bool = False  # fold Gmail dots/+tags and provider +tags
+
+
 @dataclass(frozen=True, slots=True)
 class Definition:
     version: str
@@ -81,6 +129,10 @@ class Definition:
     qualify: Qualify
     stages: tuple[str, ...]
     reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    routing: RoutingConfig | None = None
+    sla: SlaConfig | None = None
+    validation: ValidationPolicy = field(default_factory=ValidationPolicy)
+    identity: IdentityPolicy = field(default_factory=IdentityPolicy)
 
     def intent_half_life(self, rule: IntentRule) -> float:
         return self.half_life_days if rule.half_life_days is None else rule.half_life_days

@@ -5,7 +5,8 @@ Identities are (kind, value) pairs — ``user_id``, ``anonymous_id``, ``email``,
 belong to several persons proves they are one: they are merged deterministically into the
 oldest (lowest id), the move is recorded in ``merges`` so it can be undone, and the survivor
 is rescored from the union of events (never by adding scores). Two persons that each carry
-a *different* user id are never merged: a shared browser is not the same human.
+a *different* user id are never merged: a shared browser is not the same human, and two
+persons whose merge was undone (``mql unmerge``) are never merged again automatically.
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy import Connection, and_, or_, select, tuple_, update
 
-from mqlengine.ingest.emailcheck import check_email
 from mqlengine.ingest.messages import Message
 from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
+from mqlengine.ingest.validation import cached_check_email
 from mqlengine.store import repo
+from mqlengine.store.dialect import IdAllocator
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
 
 Key = tuple[str, str]
 STRONG = "user_id"
+# Built once: SQLAlchemy caches their compiled form, so a row costs a few microseconds.
+_INSERT_PERSON = persons.insert()
+_INSERT_IDENTITY = identities.insert()
+_INSERT_HISTORY = stage_history.insert()
 
 
 def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Key]:
@@ -40,7 +46,7 @@ def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Ke
         traits = message.traits
         email = traits.get("email")
         if isinstance(email, str) and email.strip():
-            check = check_email(email, gmail_normalize=gmail_normalize)
+            check = cached_check_email(email, gmail_normalize)
             if check.valid and check.normalized:
                 keys.append(("email", check.normalized))
         phone = traits.get("phone")
@@ -70,6 +76,11 @@ class IdentityGraph:
         self.user_ids: dict[int, set[str]] = {}
         self.merged: list[tuple[int, int]] = []  # (survivor, merged)
         self.survivor_of: dict[int, int] = {}
+        # Written in bulk by flush() (before a merge reads them, and at the end of a batch).
+        self.pending_persons: list[dict[str, Any]] = []
+        self.pending_identities: list[dict[str, Any]] = []
+        self.pending_history: list[dict[str, Any]] = []
+        self._ids: IdAllocator | None = None
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         wanted = sorted({k for k in keys if k not in self.owner})
@@ -79,6 +90,18 @@ class IdentityGraph:
             )
             for row in self.connection.execute(query):
                 self.owner[(row.kind, row.value)] = row.person_id
+        # the user ids of every person found, in one go (resolve() asks about them)
+        owners = sorted({pid for pid in self.owner.values() if pid not in self.user_ids})
+        for part in repo.chunks(owners):
+            for pid in part:
+                self.user_ids[pid] = set()
+            found = self.connection.execute(
+                select(identities.c.person_id, identities.c.value).where(
+                    identities.c.person_id.in_(part), identities.c.kind == STRONG
+                )
+            )
+            for hit in found:
+                self.user_ids[hit.person_id].add(hit.value)
 
     def _user_ids_of(self, person_id: int) -> set[str]:
         if person_id not in self.user_ids:
@@ -91,55 +114,82 @@ class IdentityGraph:
         return self.user_ids[person_id]
 
     def _attach(self, person_id: int, key: Key) -> None:
-        if self.owner.get(key) == person_id:
-            return
         if key in self.owner:
-            return  # owned by someone we chose not to merge with
-        self.connection.execute(
-            identities.insert().values(
-                person_id=person_id, kind=key[0], value=key[1], created_at=self.now
-            )
+            return  # ours already, or owned by someone we chose not to merge with
+        self.pending_identities.append(
+            {"person_id": person_id, "kind": key[0], "value": key[1], "created_at": self.now}
         )
         self.owner[key] = person_id
         if key[0] == STRONG:
             self._user_ids_of(person_id).add(key[1])
 
+    def flush(self) -> None:
+        """Write the persons, identities and history rows collected so far (one statement
+        each; persons first, the others refer to them)."""
+        if self.pending_persons:
+            self.connection.execute(_INSERT_PERSON, self.pending_persons)
+            self.pending_persons = []
+        if self.pending_identities:
+            for row in self.pending_identities:
+                row["person_id"] = self.live(row["person_id"])
+            self.connection.execute(_INSERT_IDENTITY, self.pending_identities)
+            self.pending_identities = []
+        if self.pending_history:
+            self.connection.execute(_INSERT_HISTORY, self.pending_history)
+            self.pending_history = []
+
     def create_person(self, message: Message, channel: dict[str, Any]) -> int:
+        """A new person with an id allocated now; the row is written by :meth:`flush`."""
         at = message.timestamp
-        result = self.connection.execute(
-            persons.insert().values(
-                traits={},
-                profile={},
-                flags=[],
-                first_seen_at=at,
-                last_seen_at=at,
-                stage="lead",
-                stage_changed_at=at,
-                created_at=self.now,
-                updated_at=self.now,
-                **channel,
-            )
+        if self._ids is None:
+            self._ids = IdAllocator(self.connection, persons)
+        person_id = self._ids.next()
+        self.pending_persons.append(
+            {
+                "id": person_id,
+                "traits": {},
+                "profile": {},
+                "flags": [],
+                "first_seen_at": at,
+                "last_seen_at": at,
+                "stage": "lead",
+                "stage_changed_at": at,
+                "created_at": self.now,
+                "updated_at": self.now,
+                "row_version": 1,
+                "channel": channel.get("channel"),
+                "source": channel.get("source"),
+                "campaign": channel.get("campaign"),
+            }
         )
-        person_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         self.user_ids[person_id] = set()
-        self.connection.execute(
-            stage_history.insert().values(
-                person_id=person_id,
-                from_stage=None,
-                to_stage="lead",
-                changed_at=at,
-                reason="created",
-                actor="system",
-                reactivated=False,
-                recorded_at=self.now,
-            )
+        self.pending_history.append(
+            {
+                "person_id": person_id,
+                "from_stage": None,
+                "to_stage": "lead",
+                "changed_at": at,
+                "reason": "created",
+                "actor": "system",
+                "action": None,
+                "definition_version": None,
+                "mql_type": None,
+                "reactivated": False,
+                "amount": None,
+                "score_card": None,
+                "recorded_at": self.now,
+            }
         )
         return person_id
 
     def resolve(self, message: Message, keys: list[Key], channel: dict[str, Any]) -> int:
         """The person this message belongs to, creating or merging as the keys prove."""
         owners = sorted({self.owner[k] for k in keys if k in self.owner})
-        if message.user_id and message.type != "alias" and ("user_id", message.user_id) not in self.owner:
+        if (
+            message.user_id
+            and message.type != "alias"
+            and ("user_id", message.user_id) not in self.owner
+        ):
             # A new user id can claim anonymous history, not a person who is someone else.
             owners = [o for o in owners if not self._user_ids_of(o)]
         if not owners:
@@ -164,19 +214,41 @@ class IdentityGraph:
             mine, theirs = self._user_ids_of(survivor), self._user_ids_of(other)
             if mine and theirs and not (mine & theirs) and message.type != "alias":
                 continue  # conflicting user ids: keep them apart
+            if self._split_before(survivor, other):
+                continue  # a person said these are two people: respect the unmerge
             first, second = sorted((survivor, other))
             self.merge(first, second, reason=f"{message.type}:{message.message_id}")
             survivor = first
         return survivor
 
+    def _split_before(self, a: int, b: int) -> bool:
+        undone = self.connection.execute(
+            select(merges.c.id)
+            .where(
+                merges.c.undone_at.is_not(None),
+                or_(
+                    and_(merges.c.survivor_id == a, merges.c.merged_id == b),
+                    and_(merges.c.survivor_id == b, merges.c.merged_id == a),
+                ),
+            )
+            .limit(1)
+        ).first()
+        return undone is not None
+
     def merge(self, survivor: int, merged: int, *, reason: str) -> None:
         """Move everything of ``merged`` to ``survivor`` and record what moved."""
+        self.flush()
         conn = self.connection
         identity_ids = [
-            r.id for r in conn.execute(select(identities.c.id).where(identities.c.person_id == merged))
+            r.id
+            for r in conn.execute(select(identities.c.id).where(identities.c.person_id == merged))
         ]
-        event_ids = [r.id for r in conn.execute(select(events.c.id).where(events.c.person_id == merged))]
-        conn.execute(update(identities).where(identities.c.person_id == merged).values(person_id=survivor))
+        event_ids = [
+            r.id for r in conn.execute(select(events.c.id).where(events.c.person_id == merged))
+        ]
+        conn.execute(
+            update(identities).where(identities.c.person_id == merged).values(person_id=survivor)
+        )
         conn.execute(update(events).where(events.c.person_id == merged).values(person_id=survivor))
         rows = repo.persons_by_id(conn, [survivor, merged])
         keep, gone = rows[survivor], rows[merged]
@@ -192,6 +264,22 @@ class IdentityGraph:
                 values[column] = gone[column]
         if gone["first_seen_at"] < keep["first_seen_at"] and gone["channel"]:
             values.update(channel=gone["channel"], source=gone["source"], campaign=gone["campaign"])
+        # What the survivor had before, for the columns this merge changes: an unmerge
+        # puts back what still holds the merged person's value.
+        before = {
+            column: _plain(keep[column])
+            for column in (
+                "account_id",
+                "email",
+                "channel",
+                "source",
+                "campaign",
+                "first_seen_at",
+                "last_seen_at",
+            )
+            if column in values and values[column] != keep[column]
+        }
+        after = {column: _plain(values[column]) for column in before}
         repo.bump_person(conn, survivor, values)
         repo.bump_person(conn, merged, {"merged_into": survivor, "updated_at": self.now})
         conn.execute(
@@ -199,7 +287,12 @@ class IdentityGraph:
                 survivor_id=survivor,
                 merged_id=merged,
                 reason=reason,
-                moved={"identities": identity_ids, "events": event_ids},
+                moved={
+                    "identities": identity_ids,
+                    "events": event_ids,
+                    "survivor_before": before,
+                    "survivor_after": after,
+                },
                 merged_at=self.now,
             )
         )
@@ -208,10 +301,15 @@ class IdentityGraph:
                 self.owner[key] = survivor
         self.user_ids[survivor] = self._user_ids_of(survivor) | self.user_ids.pop(merged, set())
         self.merged.append((survivor, merged))
-        for gone, kept in list(self.survivor_of.items()):
+        for earlier, kept in list(self.survivor_of.items()):
             if kept == merged:
-                self.survivor_of[gone] = survivor
+                self.survivor_of[earlier] = survivor
         self.survivor_of[merged] = survivor
 
     def live(self, person_id: int) -> int:
         return self.survivor_of.get(person_id, person_id)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a column value (times as ISO strings)."""
+    return value.isoformat() if isinstance(value, datetime) else value

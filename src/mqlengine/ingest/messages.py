@@ -99,9 +99,7 @@ def content_message_id(raw: Mapping[str, Any]) -> str:
     return f"sha256-{digest[:40]}"
 
 
-def parse_message(
-    raw: Any, *, received_at: datetime, default_type: str | None = None
-) -> Message:
+def parse_message(raw: Any, *, received_at: datetime, default_type: str | None = None) -> Message:
     """Validate one Segment message. Raises :class:`MessageError` naming the field."""
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")

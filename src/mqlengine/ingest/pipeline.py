@@ -7,31 +7,33 @@ Bad messages are reported per index and never stop the good ones.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+import orjson
+from sqlalchemy import Connection, bindparam, select, update
 
 from mqlengine.domain.lifecycle import StageChange
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event
-from mqlengine.ingest.emailcheck import check_email
 from mqlengine.ingest.identity import IdentityGraph, identity_keys
 from mqlengine.ingest.messages import Message, MessageError, parse_message
 from mqlengine.ingest.profile import build_profile, deep_merge
-from mqlengine.ingest.signals import check_form, is_bot_user_agent
+from mqlengine.ingest.validation import cached_check_email, check_message, ignored_flags
 from mqlengine.services.qualify import EventCache, Outcome, rescore
 from mqlengine.store import repo
 from mqlengine.store.dialect import insert_ignoring_conflicts
 from mqlengine.store.tables import accounts, events, persons
+from mqlengine.store.tables_ingest import quarantine
 
 if TYPE_CHECKING:
     from mqlengine.ingest.firmographics import Enricher
 
 PAID_MEDIUMS = {"cpc", "ppc", "paid", "paidsearch", "paid_search", "display", "cpm"}
+# A person's e-mail domain names their company, except for these kinds of mailbox.
+NO_ACCOUNT_FLAGS = frozenset({"free_mail", "disposable", "edu_domain", "invalid"})
 SOCIAL_SOURCES = {"linkedin", "facebook", "twitter", "x", "instagram", "reddit", "tiktok"}
 
 
@@ -41,11 +43,13 @@ class Rejection:
     message_id: str | None
     field: str
     reason: str
+    code: str = "invalid_message"  # or "rejected_by_check" (the definition's validation)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "messageId": self.message_id,
+            "code": self.code,
             "field": self.field,
             "reason": self.reason,
         }
@@ -56,6 +60,7 @@ class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    duplicate_indexes: list[int] = field(default_factory=list)
     persons: set[int] = field(default_factory=set)
     outcomes: list[Outcome] = field(default_factory=list)
     merges: list[tuple[int, int]] = field(default_factory=list)
@@ -96,11 +101,6 @@ def channel_of(message: Message) -> dict[str, Any]:
     return result
 
 
-@functools.lru_cache(maxsize=4096)
-def _bot(user_agent: str) -> bool:
-    return is_bot_user_agent(user_agent)  # the pattern list is long; user agents repeat
-
-
 def _follow(
     updates: dict[int, Any], live: Callable[[int], int], combine: Callable[[Any, Any], Any]
 ) -> dict[int, Any]:
@@ -112,6 +112,23 @@ def _follow(
     return result
 
 
+_PERSON_UPDATE = (
+    update(persons)
+    .where(persons.c.id == bindparam("b_id"))
+    .values(
+        traits=bindparam("b_traits"),
+        flags=bindparam("b_flags"),
+        profile=bindparam("b_profile"),
+        email=bindparam("b_email"),
+        account_id=bindparam("b_account_id"),
+        channel=bindparam("b_channel"),
+        last_seen_at=bindparam("b_last_seen_at"),
+        updated_at=bindparam("b_updated_at"),
+        row_version=persons.c.row_version + 1,
+    )
+)
+
+
 class Pipeline:
     """Ingests batches of Segment messages against one definition."""
 
@@ -119,29 +136,76 @@ class Pipeline:
         self,
         definition: Definition,
         *,
-        enricher: Enricher | None = None,
+        enricher: Enricher | Sequence[Enricher] | None = None,
         cache: EventCache | None = None,
-        gmail_normalize: bool = False,
+        gmail_normalize: bool | None = None,
     ) -> None:
+        """``enricher``: one or several providers, asked in order (the first that knows a
+        domain wins). ``gmail_normalize`` defaults to the definition's ``identity:``."""
         self.definition = definition
-        self.enricher = enricher
+        if enricher is None:
+            self.enrichers: tuple[Enricher, ...] = ()
+        elif isinstance(enricher, Sequence):
+            self.enrichers = tuple(enricher)
+        else:
+            self.enrichers = (enricher,)
         self.cache = cache
-        self.gmail_normalize = gmail_normalize
+        self.gmail_normalize = (
+            definition.identity.gmail_normalize if gmail_normalize is None else gmail_normalize
+        )
+        self.ignore_flags = ignored_flags(definition.validation)
+
+    @property
+    def enricher(self) -> Enricher | None:
+        return self.enrichers[0] if self.enrichers else None
 
     def parse(
         self, raw_messages: Sequence[Any], received_at: datetime, default_type: str | None = None
-    ) -> tuple[list[tuple[int, Message]], list[Rejection]]:
-        good: list[tuple[int, Message]] = []
+    ) -> tuple[list[tuple[int, Message, frozenset[str]]], list[Rejection]]:
+        """Parse and validate: (index, message, signal flags) for good ones, rejections."""
+        good: list[tuple[int, Message, frozenset[str]]] = []
         bad: list[Rejection] = []
+        policy = self.definition.validation
         for index, raw in enumerate(raw_messages):
             try:
-                good.append(
-                    (index, parse_message(raw, received_at=received_at, default_type=default_type))
-                )
+                message = parse_message(raw, received_at=received_at, default_type=default_type)
             except MessageError as error:
                 message_id = raw.get("messageId") if isinstance(raw, dict) else None
+                if not isinstance(message_id, str):
+                    message_id = None
                 bad.append(Rejection(index, message_id, error.field, error.reason))
+                continue
+            verdict = check_message(message, policy, gmail_normalize=self.gmail_normalize)
+            if verdict.rejection is not None:
+                where, reason = verdict.rejection
+                bad.append(Rejection(index, message.message_id, where, reason, "rejected_by_check"))
+                continue
+            good.append((index, message, verdict.flags))
         return good, bad
+
+    def enrich(self, domain: str) -> Mapping[str, Any] | None:
+        for provider in self.enrichers:
+            found = provider.enrich(domain)
+            if found:
+                return found
+        return None
+
+    def profile_for(
+        self,
+        traits: Mapping[str, Any],
+        flags: Sequence[str],
+        account: Any,
+    ) -> dict[str, Any]:
+        """The scoring profile of a person: traits + title parsing + account + firmographics."""
+        domain = account["domain"] if account is not None else None
+        return build_profile(
+            traits,
+            account_traits=(account["traits"] if account is not None else None),
+            signal_flags=sorted(flags),
+            firmographics=self.enrich(domain) if domain else None,
+            gmail_normalize=self.gmail_normalize,
+            ignore_flags=self.ignore_flags,
+        )
 
     def ingest(
         self,
@@ -151,16 +215,21 @@ class Pipeline:
         now: datetime,
         score_as_of: str = "arrival",
         default_type: str | None = None,
+        quarantine_endpoint: str | None = None,
     ) -> BatchResult:
         """Ingest on the caller's transaction. ``score_as_of``: ``arrival`` scores at ``now``
-        (real time); ``event`` scores each person as of its newest event (history import)."""
+        (real time); ``event`` scores each person as of its newest event (history import).
+        With ``quarantine_endpoint``, rejected messages are kept in the quarantine table
+        (same transaction) under that endpoint name."""
         parsed, rejected = self.parse(raw_messages, now, default_type)
         result = BatchResult(rejected=rejected)
+        if rejected and quarantine_endpoint is not None:
+            quarantine_rejections(connection, raw_messages, rejected, quarantine_endpoint, now)
         if not parsed:
             return result
 
         # dedupe: already stored, or repeated inside this batch
-        ids = [m.message_id for _, m in parsed]
+        ids = [m.message_id for _, m, _ in parsed]
         seen: set[str] = set()
         for part in repo.chunks(ids):
             seen.update(
@@ -169,24 +238,25 @@ class Pipeline:
                     select(events.c.message_id).where(events.c.message_id.in_(part))
                 )
             )
-        fresh: list[Message] = []
-        for _, message in parsed:
+        fresh: list[tuple[Message, frozenset[str]]] = []
+        for index, message, signal_flags in parsed:
             if message.message_id in seen:
                 result.duplicates += 1
+                result.duplicate_indexes.append(index)
                 continue
             seen.add(message.message_id)
-            fresh.append(message)
+            fresh.append((message, signal_flags))
 
         graph = IdentityGraph(connection, now)
-        keyed = [(m, identity_keys(m, gmail_normalize=self.gmail_normalize)) for m in fresh]
-        graph.prefetch(k for _, ks in keyed for k in ks)
+        keyed = [(m, identity_keys(m, gmail_normalize=self.gmail_normalize), f) for m, f in fresh]
+        graph.prefetch(k for _, ks, _ in keyed for k in ks)
 
         event_rows: list[dict[str, Any]] = []
         touched: dict[int, datetime] = {}
         trait_updates: dict[int, dict[str, Any]] = {}
         flag_updates: dict[int, set[str]] = {}
         groups: dict[int, Message] = {}
-        for message, keys in keyed:
+        for message, keys, flags in keyed:
             person_id = graph.resolve(message, keys, channel_of(message))
             if message.traits and message.type != "group":
                 trait_updates[person_id] = deep_merge(
@@ -194,13 +264,14 @@ class Pipeline:
                 )
             if message.type == "group":
                 groups[person_id] = message
-            flags = self._signal_flags(message)
             if flags:
                 flag_updates.setdefault(person_id, set()).update(flags)
             previous = touched.get(person_id)
             if previous is None or message.timestamp > previous:
                 touched[person_id] = message.timestamp
-            properties = message.traits if message.type in ("identify", "group") else message.properties
+            properties = (
+                message.traits if message.type in ("identify", "group") else message.properties
+            )
             event_rows.append(
                 {
                     "message_id": message.message_id,
@@ -220,6 +291,7 @@ class Pipeline:
                     person_id,
                     Event(message.message_id, message.name, message.timestamp, message.properties),
                 )
+        graph.flush()
         result.merges = list(graph.merged)
         for survivor, merged in graph.merged:
             touched.pop(merged, None)
@@ -237,22 +309,19 @@ class Pipeline:
         insert_ignoring_conflicts(connection, events, event_rows, ["message_id"])
         result.accepted = len(event_rows)
 
-        self._update_people(connection, touched, trait_updates, flag_updates, groups, now)
+        current = self._update_people(connection, touched, trait_updates, flag_updates, groups, now)
         as_of = touched if score_as_of == "event" else None
         result.outcomes = rescore(
-            connection, self.definition, list(touched), now=now, as_of=as_of, cache=self.cache
+            connection,
+            self.definition,
+            list(touched),
+            now=now,
+            as_of=as_of,
+            cache=self.cache,
+            known_rows=current,
         )
         result.persons = set(touched)
         return result
-
-    def _signal_flags(self, message: Message) -> set[str]:
-        flags: set[str] = set()
-        user_agent = message.context.get("userAgent")
-        if isinstance(user_agent, str) and _bot(user_agent):
-            flags.add("bot")
-        if message.type == "track" and message.properties:
-            flags.update(check_form(message.properties))
-        return flags
 
     def _update_people(
         self,
@@ -262,20 +331,23 @@ class Pipeline:
         flag_updates: dict[int, set[str]],
         groups: dict[int, Message],
         now: datetime,
-    ) -> None:
+    ) -> dict[int, dict[str, Any]]:
+        """Apply trait, flag, account and profile changes; returns the persons' rows as
+        they now stand in this transaction."""
         rows = repo.persons_by_id(connection, touched)
         for person_id, message in groups.items():
             account_id = self._group_account(connection, message, now)
             repo.bump_person(connection, person_id, {"account_id": account_id})
         rows = repo.persons_by_id(connection, touched) if groups else rows
         account_rows = repo.accounts_by_id(connection, [r["account_id"] for r in rows.values()])
+        updates: list[dict[str, Any]] = []
+        current: dict[int, dict[str, Any]] = {}
+        domain_accounts: dict[str, int] = {}
         for person_id, last_event in touched.items():
             row = rows.get(person_id)
             if row is None:
                 continue
             values: dict[str, Any] = {}
-            if last_event > row["last_seen_at"]:
-                values["last_seen_at"] = last_event
             traits = row["traits"] or {}
             if person_id in trait_updates:
                 traits = deep_merge(traits, trait_updates[person_id])
@@ -290,28 +362,46 @@ class Pipeline:
             account_id = row["account_id"]
             email = traits.get("email")
             if isinstance(email, str) and email.strip() and person_id in trait_updates:
-                check = check_email(email, gmail_normalize=self.gmail_normalize)
+                check = cached_check_email(email, self.gmail_normalize)
                 values["email"] = check.normalized or email.strip().lower()
-                if account_id is None and check.valid and check.domain:
-                    if not check.flags & {"free_mail", "disposable", "edu_domain", "invalid"}:
-                        account_id = self._domain_account(connection, check.domain, traits, now)
-                        values["account_id"] = account_id
+                if (
+                    account_id is None
+                    and check.valid
+                    and check.domain
+                    and not check.flags & NO_ACCOUNT_FLAGS
+                ):
+                    known = domain_accounts.get(check.domain)
+                    if known is None:
+                        known = self._domain_account(connection, check.domain, traits, now)
+                        domain_accounts[check.domain] = known
+                    account_id = known
+                    values["account_id"] = account_id
+                    if account_id not in account_rows:
                         account_rows.update(repo.accounts_by_id(connection, [account_id]))
+            # The profile depends on traits, flags and the account, not on activity times.
             if values or person_id in groups or row["profile"] == {}:
                 account = account_rows.get(account_id) if account_id is not None else None
-                firmographics = None
-                domain = account["domain"] if account is not None else None
-                if self.enricher is not None and domain:
-                    firmographics = self.enricher.enrich(domain)
-                values["profile"] = build_profile(
-                    traits,
-                    account_traits=(account["traits"] if account is not None else None),
-                    signal_flags=sorted(flags),
-                    firmographics=firmographics,
-                    gmail_normalize=self.gmail_normalize,
-                )
-                values["updated_at"] = now
-                repo.bump_person(connection, person_id, values)
+                values["profile"] = self.profile_for(traits, sorted(flags), account)
+            last_seen = max(last_event, row["last_seen_at"])
+            current[person_id] = {**row, **values, "last_seen_at": last_seen}
+            if not values and last_seen == row["last_seen_at"]:
+                continue
+            updates.append(
+                {
+                    "b_id": person_id,
+                    "b_traits": values.get("traits", row["traits"]),
+                    "b_flags": values.get("flags", row["flags"]),
+                    "b_profile": values.get("profile", row["profile"]),
+                    "b_email": values.get("email", row["email"]),
+                    "b_account_id": values.get("account_id", row["account_id"]),
+                    "b_channel": values.get("channel", row["channel"]),
+                    "b_last_seen_at": last_seen,
+                    "b_updated_at": now,
+                }
+            )
+        if updates:
+            connection.execute(_PERSON_UPDATE, updates)
+        return current
 
     def _domain_account(
         self, connection: Connection, domain: str, traits: Mapping[str, Any], now: datetime
@@ -323,7 +413,9 @@ class Pipeline:
         name = company.get("name") if isinstance(company, Mapping) else company
         account_traits: dict[str, Any] = {}
         if isinstance(company, Mapping):
-            account_traits = {k: company[k] for k in ("name", "industry", "employees") if k in company}
+            account_traits = {
+                k: company[k] for k in ("name", "industry", "employees") if k in company
+            }
         insert_ignoring_conflicts(
             connection,
             accounts,
@@ -338,7 +430,11 @@ class Pipeline:
             ],
             ["domain"],
         )
-        return int(connection.execute(select(accounts.c.id).where(accounts.c.domain == domain)).scalar_one())
+        return int(
+            connection.execute(
+                select(accounts.c.id).where(accounts.c.domain == domain)
+            ).scalar_one()
+        )
 
     def _group_account(self, connection: Connection, message: Message, now: datetime) -> int:
         group_id = message.group_id
@@ -378,3 +474,49 @@ class Pipeline:
             )
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+QUARANTINE_PAYLOAD_LIMIT = 64 * 1024
+
+
+def quarantine_rows(
+    raw_messages: Sequence[Any],
+    rejected: Sequence[Rejection],
+    endpoint: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    rows = []
+    for rejection in rejected:
+        raw = raw_messages[rejection.index]
+        try:
+            payload = orjson.dumps(raw).decode()
+        except TypeError:
+            payload = repr(raw)
+        truncated = len(payload) > QUARANTINE_PAYLOAD_LIMIT
+        rows.append(
+            {
+                "received_at": now,
+                "endpoint": endpoint,
+                "code": rejection.code,
+                "field": rejection.field[:255] or None,
+                "reason": rejection.reason,
+                "message_index": rejection.index,
+                "message_id": (rejection.message_id or None) and rejection.message_id[:255],
+                "payload": payload[:QUARANTINE_PAYLOAD_LIMIT],
+                "truncated": int(truncated),
+            }
+        )
+    return rows
+
+
+def quarantine_rejections(
+    connection: Connection,
+    raw_messages: Sequence[Any],
+    rejected: Sequence[Rejection],
+    endpoint: str,
+    now: datetime,
+) -> None:
+    """Keep rejected messages for inspection, on the caller's transaction."""
+    rows = quarantine_rows(raw_messages, rejected, endpoint, now)
+    if rows:
+        connection.execute(quarantine.insert(), rows)

@@ -7,11 +7,11 @@ records where each derived value came from, so explanations can tell the two apa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from mqlengine.ingest.emailcheck import check_email
 from mqlengine.ingest.titles import parse_title
+from mqlengine.ingest.validation import cached_check_email
 
 # Flags that mark a lead as spam for the definition's exclusions.
 SPAM_SIGNALS = frozenset({"disposable", "honeypot", "too_fast", "invalid", "bot"})
@@ -48,23 +48,26 @@ def build_profile(
     signal_flags: Sequence[str] = (),
     firmographics: Mapping[str, Any] | None = None,
     gmail_normalize: bool = False,
+    ignore_flags: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Derive the scoring profile from raw traits. Pure; cheap enough to run per identify."""
+    """Derive the scoring profile from raw traits. Pure; cheap enough to run per identify.
+
+    ``ignore_flags``: flags the definition's ``validation:`` section set to ``ignore``.
+    """
     profile: dict[str, Any] = dict(traits)
     enriched: dict[str, str] = {}
     flags: set[str] = set(signal_flags)
 
     email_raw = traits.get("email")
     if isinstance(email_raw, str) and email_raw.strip():
-        check = check_email(email_raw, gmail_normalize=gmail_normalize)
+        check = cached_check_email(email_raw, gmail_normalize)
         profile["email"] = check.normalized or email_raw.strip().lower()
         if check.domain:
             profile["email_domain"] = check.domain
             enriched["email_domain"] = "email"
-        profile["email_flags"] = sorted(check.flags)
-        flags.update(check.flags)
-        if not check.valid:
-            flags.add("invalid")
+        email_flags = set(check.flags) - set(ignore_flags)
+        profile["email_flags"] = sorted(email_flags)
+        flags.update(email_flags)
     else:
         profile["email_flags"] = []
 
@@ -100,6 +103,7 @@ def build_profile(
             else:
                 profile["company"] = fill_missing(company, account_company)
 
+    flags -= set(ignore_flags)
     if flags & SPAM_SIGNALS:
         flags.add("spam")
     profile["flags"] = sorted(flags)

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from mqlengine.domain.lifecycle import Action, Refusal, Stage, StageChange, decide_on_feedback
 from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConflictError, NotFoundError, ValidationError
+from mqlengine.services.handoff import record_touch
 from mqlengine.services.qualify import apply_stage_change
 from mqlengine.store import repo
 
@@ -25,7 +26,10 @@ def apply_feedback(
     reason: str | None = None,
     amount: float | None = None,
 ) -> StageChange | None:
-    """Apply one feedback action. Raises NotFound / Validation / Conflict errors."""
+    """Apply one feedback action. Raises NotFound / Validation / Conflict errors.
+
+    ``touch`` records a touch (the first one stops the SLA clock) and returns None.
+    """
     try:
         verb = Action(action)
     except ValueError:
@@ -51,9 +55,16 @@ def apply_feedback(
         if decision.code in ("reason_required", "unknown_reason"):
             raise ValidationError(decision.message, details={"code": decision.code})
         raise ConflictError(decision.message, details={"code": decision.code})
+    if verb is not Action.REOPEN:
+        # any sales action on the lead is (at least) a touch: it stops the SLA clock
+        record_touch(
+            connection, definition, live_id, actor=actor, action=verb.value, at=at, now=now
+        )
     if decision is None:
         return None
-    if not apply_stage_change(connection, live_id, decision, recorded_at=now, amount=amount):
+    if not apply_stage_change(
+        connection, live_id, decision, recorded_at=now, amount=amount, definition=definition
+    ):
         raise ConflictError(
             f"person {person_id} changed stage concurrently; reload and retry",
             details={"code": "concurrent_change"},

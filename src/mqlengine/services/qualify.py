@@ -17,11 +17,24 @@ from sqlalchemy import Connection, bindparam, update
 from mqlengine.domain.explain import card_to_dict, rule_points
 from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
 from mqlengine.domain.rules import Definition
-from mqlengine.domain.scoring import Event, ScoreCard, score
+from mqlengine.domain.scoring import Event, ScoreCard, Scorer
+from mqlengine.services.handoff import on_stage_change
 from mqlengine.store import repo
 from mqlengine.store.tables import persons
 
 SNAPSHOT_MIN_DELTA = 0.5
+_SCORERS: dict[tuple[str, str], Scorer] = {}
+
+
+def scorer_for(definition: Definition) -> Scorer:
+    """One long-lived :class:`Scorer` per definition, so event matching is memoised."""
+    key = (definition.version, definition.content_hash)
+    found = _SCORERS.get(key)
+    if found is None or found.definition is not definition:
+        if len(_SCORERS) >= 4:
+            _SCORERS.clear()
+        found = _SCORERS[key] = Scorer(definition)
+    return found
 
 
 class EventCache:
@@ -94,8 +107,12 @@ def apply_stage_change(
     card: ScoreCard | None = None,
     amount: float | None = None,
     extra: Mapping[str, Any] | None = None,
+    definition: Definition | None = None,
 ) -> bool:
     """Move a person if it is still in ``change.from_stage``; False when someone else did.
+
+    With ``definition``, the handoff runs on the same transaction: outbox rows for the
+    change, and routing + SLA deadline for a new MQL (:mod:`mqlengine.services.handoff`).
 
     The conditional UPDATE makes each stage change happen exactly once even with several
     writers: the loser of a race updates no row and records nothing.
@@ -136,6 +153,10 @@ def apply_stage_change(
         amount=amount,
         score_card=card_to_dict(card) if card is not None else None,
     )
+    if definition is not None:
+        on_stage_change(
+            connection, definition, person_id, change, recorded_at=recorded_at, card=card
+        )
     return True
 
 
@@ -148,13 +169,23 @@ def rescore(
     as_of: Mapping[int, datetime] | None = None,
     cache: EventCache | None = None,
     lifecycle: bool = True,
+    known_rows: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[Outcome]:
-    """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions."""
+    """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions.
+
+    ``known_rows``: current person rows the caller already holds (same transaction), so
+    they are not read again."""
     ids = sorted(set(person_ids))
     outcomes: list[Outcome] = []
     cooldown = definition.qualify.recycle_cooldown_days
+    scorer = scorer_for(definition)
     for part in repo.chunks(ids):
-        rows = repo.persons_by_id(connection, part)
+        rows: dict[int, Any] = {}
+        if known_rows is not None:
+            rows = {pid: known_rows[pid] for pid in part if pid in known_rows}
+        missing = [pid for pid in part if pid not in rows]
+        if missing:
+            rows.update(repo.persons_by_id(connection, missing))
         events_by_person = _events_for(connection, [p for p in part if p in rows], cache)
         score_rows: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
@@ -163,7 +194,7 @@ def rescore(
             if row is None or row["merged_into"] is not None:
                 continue
             moment = as_of.get(pid, now) if as_of else now
-            card = score(definition, row["profile"] or {}, events_by_person.get(pid, []), moment)
+            card = scorer.score(row["profile"] or {}, events_by_person.get(pid, []), moment)
             change = None
             if lifecycle:
                 change = decide_on_score(
@@ -186,7 +217,7 @@ def rescore(
             changed_stage = False
             if change is not None:
                 changed_stage = apply_stage_change(
-                    connection, pid, change, recorded_at=now, card=card
+                    connection, pid, change, recorded_at=now, card=card, definition=definition
                 )
             if (
                 changed_stage

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -22,6 +23,14 @@ from sqlalchemy.pool import NullPool
 from mqlengine.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns are written with orjson: several times faster than the stdlib."""
+    return orjson.dumps(value, option=_JSON_OPTIONS, default=str).decode()
+
+
 DEFAULT_URL = "sqlite:///mql.db"
 
 
@@ -81,6 +90,8 @@ class Database:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
             kwargs["pool_pre_ping"] = True
+        kwargs["json_serializer"] = _json_dumps
+        kwargs["json_deserializer"] = orjson.loads
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -78,6 +78,11 @@ persons = Table(
     Column("row_version", Integer, nullable=False, default=1),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # handoff (migration 0003): current owner, first-touch deadline, first touch
+    Column("owner_rep_id", Id, nullable=True, index=True),
+    Column("owner_team", String(64), nullable=True),
+    Column("sla_due_at", UTCDateTime(), nullable=True),
+    Column("first_touch_at", UTCDateTime(), nullable=True),
 )
 
 identities = Table(

@@ -11,7 +11,7 @@ config = context.config
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///mql.db")
         with engine.begin() as connection:
             context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
             context.run_migrations()

@@ -1,0 +1,75 @@
+"""Sales feedback: ``POST /v1/persons/{id}/feedback`` closes the loop from sales to scoring.
+
+Illegal moves answer 409 with the allowed stages; unknown or missing reason codes 400.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mqlengine.api.auth import require_key
+from mqlengine.engine import Engine, utcnow
+from mqlengine.errors import ValidationError
+from mqlengine.services.feedback import apply_feedback
+from mqlengine.services.handoff import current_assignment
+from mqlengine.store import repo
+
+router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_key)])
+
+ActionName = Literal[
+    "touch", "accept", "reject", "recycle", "disqualify", "convert", "won", "lost", "reopen"
+]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: ActionName
+    reason: str | None = Field(default=None, max_length=64)
+    amount: float | None = Field(default=None, ge=0)
+    actor: str = Field(default="api", min_length=1, max_length=255)
+    at: datetime | None = None  # when it happened (default: now)
+
+
+@router.post("/persons/{person_id}/feedback", summary="Record sales feedback on a lead")
+def post_feedback(person_id: int, body: FeedbackIn, request: Request) -> dict[str, Any]:
+    engine: Engine = request.app.state.engine
+    definition = engine.definition().definition
+    now = utcnow()
+    at = body.at or now
+    if at.tzinfo is None:
+        raise ValidationError("'at' needs a time zone (e.g. 2026-11-20T12:00:00Z)")
+    if at > now:
+        raise ValidationError("'at' is in the future")
+    with engine.db.begin() as connection:
+        change = apply_feedback(
+            connection,
+            definition,
+            person_id,
+            body.action,
+            actor=body.actor,
+            at=at,
+            now=now,
+            reason=body.reason,
+            amount=body.amount,
+        )
+        live = repo.live_person_id(connection, person_id)
+        person = repo.get_person(connection, live)
+        assignment = current_assignment(connection, live)
+    assert person is not None
+    return {
+        "person_id": live,
+        "action": body.action,
+        "stage": person["stage"],
+        "changed": change is not None,
+        "from_stage": change.from_stage.value if change else None,
+        "to_stage": change.to_stage.value if change else None,
+        "first_touch_at": person["first_touch_at"].isoformat()
+        if person["first_touch_at"]
+        else None,
+        "assignment_status": assignment["status"] if assignment is not None else None,
+    }

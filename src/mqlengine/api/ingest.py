@@ -1,0 +1,259 @@
+"""Segment's HTTP Tracking API: ``POST /v1/batch``, ``/v1/identify``, ``/v1/track`` …
+
+What a client can rely on:
+
+* ``200 {"success": true}`` means every accepted message is committed (and its person
+  rescored and qualified) — RudderStack's SDK treats any other 2xx as a failure.
+* A repeated ``messageId`` is a no-op with the same answer, so SDK retries never
+  double-count intent.
+* In a batch, bad messages are listed per index (``rejected``) while the good ones are
+  stored; every rejected payload is kept in the quarantine table (``mql quarantine``).
+* Errors are JSON ``{code, message, details}``: 400 bad JSON / every message invalid,
+  401 wrong or missing write key, 413 over Segment's limits, 422 valid JSON of the wrong
+  shape, 429 over the key's rate limit, 503 the writer is overloaded or stopping.
+
+The hot path avoids per-message pydantic: bodies are parsed with orjson and validated
+by :func:`mqlengine.ingest.messages.parse_message` inside the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from mqlengine.api.auth import WriteKeys, key_from_header, unauthorized
+from mqlengine.api.groupcommit import GroupCommitter, Job, Overloaded, Stopped
+from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
+from mqlengine.ingest.messages import TYPES
+from mqlengine.ingest.pipeline import QUARANTINE_PAYLOAD_LIMIT
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+SUCCESS = orjson.dumps({"success": True})
+
+
+class RateLimiter:
+    """A token bucket per write key (events per second, with a burst of one second)."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.rate = per_second
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str, events: int) -> bool:
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        tokens, at = self._buckets.get(key, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - at) * self.rate)
+        if tokens < events and tokens < self.rate:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - events, now)
+        return True
+
+
+@dataclass
+class IngestState:
+    keys: WriteKeys
+    committer: GroupCommitter
+    limiter: RateLimiter
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _quarantine_body(
+    endpoint: str, code: str, reason: str, body: bytes, field: str | None = None
+) -> dict[str, Any]:
+    text = body[:QUARANTINE_PAYLOAD_LIMIT].decode("utf-8", errors="replace")
+    return {
+        "received_at": datetime.now(UTC),
+        "endpoint": endpoint,
+        "code": code,
+        "field": field,
+        "reason": reason,
+        "message_index": None,
+        "message_id": None,
+        "payload": text,
+        "truncated": int(len(body) > QUARANTINE_PAYLOAD_LIMIT),
+    }
+
+
+async def _refuse(
+    state: IngestState, endpoint: str, error: ApiError, body: bytes, field: str | None = None
+) -> ApiError:
+    """Keep an authenticated but unusable body in quarantine, then return the error."""
+    row = _quarantine_body(endpoint, error.code, error.message, body, field)
+    with contextlib.suppress(Overloaded, Stopped):
+        await state.committer.ingest(Job([], endpoint, quarantine=[row]))
+    return error
+
+
+def _merge_batch_level(messages: list[Any], payload: dict[str, Any]) -> None:
+    """Batch-level ``sentAt``/``context`` (Segment's python SDK, analytics.js) apply to
+    every message that does not carry its own."""
+    sent_at = payload.get("sentAt")
+    context = payload.get("context")
+    if sent_at is None and not isinstance(context, dict):
+        return
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if sent_at is not None and "sentAt" not in message:
+            message["sentAt"] = sent_at
+        if isinstance(context, dict) and context:
+            own = message.get("context")
+            if own is None:
+                message["context"] = dict(context)
+            elif isinstance(own, dict):
+                message["context"] = {**context, **own}
+
+
+async def handle(request: Request, endpoint: str) -> Response:
+    state: IngestState = request.app.state.ingest
+    limit = MAX_BATCH_BYTES if endpoint == "batch" else MAX_MESSAGE_BYTES
+    header_key = key_from_header(request.headers.get("authorization"))
+    if header_key is not None and not state.keys.valid(header_key):
+        raise unauthorized()
+    body = await read_body(request, limit)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        if header_key is None:
+            raise unauthorized("missing write key (and the body is not JSON)") from None
+        bad = ApiError(400, "invalid_json", f"body is not valid JSON: {error}")
+        raise await _refuse(state, endpoint, bad, body) from None
+    key = header_key
+    if key is None:
+        body_key = payload.get("writeKey") if isinstance(payload, dict) else None
+        if not isinstance(body_key, str) or not state.keys.valid(body_key):
+            raise unauthorized()
+        key = body_key
+    if not isinstance(payload, dict):
+        shape = ApiError(422, "invalid_shape", "the body must be a JSON object")
+        raise await _refuse(state, endpoint, shape, body)
+
+    if endpoint == "batch":
+        messages = payload.get("batch")
+        if not isinstance(messages, list):
+            shape = ApiError(422, "invalid_shape", "a batch body needs a 'batch' array")
+            raise await _refuse(state, endpoint, shape, body, "batch")
+        _merge_batch_level(messages, payload)
+    else:
+        payload.pop("writeKey", None)
+        payload["type"] = endpoint
+        messages = [payload]
+    if not messages:
+        return Response(SUCCESS, media_type="application/json")
+    if not state.limiter.allow(key, len(messages)):
+        raise ApiError(
+            429, "rate_limited", "too many events for this write key", headers={"Retry-After": "1"}
+        )
+
+    # Per-message size: only a body over 32 KB can hold an oversized message.
+    oversize: dict[int, int] = {}
+    if endpoint == "batch" and len(body) > MAX_MESSAGE_BYTES:
+        for index, message in enumerate(messages):
+            size = len(orjson.dumps(message))
+            if size > MAX_MESSAGE_BYTES:
+                oversize[index] = size
+    kept = [m for i, m in enumerate(messages) if i not in oversize] if oversize else messages
+    quarantined = []
+    for index, size in oversize.items():
+        message = messages[index]
+        row = _quarantine_body(
+            endpoint,
+            "too_large",
+            f"message is {size} bytes, over the {MAX_MESSAGE_BYTES // 1024} KB limit",
+            orjson.dumps(message),
+        )
+        row["message_index"] = index
+        message_id = message.get("messageId") if isinstance(message, dict) else None
+        row["message_id"] = message_id[:255] if isinstance(message_id, str) else None
+        quarantined.append(row)
+
+    try:
+        result = await state.committer.ingest(Job(kept, endpoint, quarantine=quarantined))
+    except Overloaded as error:
+        raise ApiError(503, "overloaded", str(error), headers={"Retry-After": "1"}) from None
+    except Stopped as error:
+        raise ApiError(503, "unavailable", str(error), headers={"Retry-After": "5"}) from None
+
+    rejected = [r.to_dict() for r in result.rejected]
+    if oversize:
+        index_of = [i for i in range(len(messages)) if i not in oversize]
+        for item in rejected:
+            item["index"] = index_of[item["index"]]
+        for index, row in zip(oversize, quarantined, strict=True):
+            rejected.append(
+                {
+                    "index": index,
+                    "messageId": row["message_id"],
+                    "code": "too_large",
+                    "field": "",
+                    "reason": row["reason"],
+                }
+            )
+        rejected.sort(key=lambda r: r["index"])
+    if rejected and len(rejected) == len(messages):
+        first = rejected[0]
+        status = 413 if all(r["code"] == "too_large" for r in rejected) else 400
+        message = f"{first['field']}: {first['reason']}" if first["field"] else str(first["reason"])
+        if endpoint == "batch":
+            message = f"all {len(messages)} messages were rejected (first: {message})"
+        raise ApiError(status, "invalid_message", message, rejected)
+    if rejected:
+        return _json({"success": True, "rejected": rejected})
+    return Response(SUCCESS, media_type="application/json")
+
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "A Segment spec message (or {batch: [...]} for /v1/batch). "
+                    "Authenticate with Basic auth (write key as user name) or 'writeKey'. "
+                    "Content-Encoding: gzip is accepted.",
+                    "additionalProperties": True,
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {"description": "Committed: {success: true[, rejected: [...]]}"},
+        "400": {"description": "Bad JSON or every message invalid"},
+        "401": {"description": "Missing or unknown write key"},
+        "413": {"description": "Over 32 KB per message / 500 KB per batch"},
+        "422": {"description": "JSON of the wrong shape"},
+        "429": {"description": "Rate limited"},
+        "503": {"description": "Writer overloaded or stopping; retry"},
+    },
+}
+
+
+def _route(endpoint: str) -> None:
+    async def ingest_endpoint(request: Request) -> Response:
+        return await handle(request, endpoint)
+
+    ingest_endpoint.__name__ = f"ingest_{endpoint}"
+    router.add_api_route(
+        f"/{endpoint}",
+        ingest_endpoint,
+        methods=["POST"],
+        summary=f"Segment {endpoint}",
+        openapi_extra=_BODY_DOC,
+        response_class=Response,
+    )
+
+
+for _endpoint in ("batch", *TYPES):
+    _route(_endpoint)

@@ -1,0 +1,90 @@
+"""Teams and reps (the people routing chooses from), over the library in services/reps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mqlengine.api.auth import require_key
+from mqlengine.engine import Engine, utcnow
+from mqlengine.services import reps as service
+
+router = APIRouter(prefix="/v1", tags=["reps"], dependencies=[Depends(require_key)])
+Key = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
+
+
+class TeamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    manager_name: str | None = None
+    manager_email: str | None = None
+
+
+class RepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    team: str | None = None
+    name: str | None = None
+    email: str | None = None
+    timezone: str | None = None
+    capacity_per_day: int | None = Field(default=None, ge=0)
+    working_hours: dict[str, list[str]] | None = None
+    territories: list[str] | None = None
+    active: bool | None = None
+
+
+class AbsenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    starts_at: datetime
+    ends_at: datetime
+    note: str | None = None
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+@router.get("/teams", summary="Teams with their managers and rep counts")
+def get_teams(request: Request) -> dict[str, Any]:
+    with _engine(request).db.read() as connection:
+        return {"teams": service.list_teams(connection)}
+
+
+@router.put("/teams/{name}", summary="Create or update a team")
+def put_team(name: str, body: TeamIn, request: Request) -> dict[str, Any]:
+    with _engine(request).db.begin() as connection:
+        return service.upsert_team(
+            connection,
+            name,
+            now=utcnow(),
+            manager_name=body.manager_name,
+            manager_email=body.manager_email,
+        )
+
+
+@router.get("/reps", summary="Reps with today's load and availability")
+def get_reps(request: Request) -> dict[str, Any]:
+    with _engine(request).db.read() as connection:
+        return {"reps": service.list_reps(connection, now=utcnow())}
+
+
+@router.get("/reps/{key}", summary="One rep")
+def get_rep(key: str, request: Request) -> dict[str, Any]:
+    with _engine(request).db.read() as connection:
+        return service.rep_detail(connection, key, now=utcnow())
+
+
+@router.put("/reps/{key}", summary="Create a rep (team required) or change fields of one")
+def put_rep(key: str, body: RepIn, request: Request) -> dict[str, Any]:
+    with _engine(request).db.begin() as connection:
+        return service.upsert_rep(connection, key, now=utcnow(), **body.model_dump())
+
+
+@router.post("/reps/{key}/absences", summary="Record an out-of-office period", status_code=201)
+def post_absence(key: str, body: AbsenceIn, request: Request) -> dict[str, Any]:
+    with _engine(request).db.begin() as connection:
+        return service.add_absence(
+            connection, key, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note
+        )

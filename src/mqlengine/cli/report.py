@@ -1,0 +1,487 @@
+"""`mql report …`, `mql spend import` and `mql history import`: thin shells over reports/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+
+report_app = typer.Typer(
+    help="Funnel reports: funnel, cohorts, channels, sla, velocity, …", no_args_is_help=True
+)
+spend_app = typer.Typer(help="Marketing spend (for cost per MQL and CAC).", no_args_is_help=True)
+history_app = typer.Typer(
+    help="Historical leads with outcomes (CRM history).", no_args_is_help=True
+)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="From this date/time (ISO, inclusive).")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Up to this date/time (ISO, exclusive).")
+]
+ByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="Break down by channel, source, campaign, mql_type, definition_version, team, rep "
+        "or cohort.",
+    ),
+]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f")]
+ChannelOpt = Annotated[str | None, typer.Option("--channel", help="Only this channel.")]
+CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+TzOpt = Annotated[str, typer.Option("--tz", help="Time zone of cohort months and weeks.")]
+
+PERCENT = {
+    "mql_rate",
+    "requalification_rate",
+    "sal_rate",
+    "acceptance_rate",
+    "mql_to_sql",
+    "mql_to_opportunity",
+    "mql_to_customer",
+    "rejection_rate",
+    "recycle_rate",
+    "disqualification_rate",
+    "sla_compliance",
+    "win_rate",
+    "share",
+    "share_of_rejected",
+    "share_of_accepted",
+    "conversion",
+}
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "funnel": (
+        "key",
+        "new_leads",
+        "mqls",
+        "mql_rate",
+        "acceptance_rate",
+        "mql_to_sql",
+        "customers",
+        "recycle_rate",
+        "time_to_mql_p50_days",
+        "cost_per_mql",
+        "cac",
+    ),
+    "sla": (
+        "key",
+        "mqls",
+        "touched",
+        "speed_to_lead_p50_hours",
+        "speed_to_lead_p90_hours",
+        "sla_met",
+        "breaches",
+        "pending",
+        "sla_compliance",
+    ),
+    "velocity": (
+        "key",
+        "opportunities",
+        "won",
+        "lost",
+        "win_rate",
+        "average_deal",
+        "cycle_days",
+        "velocity_per_day",
+    ),
+}
+LABELS = {
+    "key": "",
+    "new_leads": "leads",
+    "mqls": "MQLs",
+    "mql_rate": "MQL rate",
+    "acceptance_rate": "accept",
+    "mql_to_sql": "MQL→SQL",
+    "customers": "cust.",
+    "recycle_rate": "recycle",
+    "time_to_mql_p50_days": "TTM p50 d",
+    "cost_per_mql": "cost/MQL",
+    "cac": "CAC",
+    "speed_to_lead_p50_hours": "p50 h",
+    "speed_to_lead_p90_hours": "p90 h",
+    "sla_met": "met",
+    "sla_compliance": "compliance",
+    "opportunities": "opps",
+    "average_deal": "avg deal",
+    "cycle_days": "cycle d",
+    "velocity_per_day": "velocity/day",
+    "in_rejected": "in rejected",
+    "share_of_rejected": "% rejected",
+    "share_of_accepted": "% accepted",
+}
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from mqlengine.ingest.messages import MessageError, parse_time
+
+    try:
+        return parse_time(value, option)
+    except MessageError as error:
+        fail(f"{option}: {error.reason}", 2)
+    return None
+
+
+def _filters(
+    since: str | None, until: str | None, channel: str | None, campaign: str | None, tz: str
+) -> Any:
+    from mqlengine.reports.metrics import Filters
+
+    return Filters(
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
+        channel=channel,
+        campaign=campaign,
+        tz=tz,
+    )
+
+
+def _now() -> datetime:
+    from mqlengine.engine import utcnow
+
+    return utcnow()
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if name in PERCENT and isinstance(value, int | float):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _emit(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    fmt: OutputFormat,
+    title: str,
+    payload: Any,
+) -> None:
+    if fmt is OutputFormat.json:
+        sys.stdout.write(
+            orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+        )
+        return
+    if fmt is OutputFormat.csv:
+        buffer = io.StringIO()
+        fields = list(rows[0]) if rows else list(columns)
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+        return
+    table = Table(title=title)
+    for column in columns:
+        text = column in ("key", "rule", "action", "reason")
+        table.add_column(
+            LABELS.get(column, column.replace("_", " ")),
+            justify="left" if text else "right",
+            no_wrap=text,
+        )
+    for row in rows:
+        table.add_row(*(_cell(c, row.get(c)) for c in columns))
+    # Piped output is not cut to 80 columns (the terminal's width when there is one).
+    (console if console.is_terminal else Console(width=160)).print(table)
+
+
+def _run(name: str, filters: Any, by: str | None) -> dict[str, Any]:
+    from mqlengine.reports.service import run_report
+
+    return run_report(engine(), name, filters, now=_now(), by=by)
+
+
+def _tabular(
+    name: str,
+    fmt: OutputFormat,
+    since: str | None,
+    until: str | None,
+    by: str | None,
+    channel: str | None,
+    campaign: str | None,
+    tz: str,
+) -> None:
+    result = _run(name, _filters(since, until, channel, campaign, tz), by)
+    columns = COLUMNS.get(name, COLUMNS["funnel"])
+    _emit(result["rows"], columns, fmt, f"{name} by {result.get('by') or 'total'}", result)
+
+
+@report_app.command("funnel")
+@handle_errors
+def funnel_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    by: ByOpt = None,
+    format: FormatOpt = OutputFormat.table,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """Volumes and cohort-correct conversion rates (MQL → SAL → SQL → opportunity → customer)."""
+    _tabular("funnel", format, since, until, by, channel, campaign, tz)
+
+
+@report_app.command("cohorts")
+@handle_errors
+def cohorts_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    format: FormatOpt = OutputFormat.table,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """The funnel per cohort (month the lead became MQL)."""
+    _tabular("cohorts", format, since, until, None, channel, campaign, tz)
+
+
+@report_app.command("channels")
+@handle_errors
+def channels_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    by: ByOpt = None,
+    format: FormatOpt = OutputFormat.table,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """The funnel per channel (or --by campaign/source) with cost per MQL and CAC."""
+    _tabular("channels", format, since, until, by, channel, campaign, tz)
+
+
+@report_app.command("sla")
+@handle_errors
+def sla_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    by: ByOpt = None,
+    format: FormatOpt = OutputFormat.table,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """Speed to lead p50/p90, SLA compliance and breaches."""
+    _tabular("sla", format, since, until, by, channel, campaign, tz)
+
+
+@report_app.command("velocity")
+@handle_errors
+def velocity_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    by: ByOpt = None,
+    format: FormatOpt = OutputFormat.table,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """Pipeline velocity = opportunities × win rate × average deal ÷ cycle days."""
+    _tabular("velocity", format, since, until, by, channel, campaign, tz)
+
+
+@report_app.command("reasons")
+@handle_errors
+def reasons_cmd(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    format: FormatOpt = OutputFormat.table,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """Rejection, recycle, disqualification and loss reasons; rules behind rejected MQLs."""
+    result = _run("reasons", _filters(since, until, channel, campaign, tz), None)
+    if format is not OutputFormat.table:
+        rows = result["reasons"] + [
+            {"action": "rule_in_rejected", **r} for r in result["rules_in_rejected"]
+        ]
+        _emit(rows, ("action", "reason", "count", "share"), format, "reasons", result)
+        return
+    _emit(result["reasons"], ("action", "reason", "count", "share"), format, "reasons", result)
+    _emit(
+        result["rules_in_rejected"],
+        ("rule", "in_rejected", "share_of_rejected", "share_of_accepted", "lift"),
+        format,
+        "definition rules in rejected MQLs (lift > 1: more common in rejected than accepted)",
+        result,
+    )
+
+
+@report_app.command("health")
+@handle_errors
+def health_cmd(
+    format: FormatOpt = OutputFormat.table,
+    notify: Annotated[
+        bool, typer.Option(help="Write alerts to the outbox (once a day each).")
+    ] = True,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+) -> None:
+    """Health alerts (rules of thumb from the definition) and the 0–100 health score."""
+    from mqlengine.reports.service import notify_health_alerts
+
+    now = _now()
+    eng = engine()
+    from mqlengine.reports.service import run_report
+
+    result = run_report(eng, "health", _filters(None, None, channel, campaign, "UTC"), now=now)
+    notified = notify_health_alerts(eng, result, now=now) if notify else 0
+    result["notified"] = notified
+    if format is not OutputFormat.table:
+        _emit(
+            result["components"],
+            ("name", "weight", "score", "value", "target"),
+            format,
+            "health",
+            result,
+        )
+        return
+    score = result["score"]
+    colour = (
+        "green"
+        if score is not None and score >= 80
+        else "yellow"
+        if score is not None and score >= 60
+        else "red"
+    )
+    console.print(
+        f"[bold]health score[/] [{colour}]{score if score is not None else '—'}[/]/100 "
+        f"over the last {result['window_days']} days ({result['inputs']['mqls']} MQLs)",
+        highlight=False,
+    )
+    _emit(
+        result["components"],
+        ("name", "weight", "score", "value", "target"),
+        format,
+        "components",
+        result,
+    )
+    for alert in result["alerts"]:
+        style = "red" if alert["severity"] == "critical" else "yellow"
+        console.print(f"[{style}]{alert['severity']}[/]: {alert['message']}", highlight=False)
+    if not result["alerts"]:
+        console.print("[green]no alerts[/]")
+    if notified:
+        console.print(f"{notified} alert(s) written to the outbox", highlight=False)
+
+
+@report_app.command("html")
+@handle_errors
+def html_cmd(
+    out: Annotated[Path, typer.Argument(help="Where to write the report (.html).")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    channel: ChannelOpt = None,
+    campaign: CampaignOpt = None,
+    tz: TzOpt = "UTC",
+) -> None:
+    """A self-contained HTML report with charts (opens offline)."""
+    from mqlengine.reports.html import render_report
+
+    html = render_report(engine(), _filters(since, until, channel, campaign, tz), now=_now())
+    out.write_text(html, encoding="utf-8")
+    console.print(f"wrote {out} ({len(html) / 1024:,.0f} KiB)", highlight=False)
+
+
+MapOpt = Annotated[
+    list[str] | None, typer.Option("--map", help="target=Source Column (repeatable).")
+]
+
+
+@spend_app.command("import")
+@handle_errors
+def spend_import(
+    file: Annotated[Path, typer.Argument(help="CSV: channel/campaign, month, amount, currency.")],
+    mapping: MapOpt = None,
+) -> None:
+    """Import spend per channel/campaign and month (re-importing a month replaces it)."""
+    from mqlengine.ingest.importer import parse_mapping
+    from mqlengine.reports.spend import import_spend_csv
+
+    if not file.exists():
+        fail(f"{file}: no such file", 2)
+    eng = engine()
+    with eng.db.begin() as connection:
+        report = import_spend_csv(connection, file, parse_mapping(mapping or []), now=_now())
+    totals = (
+        ", ".join(f"{amount:,.2f} {cur}" for cur, amount in sorted(report.total.items()))
+        or "nothing"
+    )
+    console.print(
+        f"{report.rows} rows: {report.loaded} channel/campaign-months stored ({totals}), "
+        f"{len(report.problems)} rejected",
+        highlight=False,
+    )
+    for row, reason in report.problems[:20]:
+        err_console.print(f"{file}:{row}: {reason}", style="yellow", highlight=False)
+    if report.problems and not report.loaded:
+        raise typer.Exit(4)
+
+
+@spend_app.command("list")
+@handle_errors
+def spend_list(format: FormatOpt = OutputFormat.table) -> None:
+    """Show the stored spend."""
+    from mqlengine.reports.spend import spend_summary
+
+    with engine().db.read() as connection:
+        rows = spend_summary(connection)
+    _emit(rows, ("month", "channel", "campaign", "amount", "currency"), format, "spend", rows)
+
+
+@history_app.command("import")
+@handle_errors
+def history_import(
+    file: Annotated[Path, typer.Argument(help="CSV of leads with dates of each stage reached.")],
+    mapping: MapOpt = None,
+) -> None:
+    """Load CRM history: one lead per row with channel and stage dates (created_at, mql_at,
+    sal_at, sql_at, opportunity_at, customer_at, rejected_at, …) so reports work on day one."""
+    from mqlengine.ingest.importer import parse_mapping
+    from mqlengine.reports.history import import_history_csv
+
+    if not file.exists():
+        fail(f"{file}: no such file", 2)
+    eng = engine()
+    report = import_history_csv(eng.db, file, parse_mapping(mapping or []), now=_now())
+    console.print(
+        f"{report.rows} rows: {report.created} leads created, "
+        f"{report.updated} existing leads given history, "
+        f"{report.stage_changes} stage changes, {len(report.problems)} rejected",
+        highlight=False,
+    )
+    for row, reason in report.problems[:20]:
+        err_console.print(f"{file}:{row}: {reason}", style="yellow", highlight=False)
+    if report.problems and not (report.created or report.updated):
+        raise typer.Exit(4)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
+    app.add_typer(spend_app, name="spend")
+    app.add_typer(history_app, name="history")

@@ -1,0 +1,173 @@
+"""`mql serve`, `mql quarantine`, `mql unmerge`: the real-time ingest's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    write_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--write-key",
+            help="Accepted write key (repeatable); default: $MQL_WRITE_KEYS (comma-separated).",
+        ),
+    ] = None,
+    firmographics: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of domain,company,industry,employees,country for enrichment "
+            "(default: $MQL_FIRMOGRAPHICS_CSV)."
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Events per second per write key (default: unlimited).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the HTTP API: Segment-compatible ingest, persons, accounts (docs at /docs)."""
+    import uvicorn
+
+    from mqlengine.api.app import create_app
+    from mqlengine.settings import Settings
+
+    eng = engine()
+    keys = tuple(write_key or ()) or eng.settings.write_keys
+    if not keys:
+        fail(
+            "no write key configured: set MQL_WRITE_KEYS or pass --write-key "
+            "(the server does not accept anonymous writes)",
+            8,
+        )
+    loaded = eng.definition()  # fail now, not on the first request
+    enrichers: list[Any] = []
+    csv_path = firmographics or Settings.from_env().firmographics_csv
+    if csv_path is not None:
+        from mqlengine.ingest.firmographics import CsvFirmographics
+
+        enrichers.append(CsvFirmographics(csv_path))
+    app = create_app(
+        eng, write_keys=keys, require_write_keys=True, enrichers=enrichers, rate_limit=rate_limit
+    )
+    err_console.print(
+        f"mql serve: http://{host}:{port} (docs /docs), definition {loaded.definition.version}, "
+        f"{len(keys)} write key(s), database {eng.db.url}",
+        highlight=False,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+
+
+def quarantine(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows (newest first).")] = 20,
+    show: Annotated[int | None, typer.Option(help="Print one row's full payload.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    purge: Annotated[
+        bool, typer.Option(help="Delete the listed rows after showing them (e.g. once fixed).")
+    ] = False,
+) -> None:
+    """Rejected payloads kept for inspection (bad JSON, invalid or oversized messages)."""
+    from sqlalchemy import delete, func, select
+
+    from mqlengine.store.tables_ingest import quarantine as table
+
+    eng = engine()
+    if show is not None:
+        with eng.db.read() as connection:
+            row = connection.execute(select(table).where(table.c.id == show)).mappings().first()
+        if row is None:
+            fail(f"no quarantined payload {show}", 5)
+            return
+        data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    with eng.db.read() as connection:
+        total = int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+        rows = list(
+            connection.execute(select(table).order_by(table.c.id.desc()).limit(limit)).mappings()
+        )
+    if as_json:
+        for row in rows:
+            data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+            sys.stdout.write(orjson.dumps(data).decode() + "\n")
+    else:
+        view = Table(title=f"quarantine: {total} payload(s), newest first")
+        for column in ("id", "received", "endpoint", "code", "index", "messageId", "reason"):
+            view.add_column(column, justify="right" if column in ("id", "index") else "left")
+        for row in rows:
+            view.add_row(
+                str(row["id"]),
+                row["received_at"].isoformat()[:19],
+                row["endpoint"],
+                row["code"],
+                "" if row["message_index"] is None else str(row["message_index"]),
+                row["message_id"] or "",
+                (f"{row['field']}: " if row["field"] else "") + row["reason"][:120],
+            )
+        console.print(view)
+    if purge and rows:
+        with eng.db.begin() as connection:
+            connection.execute(delete(table).where(table.c.id.in_([r["id"] for r in rows])))
+        err_console.print(f"purged {len(rows)} row(s)", highlight=False)
+
+
+def unmerge(
+    merge_id: Annotated[int | None, typer.Argument(help="The merge to undo (see --list).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List recent merges.")] = False,
+    person: Annotated[int | None, typer.Option(help="With --list: merges of this person.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="With --list: at most this many.")] = 20,
+) -> None:
+    """Undo an identity merge: both persons get their own identities, events and scores."""
+    from mqlengine.engine import utcnow
+    from mqlengine.ingest.pipeline import Pipeline
+    from mqlengine.ingest.unmerge import list_merges
+    from mqlengine.ingest.unmerge import unmerge as undo
+
+    eng = engine()
+    if list_ or merge_id is None:
+        with eng.db.read() as connection:
+            rows = list_merges(connection, person_id=person, limit=limit)
+        view = Table(title="merges, newest first")
+        for column in ("id", "survivor", "merged", "reason", "merged at", "undone at", "moved"):
+            view.add_column(column)
+        for r in rows:
+            view.add_row(
+                str(r["id"]),
+                str(r["survivor_id"]),
+                str(r["merged_id"]),
+                r["reason"],
+                r["merged_at"][:19],
+                (r["undone_at"] or "")[:19],
+                f"{r['identities']} identities, {r['events']} events",
+            )
+        console.print(view)
+        return
+    pipeline = Pipeline(eng.definition().definition)
+    with eng.db.begin() as connection:
+        result = undo(connection, pipeline, merge_id, now=utcnow())
+    console.print(
+        f"undid merge {result.merge_id}: person {result.merged_id} is separate from "
+        f"{result.survivor_id} again ({result.identities_moved} identities, "
+        f"{result.events_moved} events moved back); both rescored",
+        highlight=False,
+    )
+    for change in result.to_dict()["stage_changes"]:
+        console.print(
+            f"  person {change['person_id']}: {change['from']} → {change['to']}", highlight=False
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(handle_errors(serve))
+    app.command("quarantine")(handle_errors(quarantine))
+    app.command("unmerge")(handle_errors(unmerge))

@@ -1,0 +1,377 @@
+"""The web dashboard: server-rendered pages (Jinja2) over the reports, charts by Chart.js.
+
+Every asset is served by the app from ``static/`` (no CDN), so the dashboard works offline.
+Pages read with a read key (see :mod:`mqlengine.api.reports`); ``?key=`` once sets a cookie
+so the links between pages keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from mqlengine.api.reports import (
+    COOKIE,
+    filters_from,
+    key_is_valid,
+    presented_key,
+    read_keys,
+)
+from mqlengine.dashboard import charts
+from mqlengine.domain.explain import card_to_dict
+from mqlengine.engine import Engine, utcnow
+from mqlengine.errors import MqlError, NotFoundError, status_for
+from mqlengine.reports import metrics
+from mqlengine.reports.data import report_data
+from mqlengine.reports.metrics import Filters
+from mqlengine.reports.service import health_rules, run_report
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+STATIC_FILES = {
+    "chart.umd.min.js": "text/javascript",
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "chart.js.LICENSE.txt": "text/plain",
+}
+NAV = (
+    ("overview", "/", "Overview"),
+    ("cohorts", "/cohorts", "Cohorts"),
+    ("channels", "/channels", "Channels & campaigns"),
+    ("reps", "/reps", "Reps & queues"),
+    ("definition", "/definition", "Definition"),
+)
+FILTER_KEYS = ("since", "until", "channel", "campaign", "tz")
+
+router = APIRouter(include_in_schema=False)
+_env: Environment | None = None
+
+
+def templates() -> Environment:
+    global _env
+    if _env is None:
+        env = Environment(
+            loader=FileSystemLoader(str(HERE / "templates")),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters["num"] = fmt_number
+        env.filters["pct"] = fmt_percent
+        env.filters["money"] = fmt_money
+        env.filters["hours"] = fmt_hours
+        env.filters["tojson_safe"] = to_json
+        _env = env
+    return _env
+
+
+def fmt_number(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{round(value):,}" if isinstance(value, float) else f"{value:,}"
+
+
+def fmt_percent(value: Any) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def fmt_money(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def fmt_hours(value: Any) -> str:
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 60:.0f} min"
+    if value < 48:
+        return f"{value:.1f} h"
+    return f"{value / 24:.1f} d"
+
+
+def to_json(value: Any) -> str:
+    """JSON for a <script type="application/json"> block (no '</' can close the tag)."""
+    return orjson.dumps(value, default=str).decode().replace("</", "<\\/")
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _authorised(request: Request) -> bool:
+    keys = read_keys(request)
+    return not keys or key_is_valid(keys, presented_key(request))
+
+
+def _query(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k in FILTER_KEYS and v}
+
+
+def _filters(request: Request) -> Filters:
+    q = request.query_params
+    return filters_from(
+        since=q.get("since"),
+        until=q.get("until"),
+        channel=q.get("channel"),
+        campaign=q.get("campaign"),
+        tz=q.get("tz") or "UTC",
+    )
+
+
+def _page(request: Request, template: str, active: str, **context: Any) -> Response:
+    if not _authorised(request):
+        html = templates().get_template("unauthorized.html").render(nav=NAV, active=active)
+        return HTMLResponse(html, status_code=401)
+    try:
+        body = (
+            templates()
+            .get_template(template)
+            .render(
+                nav=NAV,
+                active=active,
+                query=_query(request),
+                request_path=request.url.path,
+                **{k: (v() if callable(v) else v) for k, v in context.items()},
+            )
+        )
+    except MqlError as error:
+        html = (
+            templates()
+            .get_template("error.html")
+            .render(nav=NAV, active=active, query={}, message=error.message)
+        )
+        return HTMLResponse(html, status_code=status_for(error))
+    response = HTMLResponse(body)
+    key = request.query_params.get("key")
+    if key:
+        response.set_cookie(COOKIE, key, httponly=True, samesite="strict")
+    return response
+
+
+def _channels(request: Request) -> list[str]:
+    return metrics.dimension_values(report_data(_engine(request).db), "channel")
+
+
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    if name not in STATIC_FILES:
+        raise NotFoundError(f"no static file {name}")
+    return FileResponse(
+        STATIC / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=3600"}
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request) -> Response:
+    def build() -> dict[str, Any]:
+        return run_report(_engine(request), "overview", _filters(request), now=utcnow())
+
+    def context() -> dict[str, Any]:
+        data = build()
+        sla_rows = run_report(
+            _engine(request), "sla", _filters(request), now=utcnow(), by="channel"
+        )
+        return {
+            **data,
+            "charts": {
+                "funnel": charts.funnel_chart(data["steps"]),
+                "volume": charts.volume_chart(data["volume"]),
+                "sla": charts.sla_chart(sla_rows["rows"]),
+            },
+            "sla_rows": sla_rows["rows"],
+        }
+
+    return _page(
+        request, "overview.html", "overview", o=context, channels=lambda: _channels(request)
+    )
+
+
+@router.get("/cohorts", response_class=HTMLResponse)
+def cohorts_page(request: Request) -> Response:
+    def context() -> dict[str, Any]:
+        result = run_report(_engine(request), "cohorts", _filters(request), now=utcnow())
+        velocity = run_report(
+            _engine(request), "velocity", _filters(request), now=utcnow(), by="cohort"
+        )
+        return {
+            "rows": result["rows"],
+            "chart": charts.cohort_chart(result["rows"]),
+            "velocity": velocity["rows"],
+        }
+
+    return _page(request, "cohorts.html", "cohorts", c=context, channels=lambda: _channels(request))
+
+
+@router.get("/channels", response_class=HTMLResponse)
+def channels_page(request: Request) -> Response:
+    by = request.query_params.get("by") or "channel"
+    if by not in ("channel", "campaign", "source", "mql_type", "definition_version"):
+        by = "channel"
+
+    def context() -> dict[str, Any]:
+        engine = _engine(request)
+        result = run_report(engine, "channels", _filters(request), now=utcnow(), by=by)
+        reasons = run_report(engine, "reasons", _filters(request), now=utcnow())
+        return {
+            "rows": result["rows"],
+            "by": by,
+            "chart": charts.channel_chart(result["rows"]),
+            "cost_chart": charts.cost_chart(result["rows"]),
+            "reasons": reasons,
+            "reasons_chart": charts.reasons_chart(reasons["reasons"][:15]),
+        }
+
+    return _page(
+        request, "channels.html", "channels", ch=context, channels=lambda: _channels(request)
+    )
+
+
+@router.get("/reps", response_class=HTMLResponse)
+def reps_page(request: Request) -> Response:
+    def context() -> dict[str, Any]:
+        engine = _engine(request)
+        rules = health_rules(engine)
+        data = report_data(engine.db)
+        filters = _filters(request)
+        now = utcnow()
+        queues = metrics.open_mqls(
+            data, filters, now=now, speed_to_lead_hours=rules.speed_to_lead_hours, limit=100
+        )
+        by_rep = metrics.sla_report(
+            data, filters, now=now, speed_to_lead_hours=rules.speed_to_lead_hours, by="rep"
+        )
+        return {**queues, "by_rep": by_rep, "speed_to_lead_hours": rules.speed_to_lead_hours}
+
+    return _page(request, "reps.html", "reps", r=context, channels=lambda: _channels(request))
+
+
+@router.get("/persons/{person_id}", response_class=HTMLResponse)
+def person_page(request: Request, person_id: int) -> Response:
+    def context() -> dict[str, Any]:
+        from mqlengine.services.leads import person_detail
+        from mqlengine.store.tables import events
+
+        engine = _engine(request)
+        definition = engine.definition().definition
+        now = utcnow()
+        with engine.db.read() as connection:
+            detail = person_detail(connection, definition, person_id, as_of=now)
+            live_id = detail.person["id"]
+            rows = connection.execute(
+                select(events.c.timestamp, events.c.type, events.c.name, events.c.properties)
+                .where(events.c.person_id == live_id)
+                .order_by(events.c.timestamp.desc())
+                .limit(200)
+            ).all()
+        card = card_to_dict(detail.card, with_hits=False)
+        rule_sum = sum(c["points"] for c in card["contributions"])
+        adjustments = (
+            card["fit_cap_adjustment"]
+            + card["intent_cap_adjustment"]
+            + card["total_cap_adjustment"]
+        )
+        return {
+            "person": detail.person,
+            "identities": detail.identities,
+            "card": card,
+            "rule_sum": rule_sum,
+            "adjustments": adjustments,
+            "history": detail.history,
+            "events": [
+                {
+                    "timestamp": r.timestamp,
+                    "type": r.type,
+                    "name": r.name,
+                    "properties": r.properties,
+                }
+                for r in rows
+            ],
+        }
+
+    return _page(request, "person.html", "", p=context)
+
+
+@router.get("/definition", response_class=HTMLResponse)
+def definition_page(request: Request) -> Response:
+    def context() -> dict[str, Any]:
+        from mqlengine.definition.compiler import parse_definition
+        from mqlengine.store.tables import definition_versions as dv
+
+        engine = _engine(request)
+        loaded = engine.definition()
+        with engine.db.read() as connection:
+            versions = connection.execute(
+                select(
+                    dv.c.version,
+                    dv.c.description,
+                    dv.c.created_at,
+                    dv.c.activated_at,
+                    dv.c.active,
+                    dv.c.content,
+                )
+                .order_by(dv.c.created_at.desc(), dv.c.id.desc())
+                .limit(20)
+            ).all()
+        changes: list[dict[str, Any]] = []
+        previous = next((v for v in versions if v.version != loaded.definition.version), None)
+        if previous is not None:
+            try:
+                before = parse_definition(
+                    previous.content, f"<stored {previous.version}>"
+                ).definition
+                changes = rule_changes(before, loaded.definition)
+            except MqlError:
+                changes = []
+        d = loaded.definition
+        return {
+            "d": d,
+            "health": health_rules(engine),
+            "versions": versions,
+            "previous": previous.version if previous is not None else None,
+            "changes": changes,
+        }
+
+    return _page(request, "definition.html", "definition", x=context)
+
+
+def rule_changes(before: Any, after: Any) -> list[dict[str, Any]]:
+    """Rules added, removed or re-weighted between two definitions, plus the threshold."""
+
+    def points(d: Any) -> dict[str, float]:
+        return {r.id: r.points for r in (*d.fit_rules, *d.intent_rules)}
+
+    old, new = points(before), points(after)
+    out: list[dict[str, Any]] = []
+    for rule in sorted(set(old) | set(new)):
+        if rule not in old:
+            out.append({"what": rule, "change": "added", "before": None, "after": new[rule]})
+        elif rule not in new:
+            out.append({"what": rule, "change": "removed", "before": old[rule], "after": None})
+        elif old[rule] != new[rule]:
+            out.append({"what": rule, "change": "points", "before": old[rule], "after": new[rule]})
+    if before.qualify.threshold != after.qualify.threshold:
+        out.append(
+            {
+                "what": "threshold",
+                "change": "threshold",
+                "before": before.qualify.threshold,
+                "after": after.qualify.threshold,
+            }
+        )
+    return out
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,107 @@
+"""Delivery of one outbox row: signed webhook, Slack incoming webhook, or SMTP e-mail.
+
+Stdlib HTTP (urllib) keeps the worker free of optional dependencies. A sender returns the
+HTTP status (or None for e-mail) and raises :class:`DeliveryError` on any failure.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+from mqlengine import __version__
+from mqlengine.notify import format, signing
+
+USER_AGENT = f"mqlengine-webhooks/{__version__}"
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    base_url: str = "http://localhost:8000"
+    timeout: float = 10.0
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    request = urllib.request.Request(url, data=body, method="POST")
+    for key, value in {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **headers,
+    }.items():
+        request.add_header(key, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(65536)
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        raise DeliveryError(f"HTTP {error.code} from receiver", error.code) from None
+    except (urllib.error.URLError, OSError, TimeoutError) as error:
+        reason = getattr(error, "reason", error)
+        raise DeliveryError(f"could not deliver: {reason}") from None
+
+
+def send_webhook(row: dict[str, Any], options: SendOptions) -> int:
+    body = orjson.dumps(row["payload"])
+    headers = signing.headers(row["secret"], row["message_id"], int(time.time()), body)
+    return _post(row["url"], body, headers, options.timeout)
+
+
+def send_slack(row: dict[str, Any], options: SendOptions) -> int:
+    body = orjson.dumps(format.slack_message(row["payload"], options.base_url))
+    return _post(row["url"], body, {}, options.timeout)
+
+
+def send_email(row: dict[str, Any], options: SendOptions) -> None:
+    """``smtp://user:pass@host:port?from=a@b&starttls=1`` (``smtps://`` for implicit TLS)."""
+    parts = urlsplit(row["url"])
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    subject, text = format.email_text(row["payload"], options.base_url)
+    message = EmailMessage()
+    message["From"] = query.get("from", "mql-engine@localhost")
+    message["To"] = ", ".join(row["payload"].get("to", []))
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{row['message_id']}@mqlengine>"
+    message.set_content(text)
+    host, port = parts.hostname or "localhost", parts.port
+    try:
+        if parts.scheme == "smtps":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port or 465, timeout=options.timeout, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(host, port or 25, timeout=options.timeout)
+        with client:
+            if query.get("starttls") in ("1", "true"):
+                client.starttls(context=ssl.create_default_context())
+            if parts.username:
+                client.login(unquote(parts.username), unquote(parts.password or ""))
+            client.send_message(message)
+    except (smtplib.SMTPException, OSError) as error:
+        raise DeliveryError(f"SMTP delivery failed: {error}") from None
+
+
+def send(row: dict[str, Any], options: SendOptions) -> int | None:
+    kind = row["kind"]
+    if kind == "webhook":
+        return send_webhook(row, options)
+    if kind == "slack":
+        return send_slack(row, options)
+    if kind == "email":
+        send_email(row, options)
+        return None
+    raise DeliveryError(f"unknown destination kind {kind!r}")

@@ -1,0 +1,495 @@
+"""The reports' data: the store's funnel columns in an in-memory DuckDB database.
+
+DuckDB's sqlite/postgres scanners cannot be downloaded here, so the columns the metrics read
+are fetched with SQLAlchemy (no type processing), handed over as Arrow tables and copied
+into DuckDB, where one pass derives ``entries``: one row per MQL entry with every outcome
+that followed it (the cohort-correct unit of the funnel). Every report is then a filtered
+aggregate over ``entries`` and ``leads``, never a Python loop over persons.
+
+Tables of the handoff room (touches, SLA clocks, owners) are read when they exist and left
+empty when they don't, so the reports degrade to what the store can tell.
+The benchmark builds the same tables from Parquet (:meth:`ReportData.from_tables`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+from sqlalchemy import (
+    Connection,
+    MetaData,
+    String,
+    Table,
+    func,
+    inspect,
+    select,
+    type_coerce,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from mqlengine.store.db import Database
+from mqlengine.store.tables import events, persons, stage_history
+from mqlengine.store.tables_reports import spend
+
+# Canonical columns of each DuckDB table: name → DuckDB type.
+PERSON_COLUMNS = {
+    "id": "BIGINT",
+    "email": "VARCHAR",
+    "channel": "VARCHAR",
+    "source": "VARCHAR",
+    "campaign": "VARCHAR",
+    "first_seen_at": "TIMESTAMPTZ",
+    "stage": "VARCHAR",
+    "stage_changed_at": "TIMESTAMPTZ",
+    "mql_type": "VARCHAR",
+    "total_score": "DOUBLE",
+    "owner": "VARCHAR",
+    "team": "VARCHAR",
+}
+HISTORY_COLUMNS = {
+    "id": "BIGINT",
+    "person_id": "BIGINT",
+    "from_stage": "VARCHAR",
+    "to_stage": "VARCHAR",
+    "changed_at": "TIMESTAMPTZ",
+    "reason": "VARCHAR",
+    "actor": "VARCHAR",
+    "action": "VARCHAR",
+    "definition_version": "VARCHAR",
+    "mql_type": "VARCHAR",
+    "reactivated": "BOOLEAN",
+    "amount": "DOUBLE",
+}
+CARD_COLUMNS = {"history_id": "BIGINT", "score_card": "VARCHAR"}
+RULE_COLUMNS = {"history_id": "BIGINT", "rule": "VARCHAR", "points": "DOUBLE"}
+TOUCH_COLUMNS = {"person_id": "BIGINT", "touched_at": "TIMESTAMPTZ", "rep": "VARCHAR"}
+SLA_COLUMNS = {
+    "person_id": "BIGINT",
+    "started_at": "TIMESTAMPTZ",
+    "due_at": "TIMESTAMPTZ",
+    "rep": "VARCHAR",
+    "team": "VARCHAR",
+}
+SPEND_COLUMNS = {
+    "channel": "VARCHAR",
+    "campaign": "VARCHAR",
+    "month": "DATE",
+    "amount": "DOUBLE",
+    "currency": "VARCHAR",
+}
+EVENTS_DAILY_COLUMNS = {"day": "DATE", "events": "BIGINT"}
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "persons": PERSON_COLUMNS,
+    "history": HISTORY_COLUMNS,
+    "mql_rules": RULE_COLUMNS,
+    "touches": TOUCH_COLUMNS,
+    "sla_clocks": SLA_COLUMNS,
+    "spend": SPEND_COLUMNS,
+    "events_daily": EVENTS_DAILY_COLUMNS,
+}
+
+# Stages at or beyond each funnel step: reaching a later stage counts as passing the step.
+SAL_OR_LATER = ("sal", "sql", "opportunity", "customer")
+SQL_OR_LATER = ("sql", "opportunity", "customer")
+OPP_OR_LATER = ("opportunity", "customer")
+
+ENTRIES_SQL = """
+CREATE OR REPLACE TABLE entries AS
+WITH m AS (
+    SELECT h.id AS entry_id, h.person_id, h.changed_at AS mql_at,
+           coalesce(h.mql_type, 'unknown') AS mql_type,
+           coalesce(h.definition_version, 'unknown') AS definition_version,
+           coalesce(h.reactivated, false) AS reactivated,
+           lead(h.changed_at) OVER (PARTITION BY h.person_id ORDER BY h.changed_at, h.id)
+               AS next_mql_at
+    FROM history h WHERE h.to_stage = 'mql'
+),
+o AS (
+    SELECT m.entry_id,
+        min(h.changed_at) FILTER (h.to_stage IN ('sal','sql','opportunity','customer')) AS sal_at,
+        min(h.changed_at) FILTER (h.to_stage IN ('sql','opportunity','customer')) AS sql_at,
+        min(h.changed_at) FILTER (h.to_stage IN ('opportunity','customer')) AS opp_at,
+        min(h.changed_at) FILTER (h.to_stage = 'customer') AS won_at,
+        min(h.changed_at) FILTER (h.action = 'lost') AS lost_at,
+        min(h.changed_at) FILTER (h.action = 'reject') AS rejected_at,
+        min(h.changed_at) FILTER (h.to_stage = 'nurture') AS recycled_at,
+        min(h.changed_at) FILTER (h.to_stage = 'disqualified') AS disqualified_at,
+        min(h.changed_at) FILTER (h.to_stage = 'lead' AND h.from_stage = 'mql') AS demoted_at,
+        min(h.changed_at) FILTER (h.actor <> 'system') AS first_action_at,
+        arg_min(h.reason, h.changed_at) FILTER (h.action IN ('reject','disqualify','recycle'))
+            AS verdict_reason,
+        max(h.amount) FILTER (h.to_stage = 'opportunity') AS pipeline_amount,
+        max(h.amount) FILTER (h.to_stage = 'customer') AS revenue_amount
+    FROM m JOIN history h
+      ON h.person_id = m.person_id AND h.id <> m.entry_id
+     AND h.changed_at >= m.mql_at
+     AND (m.next_mql_at IS NULL OR h.changed_at < m.next_mql_at)
+    GROUP BY m.entry_id
+),
+t AS (
+    SELECT m.entry_id, min(t.touched_at) AS touched_at
+    FROM m JOIN touches t
+      ON t.person_id = m.person_id AND t.touched_at >= m.mql_at
+     AND (m.next_mql_at IS NULL OR t.touched_at < m.next_mql_at)
+    GROUP BY m.entry_id
+),
+c AS (
+    SELECT m.entry_id, min(c.due_at) AS due_at,
+           -- the latest assignment of the episode owns it now
+           last(c.rep ORDER BY c.started_at) AS rep, last(c.team ORDER BY c.started_at) AS team
+    FROM m JOIN sla_clocks c
+      ON c.person_id = m.person_id AND c.started_at >= m.mql_at
+     AND (m.next_mql_at IS NULL OR c.started_at < m.next_mql_at)
+    GROUP BY m.entry_id
+)
+SELECT m.*, p.channel, p.source, p.campaign, coalesce(c.rep, p.owner) AS owner,
+       coalesce(c.team, p.team) AS team, p.first_seen_at,
+       o.sal_at, o.sql_at, o.opp_at, o.won_at, o.lost_at, o.rejected_at, o.recycled_at,
+       o.disqualified_at, o.demoted_at, o.verdict_reason,
+       o.pipeline_amount, o.revenue_amount,
+       -- any sales action on the lead implies it was touched
+       least(t.touched_at, o.first_action_at) AS first_touch_at,
+       -- a verdict: accepted (or further), rejected, recycled or disqualified by sales
+       least(o.sal_at, o.rejected_at, o.disqualified_at,
+             CASE WHEN o.first_action_at IS NOT NULL THEN o.recycled_at END) AS decided_at,
+       c.due_at
+FROM m
+JOIN persons p ON p.id = m.person_id
+LEFT JOIN o USING (entry_id)
+LEFT JOIN t USING (entry_id)
+LEFT JOIN c USING (entry_id)
+"""
+
+LEADS_SQL = """
+CREATE OR REPLACE TABLE leads AS
+SELECT p.*, f.first_mql_at
+FROM persons p
+LEFT JOIN (SELECT person_id, min(mql_at) AS first_mql_at FROM entries GROUP BY person_id) f
+  ON f.person_id = p.id
+"""
+
+RULES_FROM_CARDS_SQL = """
+CREATE OR REPLACE TABLE mql_rules AS
+SELECT history_id, c.rule::VARCHAR AS rule, c.points::DOUBLE AS points
+FROM (
+    SELECT history_id,
+           unnest(from_json(json_extract(score_card, '$.contributions'),
+                            '[{"rule": "VARCHAR", "points": "DOUBLE"}]')) AS c
+    FROM cards WHERE score_card IS NOT NULL
+)
+"""
+
+
+@dataclass
+class ReportData:
+    """An in-memory DuckDB database holding the report tables (thread-safe via cursors)."""
+
+    connection: duckdb.DuckDBPyConnection
+    features: dict[str, bool] = field(default_factory=dict)
+    load_seconds: float = 0.0
+    fingerprint: tuple[Any, ...] = ()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.connection.cursor()
+
+    @classmethod
+    def from_tables(
+        cls, tables: Mapping[str, Any], *, features: Mapping[str, bool] | None = None
+    ) -> ReportData:
+        """Build from Arrow tables, DuckDB relations or SQL (``"SELECT …"`` strings) per
+        canonical table name; missing tables are created empty."""
+        started = time.perf_counter()
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        for name, schema in SCHEMAS.items():
+            if name == "mql_rules" and "mql_rules" not in tables and "cards" in tables:
+                continue
+            _create(con, name, schema, tables.get(name))
+        if "mql_rules" not in tables and "cards" in tables:
+            _create(con, "cards", CARD_COLUMNS, tables["cards"])
+            con.execute(RULES_FROM_CARDS_SQL)
+            con.execute("DROP TABLE cards")
+        con.execute(ENTRIES_SQL)
+        con.execute(LEADS_SQL)
+        found = dict(features or {})
+        for name in ("touches", "sla_clocks", "spend"):
+            found.setdefault(name, _has_rows(con, name))
+        found.setdefault("owners", _scalar(con, "SELECT count(owner) FROM entries") > 0)
+        return cls(con, found, time.perf_counter() - started)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return row[0] if row else None
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(_scalar(con, f"SELECT count(*) > 0 FROM {table}"))
+
+
+def _create(
+    con: duckdb.DuckDBPyConnection, name: str, schema: Mapping[str, str], source: Any
+) -> None:
+    """Create ``name`` with the canonical columns cast from ``source`` (NULL when absent)."""
+    if source is None or (isinstance(source, pa.Table) and source.num_columns == 0):
+        columns = ", ".join(f"{c} {t}" for c, t in schema.items())
+        con.execute(f"CREATE OR REPLACE TABLE {name} ({columns})")
+        return
+    if isinstance(source, str):
+        relation = con.sql(source)
+    elif isinstance(source, pa.Table):
+        relation = con.from_arrow(source)
+    else:
+        relation = source
+    present = set(relation.columns)
+    casts = []
+    for column, kind in schema.items():
+        if column not in present:
+            casts.append(f"CAST(NULL AS {kind}) AS {column}")
+        elif kind == "TIMESTAMPTZ":
+            # SQLite hands over naive UTC text, PostgreSQL aware datetimes: both → UTC.
+            casts.append(f"CAST(CAST({column} AS VARCHAR) AS TIMESTAMPTZ) AS {column}")
+        else:
+            casts.append(f"CAST({column} AS {kind}) AS {column}")
+    view = f"_src_{name}"
+    con.register(view, relation)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {', '.join(casts)} FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+# --------------------------------------------------------------------------- store → Arrow
+
+
+def _arrow(connection: Connection, query: Any) -> pa.Table:
+    result = connection.execute(query)
+    names = list(result.keys())
+    rows = result.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    arrays = []
+    for values in columns:
+        sample = next((v for v in values if v is not None), None)
+        if isinstance(sample, dict | list):
+            arrays.append(
+                pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
+            )
+        else:
+            arrays.append(pa.array(list(values)))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _raw(column: Any, name: str | None = None) -> ColumnElement[Any]:
+    """The column without SQLAlchemy's per-row result processing (times stay as the
+    driver returns them; DuckDB parses them)."""
+    return type_coerce(column, String).label(name or column.name)
+
+
+def _optional_table(connection: Connection, name: str) -> Table | None:
+    if not inspect(connection).has_table(name):
+        return None
+    return Table(name, MetaData(), autoload_with=connection)
+
+
+def _pick(table: Table, *candidates: str) -> Any:
+    for name in candidates:
+        if name in table.c:
+            return table.c[name]
+    return None
+
+
+def load_tables(connection: Connection) -> dict[str, pa.Table]:
+    """Fetch the funnel columns from the store as Arrow tables."""
+    tables: dict[str, pa.Table] = {}
+    # Reflected, so columns other rooms add (owner, team, first touch) are visible too.
+    p = _optional_table(connection, "persons")
+    if p is None:
+        p = persons
+    owner = _pick(p, "owner", "owner_id", "owner_rep", "assigned_to", "rep")
+    team = _pick(p, "team", "team_id", "queue")
+    columns: list[ColumnElement[Any]] = [
+        p.c.id,
+        p.c.email,
+        p.c.channel,
+        p.c.source,
+        p.c.campaign,
+        _raw(p.c.first_seen_at),
+        p.c.stage,
+        _raw(p.c.stage_changed_at),
+        p.c.mql_type,
+        p.c.total_score,
+    ]
+    if owner is not None:
+        columns.append(type_coerce(owner, String).label("owner"))
+    if team is not None:
+        columns.append(type_coerce(team, String).label("team"))
+    tables["persons"] = _arrow(connection, select(*columns).where(p.c.merged_into.is_(None)))
+    h = stage_history
+    tables["history"] = _arrow(
+        connection,
+        select(
+            h.c.id,
+            h.c.person_id,
+            h.c.from_stage,
+            h.c.to_stage,
+            _raw(h.c.changed_at),
+            h.c.reason,
+            h.c.actor,
+            h.c.action,
+            h.c.definition_version,
+            h.c.mql_type,
+            h.c.reactivated,
+            h.c.amount,
+        ),
+    )
+    tables["cards"] = _arrow(
+        connection,
+        select(
+            h.c.id.label("history_id"), type_coerce(h.c.score_card, String).label("score_card")
+        ).where(h.c.to_stage == "mql", h.c.score_card.is_not(None)),
+    )
+    tables["spend"] = _arrow(
+        connection,
+        select(
+            spend.c.channel,
+            spend.c.campaign,
+            _raw(spend.c.month),
+            spend.c.amount,
+            spend.c.currency,
+        ),
+    )
+    day = func.date(events.c.timestamp)
+    tables["events_daily"] = _arrow(
+        connection,
+        select(type_coerce(day, String).label("day"), func.count().label("events")).group_by(day),
+    )
+    touches = _touches(connection, p)
+    if touches is not None:
+        tables["touches"] = touches
+    clocks = _sla_clocks(connection)
+    if clocks is not None:
+        tables["sla_clocks"] = clocks
+    return tables
+
+
+def _touches(connection: Connection, person_table: Table) -> pa.Table | None:
+    """Sales touches: the handoff's ``touches`` table, else a ``first_touch_at`` column on
+    assignments or persons."""
+    table = _optional_table(connection, "touches")
+    if table is not None and "person_id" in table.c:
+        at = _pick(table, "touched_at", "at", "occurred_at", "created_at")
+        rep = _pick(table, "actor", "rep", "rep_id", "owner")
+        if at is not None:
+            cols = [table.c.person_id, _raw(at, "touched_at")]
+            if rep is not None:
+                cols.append(type_coerce(rep, String).label("rep"))
+            return _arrow(connection, select(*cols))
+    assignments = _optional_table(connection, "assignments")
+    for candidate, person in (
+        (assignments, "person_id"),
+        (person_table, "id"),
+    ):
+        if candidate is None or person not in candidate.c:
+            continue
+        column = _pick(candidate, "first_touch_at", "first_touched_at")
+        if column is None:
+            continue
+        return _arrow(
+            connection,
+            select(candidate.c[person].label("person_id"), _raw(column, "touched_at")).where(
+                column.is_not(None)
+            ),
+        )
+    return None
+
+
+def _sla_clocks(connection: Connection) -> pa.Table | None:
+    """SLA deadline and owner per MQL episode from the handoff's ``assignments``."""
+    table = _optional_table(connection, "assignments")
+    if table is None or "person_id" not in table.c:
+        return None
+    started = _pick(table, "mql_at", "assigned_at", "created_at", "started_at")
+    if started is None:
+        return None
+    cols: list[ColumnElement[Any]] = [table.c.person_id, _raw(started, "started_at")]
+    due = _pick(table, "sla_due_at", "due_at", "first_touch_due_at")
+    if due is not None:
+        cols.append(_raw(due, "due_at"))
+    team = _pick(table, "team", "team_id", "queue")
+    if team is not None:
+        cols.append(type_coerce(team, String).label("team"))
+    rep = _pick(table, "rep_id", "rep", "owner")
+    reps = _optional_table(connection, "reps")
+    source: Any = table
+    if rep is not None and rep.name == "rep_id" and reps is not None and "id" in reps.c:
+        label = _pick(reps, "key", "name")
+        cols.append(type_coerce(label if label is not None else reps.c.id, String).label("rep"))
+        source = table.outerjoin(reps, reps.c.id == rep)
+    elif rep is not None:
+        cols.append(type_coerce(rep, String).label("rep"))
+    return _arrow(connection, select(*cols).select_from(source))
+
+
+def _fingerprint(connection: Connection) -> tuple[Any, ...]:
+    """Cheap change detection: append-only tables by their newest id (an index lookup, no
+    count over millions of events), persons by their newest update, spend by its newest
+    import; the handoff's tables by their newest id."""
+    parts: list[Any] = [
+        connection.execute(select(func.max(stage_history.c.id))).scalar(),
+        connection.execute(select(func.max(events.c.id))).scalar(),
+        connection.execute(select(func.max(persons.c.updated_at), func.count())).one(),
+        connection.execute(select(func.max(spend.c.imported_at), func.count())).one(),
+    ]
+    inspector = inspect(connection)
+    for name in ("touches", "assignments"):
+        if inspector.has_table(name):
+            table = Table(name, MetaData(), autoload_with=connection)
+            if "id" in table.c:
+                parts.append(connection.execute(select(func.max(table.c.id))).scalar())
+            if "first_touch_at" in table.c:
+                parts.append(connection.execute(select(func.max(table.c.first_touch_at))).scalar())
+    return tuple(str(p) for p in parts)
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: dict[str, ReportData] = {}
+
+
+_CACHE = _Cache()
+
+
+def report_data(database: Database, *, refresh: bool = False) -> ReportData:
+    """The report tables for this database, rebuilt only when the store changed."""
+    with database.read() as connection:
+        fingerprint = _fingerprint(connection)
+        with _CACHE.lock:
+            cached = _CACHE.entries.get(database.url)
+            if cached is not None and cached.fingerprint == fingerprint and not refresh:
+                return cached
+        started = time.perf_counter()
+        tables = load_tables(connection)
+    data = ReportData.from_tables(tables)
+    data.fingerprint = fingerprint
+    data.load_seconds = time.perf_counter() - started
+    with _CACHE.lock:
+        _CACHE.entries[database.url] = data
+    return data
+
+
+def clear_cache() -> None:
+    with _CACHE.lock:
+        _CACHE.entries.clear()
+
+
+def table_names() -> Sequence[str]:
+    return tuple(SCHEMAS)

@@ -1,0 +1,218 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright (headless).
+
+A small `mql demo` history is served by a real `mql serve`; the tests check that the
+overview shows the API's numbers, that filters change them, that the person page's score
+breakdown adds up, and that every asset comes from the app (no network). Screenshots go to
+test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mqlengine.api.localserver import LocalServer, local_server
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    db = f"sqlite:///{tmp / 'demo.db'}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mqlengine",
+            "--database",
+            db,
+            "demo",
+            "--persons",
+            "400",
+            "--days",
+            "90",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with local_server(
+        db, TEMPLATE, log=tmp / "server.log", env={"MQL_READ_KEYS": "reader"}
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (scripts/system-deps.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: LocalServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    outside: list[str] = []
+
+    def route(request_route: Any) -> None:
+        if request_route.request.url.startswith(server.url):
+            request_route.continue_()
+        else:  # nothing may come from elsewhere (no CDN)
+            outside.append(request_route.request.url)
+            request_route.abort()
+
+    context.route("**/*", route)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert outside == [], f"requests left the app: {outside}"
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def api(server: LocalServer, path: str, **params: str) -> Any:
+    response = httpx.get(
+        f"{server.url}{path}", params=params, headers={"Authorization": "Bearer reader"}, timeout=30
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def metric(page: Any, name: str) -> str:
+    return str(page.locator(f"[data-metric='{name}']").first.get_attribute("data-value"))
+
+
+def close(shown: str, expected: Any) -> bool:
+    if expected is None:
+        return shown in ("", "None")
+    return abs(float(shown) - float(expected)) < 1e-6
+
+
+def test_overview_matches_the_api_and_filters_change_it(page: Any, server: LocalServer) -> None:
+    page.goto(f"{server.url}/?key=reader")
+    page.wait_for_selector("html[data-charts='ready']")
+    overview = api(server, "/v1/reports/overview")
+    funnel = overview["funnel"]
+    for name in (
+        "new_leads",
+        "mqls",
+        "mql_rate",
+        "acceptance_rate",
+        "mql_to_sql",
+        "mql_to_customer",
+        "cost_per_mql",
+    ):
+        assert close(metric(page, name), funnel[name]), name
+    assert close(metric(page, "sla_compliance"), overview["sla"]["sla_compliance"])
+    assert funnel["mqls"] > 0 and funnel["spend"] > 0
+    # Funnel steps: the table shows the API's counts.
+    for step in overview["steps"]:
+        cell = page.locator(f"tr[data-step='{step['step']}'] td[data-value]")
+        assert close(cell.get_attribute("data-value") or "", step["count"]), step["step"]
+    assert page.locator("canvas[data-chart='chart-volume']").bounding_box()["height"] > 100
+    shot(page, "overview")
+
+    # Filter by channel through the form: the numbers change and match the filtered API.
+    channel = overview["volume"]["series"][0]["key"]
+    page.select_option("select[name='channel']", channel)
+    page.click("#filters button[type='submit']")
+    page.wait_for_selector("html[data-charts='ready']")
+    assert f"channel={channel}" in page.url
+    filtered = api(server, "/v1/reports/overview", channel=channel)["funnel"]
+    assert close(metric(page, "mqls"), filtered["mqls"])
+    assert close(metric(page, "new_leads"), filtered["new_leads"])
+    assert filtered["mqls"] < funnel["mqls"]
+
+    # A period filter too.
+    since = overview["volume"]["buckets"][len(overview["volume"]["buckets"]) // 2]
+    page.fill("input[name='since']", since)
+    page.click("#filters button[type='submit']")
+    page.wait_for_selector("html[data-charts='ready']")
+    period = api(server, "/v1/reports/overview", channel=channel, since=since)["funnel"]
+    assert close(metric(page, "mqls"), period["mqls"])
+    assert period["mqls"] <= filtered["mqls"]
+    shot(page, "overview-filtered")
+
+
+def test_pages_and_links(page: Any, server: LocalServer) -> None:
+    page.goto(f"{server.url}/cohorts?key=reader")
+    page.wait_for_selector("html[data-charts='ready']")
+    cohorts = api(server, "/v1/reports/cohorts")["rows"]
+    shown = page.locator("#cohort-table tr[data-key]").count()
+    assert shown == len(cohorts)
+    shot(page, "cohorts")
+    page.click("text=Channels & campaigns")
+    page.wait_for_selector("html[data-charts='ready']")
+    assert page.locator("#channel-table tr[data-key]").count() >= 3
+    shot(page, "channels")
+    page.click("text=Reps & queues")
+    page.wait_for_selector("#open-mqls")
+    shot(page, "reps")
+    link = page.locator("#open-mqls a").first
+    if link.count():
+        link.click()
+        page.wait_for_selector("#score-card")
+    page.click("text=Definition")
+    page.wait_for_selector("text=Intent rules")
+    assert "2026-11-b2b-v1" in page.content()
+    shot(page, "definition")
+
+
+def test_person_score_breakdown_adds_up(page: Any, server: LocalServer) -> None:
+    leads = api(server, "/v1/reports/open-mqls", limit="5")["leads"]
+    assert leads, "the demo should leave open MQLs"
+    person_id = leads[0]["person_id"]
+    page.goto(f"{server.url}/persons/{person_id}?key=reader")
+    card = page.locator("#score-card")
+    total = float(card.get_attribute("data-total") or "nan")
+    points = [
+        float(v)
+        for v in page.locator("#contributions td.points").evaluate_all(
+            "cells => cells.map(c => c.getAttribute('data-points'))"
+        )
+    ]
+    assert points, "a qualified lead has contributions"
+    assert sum(points) == pytest.approx(total, abs=0.01)
+    assert page.locator("#timeline tr").count() >= 2  # header + the MQL entry at least
+    assert page.locator("#events tr").count() >= 2
+    shot(page, "person")
+
+
+def test_unauthorised_page_asks_for_a_key(page: Any, server: LocalServer) -> None:
+    page.goto(f"{server.url}/reps")
+    assert "read key is required" in page.content()
