@@ -108,3 +108,47 @@ def test_fast_path_agrees_with_general_comparison(op: Op, options: list[str], ac
     fast = make_compare(Subject.TRAIT, "t", op, value)
     assert fast.folded is not None
     assert ev(fast, {"t": actual}) is compare(op, actual, value, None)
+
+
+from conftest import EXAMPLE  # noqa: E402
+from mqlengine.definition.compiler import parse_definition  # noqa: E402
+from mqlengine.domain.conditions import trait_predicate  # noqa: E402
+
+EXAMPLE_DEFINITION = parse_definition(EXAMPLE.read_text(encoding="utf-8")).definition
+TRAIT_CONDITIONS = [r.when for r in EXAMPLE_DEFINITION.fit_rules] + [
+    g.when for g in (*EXAMPLE_DEFINITION.exclusions, *EXAMPLE_DEFINITION.requirements)
+]
+trait_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10_000),
+    st.sampled_from(["vp", "VP", "student", "US", "br", "software", "", "free_mail"]),
+    st.lists(st.sampled_from(["free_mail", "spam", "edu_domain", "x"]), max_size=3),
+)
+traits_strategy = st.fixed_dictionaries(
+    {},
+    optional={
+        "seniority": trait_values,
+        "department": trait_values,
+        "country": trait_values,
+        "email": trait_values,
+        "email_flags": trait_values,
+        "flags": trait_values,
+        "email_domain": trait_values,
+        "consent_marketing": trait_values,
+        "company": st.one_of(
+            trait_values,
+            st.fixed_dictionaries(
+                {}, optional={"employees": trait_values, "industry": trait_values}
+            ),
+        ),
+    },
+)
+
+
+@given(traits_strategy)
+def test_compiled_trait_predicates_agree_with_the_interpreter(traits: dict[str, object]) -> None:
+    for condition in TRAIT_CONDITIONS:
+        compiled = trait_predicate(condition)
+        assert compiled is not None
+        assert compiled(traits) is evaluate(condition, _TraitContext(traits, NOW))

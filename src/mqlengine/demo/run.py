@@ -25,7 +25,7 @@ from mqlengine.errors import ConflictError, MqlError
 from mqlengine.ingest.messages import parse_time
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.qualify import EventCache
+from mqlengine.services.qualify import EventCache, scorer_for
 from mqlengine.store import repo
 from mqlengine.store.tables import identities, persons
 
@@ -91,7 +91,7 @@ def run_demo(
     loaded = engine.use_template()
     definition = loaded.definition
     setup_sales_team(engine, now=now, start=now - timedelta(days=days))
-    cache = EventCache()
+    cache = EventCache(scorer_for(definition).relevant)
     pipeline = Pipeline(definition, cache=cache)
 
     by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -123,7 +123,7 @@ def run_demo(
                 now=now,
                 as_of=min(day_end, now),
                 cache=cache,
-                stages=("mql", "nurture"),
+                stages=("mql",),  # decay only lowers scores: only MQLs can move
             )
             report.mqls += weekly.mqls_entered
         if new_mqls:

@@ -10,7 +10,7 @@ countries", it is unknown.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -284,3 +284,58 @@ def describe(condition: Condition) -> str:
         window = f" within {condition.within_days:g} days" if condition.within_days else ""
         return f"event {condition.event}{window}"
     return f"{condition.field.value} >= {condition.minimum:g}"
+
+
+TraitPredicate = Callable[[Mapping[str, object]], bool]
+
+
+def trait_predicate(condition: Condition) -> TraitPredicate | None:
+    """Compile a condition that reads only traits into a closure over the traits mapping
+    (same semantics as :func:`evaluate`, without per-node dispatch); None when the
+    condition needs more than traits."""
+    if isinstance(condition, Compare):
+        if condition.subject is not Subject.TRAIT:
+            return None
+        name, op, value, pattern, folded = (
+            condition.name,
+            condition.op,
+            condition.value,
+            condition.pattern,
+            condition.folded,
+        )
+        dotted = "." in name
+
+        def get(traits: Mapping[str, object]) -> object:
+            if dotted:
+                return lookup_path(traits, name)
+            return traits.get(name, MISSING)
+
+        if folded is not None:
+            positive = op in (Op.EQUALS, Op.IN)
+
+            def folded_test(traits: Mapping[str, object]) -> bool:
+                actual = get(traits)
+                if isinstance(actual, str) and actual:
+                    return (actual.casefold() in folded) is positive
+                return compare(op, actual, value, pattern)
+
+            return folded_test
+
+        def plain_test(traits: Mapping[str, object]) -> bool:
+            return compare(op, get(traits), value, pattern)
+
+        return plain_test
+    if isinstance(condition, AllOf | AnyOf):
+        parts = [trait_predicate(item) for item in condition.items]
+        if any(p is None for p in parts):
+            return None
+        tests = [p for p in parts if p is not None]
+        if isinstance(condition, AllOf):
+            return lambda traits: all(test(traits) for test in tests)
+        return lambda traits: any(test(traits) for test in tests)
+    if isinstance(condition, Not):
+        inner = trait_predicate(condition.item)
+        if inner is None:
+            return None
+        return lambda traits: not inner(traits)
+    return None

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mqlengine.domain.conditions import (
     MISSING,
+    AllOf,
+    AnyOf,
     Compare,
+    Condition,
+    EventSeen,
+    Not,
     Op,
     ScoreField,
     Subject,
+    TraitPredicate,
     compare,
     evaluate,
     lookup_path,
+    trait_predicate,
 )
 from mqlengine.domain.rules import Definition, IntentRule, Repeat
 
 SECONDS_PER_DAY = 86_400.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +277,18 @@ class Scorer:
             self._rules_by_event.setdefault(rule.event, []).append(index)
         self._memo: dict[str, tuple[int, ...]] = {}
         self._memo_limit = memo_limit
+        self._path_events = frozenset(
+            name for path in definition.qualify.paths for name in _events_named(path.when)
+        )
+        # trait-only conditions compiled to closures (fit rules, exclusions, requirements)
+        self._fit = [(rule, _predicate(rule.when)) for rule in definition.fit_rules]
+        self._exclusions = [(g.id, _predicate(g.when)) for g in definition.exclusions]
+        self._requirements = [(g.id, _predicate(g.when)) for g in definition.requirements]
+
+    def relevant(self, event: Event) -> bool:
+        """Whether the event can ever change a score: some intent rule matches it, or a
+        qualification path asks about its name. Others need not be kept for scoring."""
+        return event.name in self._path_events or bool(self.matching(event, event.timestamp))
 
     def matching(self, event: Event, as_of: datetime) -> tuple[int, ...]:
         found = self._memo.get(event.id)
@@ -288,12 +308,14 @@ class Scorer:
         definition = self.definition
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
-        past = canonical_order(e for e in events if e.timestamp <= as_of)
-        trait_context = _TraitContext(traits, as_of)
-
+        past = canonical_order(
+            e
+            for e in events
+            if e.timestamp <= as_of and (e.name in self._path_events or self.matching(e, as_of))
+        )
         contributions: list[Contribution] = []
-        for fit_rule in definition.fit_rules:
-            if evaluate(fit_rule.when, trait_context):
+        for fit_rule, test in self._fit:
+            if test(traits):
                 points = fit_rule.points
                 contributions.append(Contribution(fit_rule.id, "fit", points, points, points))
         fit_raw = sum(c.points for c in contributions)
@@ -312,7 +334,33 @@ class Scorer:
                 intent_items.append(item)
         contributions.extend(intent_items)
         intent_raw = sum(c.points for c in intent_items)
-        return _decide(definition, traits, as_of, past, contributions, fit_raw, intent_raw)
+        excluded = tuple(gate_id for gate_id, test in self._exclusions if test(traits))
+        missing = tuple(gate_id for gate_id, test in self._requirements if not test(traits))
+        return _decide(
+            definition, traits, as_of, past, contributions, fit_raw, intent_raw, excluded, missing
+        )
+
+
+def _predicate(condition: Condition) -> TraitPredicate:
+    compiled = trait_predicate(condition)
+    if compiled is not None:
+        return compiled
+
+    def interpreted(traits: Mapping[str, object]) -> bool:
+        # trait conditions never read the moment; any fixed one will do
+        return evaluate(condition, _TraitContext(traits, _EPOCH))
+
+    return interpreted
+
+
+def _events_named(condition: Condition) -> list[str]:
+    if isinstance(condition, EventSeen):
+        return [condition.event]
+    if isinstance(condition, AllOf | AnyOf):
+        return [name for item in condition.items for name in _events_named(item)]
+    if isinstance(condition, Not):
+        return _events_named(condition.item)
+    return []
 
 
 def score(
@@ -333,15 +381,13 @@ def _decide(
     contributions: list[Contribution],
     fit_raw: float,
     intent_raw: float,
+    excluded: tuple[str, ...],
+    missing: tuple[str, ...],
 ) -> ScoreCard:
-    trait_context = _TraitContext(traits, as_of)
     fit = _clamp(fit_raw, definition.fit_cap)
     intent = _clamp(intent_raw, definition.intent_cap)
     total_raw = fit + intent
     total = _clamp(total_raw, definition.qualify.total_cap)
-
-    excluded = tuple(g.id for g in definition.exclusions if evaluate(g.when, trait_context))
-    missing = tuple(g.id for g in definition.requirements if not evaluate(g.when, trait_context))
 
     qualify = definition.qualify
     by_rule = {c.rule_id: c for c in contributions}

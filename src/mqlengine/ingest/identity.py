@@ -90,18 +90,6 @@ class IdentityGraph:
             )
             for row in self.connection.execute(query):
                 self.owner[(row.kind, row.value)] = row.person_id
-        # the user ids of every person found, in one go (resolve() asks about them)
-        owners = sorted({pid for pid in self.owner.values() if pid not in self.user_ids})
-        for part in repo.chunks(owners):
-            for pid in part:
-                self.user_ids[pid] = set()
-            found = self.connection.execute(
-                select(identities.c.person_id, identities.c.value).where(
-                    identities.c.person_id.in_(part), identities.c.kind == STRONG
-                )
-            )
-            for hit in found:
-                self.user_ids[hit.person_id].add(hit.value)
 
     def _user_ids_of(self, person_id: int) -> set[str]:
         if person_id not in self.user_ids:

@@ -129,6 +129,13 @@ _PERSON_UPDATE = (
 )
 
 
+_SEEN_UPDATE = (
+    update(persons)
+    .where(persons.c.id == bindparam("b_id"))
+    .values(last_seen_at=bindparam("b_last_seen_at"))
+)
+
+
 class Pipeline:
     """Ingests batches of Segment messages against one definition."""
 
@@ -306,6 +313,9 @@ class Pipeline:
             trait_updates = _follow(trait_updates, graph.live, deep_merge)
             flag_updates = _follow(flag_updates, graph.live, lambda a, b: a | b)
             groups = {graph.live(pid): m for pid, m in groups.items()}
+            for survivor, _merged in graph.merged:
+                # the merge combined traits and flags: the survivor's profile is rebuilt
+                trait_updates.setdefault(graph.live(survivor), {})
         insert_ignoring_conflicts(connection, events, event_rows, ["message_id"])
         result.accepted = len(event_rows)
 
@@ -334,12 +344,22 @@ class Pipeline:
     ) -> dict[int, dict[str, Any]]:
         """Apply trait, flag, account and profile changes; returns the persons' rows as
         they now stand in this transaction."""
-        rows = repo.persons_by_id(connection, touched)
         for person_id, message in groups.items():
             account_id = self._group_account(connection, message, now)
             repo.bump_person(connection, person_id, {"account_id": account_id})
-        rows = repo.persons_by_id(connection, touched) if groups else rows
-        account_rows = repo.accounts_by_id(connection, [r["account_id"] for r in rows.values()])
+        # Most persons in a batch only did something: their traits, profile inputs and
+        # account are unchanged, so neither traits nor accounts are read for them.
+        rows = repo.persons_by_id(connection, touched, without=("traits",))
+        rebuild = {
+            pid
+            for pid, row in rows.items()
+            if pid in trait_updates or pid in flag_updates or pid in groups or row["profile"] == {}
+        }
+        traits_of = repo.person_traits(connection, rebuild)
+        account_rows = repo.accounts_by_id(
+            connection, [rows[pid]["account_id"] for pid in rebuild if pid in rows]
+        )
+        seen_updates: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         current: dict[int, dict[str, Any]] = {}
         domain_accounts: dict[str, int] = {}
@@ -347,8 +367,14 @@ class Pipeline:
             row = rows.get(person_id)
             if row is None:
                 continue
+            last_seen = max(last_event, row["last_seen_at"])
+            if person_id not in rebuild:
+                current[person_id] = {**row, "last_seen_at": last_seen}
+                if last_seen != row["last_seen_at"]:
+                    seen_updates.append({"b_id": person_id, "b_last_seen_at": last_seen})
+                continue
             values: dict[str, Any] = {}
-            traits = row["traits"] or {}
+            traits = traits_of.get(person_id) or {}
             if person_id in trait_updates:
                 traits = deep_merge(traits, trait_updates[person_id])
                 values["traits"] = traits
@@ -382,14 +408,11 @@ class Pipeline:
             if values or person_id in groups or row["profile"] == {}:
                 account = account_rows.get(account_id) if account_id is not None else None
                 values["profile"] = self.profile_for(traits, sorted(flags), account)
-            last_seen = max(last_event, row["last_seen_at"])
             current[person_id] = {**row, **values, "last_seen_at": last_seen}
-            if not values and last_seen == row["last_seen_at"]:
-                continue
             updates.append(
                 {
                     "b_id": person_id,
-                    "b_traits": values.get("traits", row["traits"]),
+                    "b_traits": values.get("traits", traits),
                     "b_flags": values.get("flags", row["flags"]),
                     "b_profile": values.get("profile", row["profile"]),
                     "b_email": values.get("email", row["email"]),
@@ -401,6 +424,8 @@ class Pipeline:
             )
         if updates:
             connection.execute(_PERSON_UPDATE, updates)
+        if seen_updates:
+            connection.execute(_SEEN_UPDATE, seen_updates)
         return current
 
     def _domain_account(

@@ -7,7 +7,7 @@ its score card, and a compact score snapshot — all on the caller's transaction
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,18 +44,22 @@ class EventCache:
     and drops persons it merges. The HTTP API does not use it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[Event], bool] | None = None) -> None:
+        """``keep``: which events are worth holding (e.g. :meth:`Scorer.relevant`); events
+        no rule can match never change a score, so a cache may leave them out."""
         self._events: dict[int, list[Event]] = {}
+        self._keep = keep
 
     def get(self, person_id: int) -> list[Event] | None:
         return self._events.get(person_id)
 
     def put(self, person_id: int, events: list[Event]) -> None:
-        self._events[person_id] = events
+        keep = self._keep
+        self._events[person_id] = events if keep is None else [e for e in events if keep(e)]
 
     def add(self, person_id: int, event: Event) -> None:
         cached = self._events.get(person_id)
-        if cached is not None:
+        if cached is not None and (self._keep is None or self._keep(event)):
             cached.append(event)
 
     def drop(self, person_id: int) -> None:

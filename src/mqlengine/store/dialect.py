@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Connection, Table, func, select
+from sqlalchemy.dialects import postgresql
 
 
 def insert_ignoring_conflicts(
@@ -18,8 +19,58 @@ def insert_ignoring_conflicts(
         pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
         connection.execute(pg_stmt, rows)
     else:
-        lite_stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index)
-        connection.execute(lite_stmt, rows)
+        _sqlite_insert_ignoring(connection, table, rows, index)
+
+
+def _sqlite_insert_ignoring(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], index: list[str]
+) -> None:
+    """The bulk path for SQLite: values are converted once per column kind and handed to
+    the driver's executemany, without SQLAlchemy's per-row parameter processing (the
+    biggest cost of loading events). Storage formats are exactly SQLAlchemy's own."""
+    from mqlengine.store.types import UTCDateTime
+
+    names = [c.name for c in table.c if c.name in rows[0]]
+    converters: list[Any] = []
+    for name in names:
+        column_type = table.c[name].type
+        if isinstance(column_type, UTCDateTime):
+            converters.append(_sqlite_time)
+        elif isinstance(column_type, JSON):
+            converters.append(_json_or_null)
+        else:
+            converters.append(None)
+    params = [
+        tuple(
+            row[name] if convert is None else convert(row[name])
+            for name, convert in zip(names, converters, strict=True)
+        )
+        for row in rows
+    ]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' for _ in names)}) "
+        f"ON CONFLICT ({', '.join(index)}) DO NOTHING"
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: times must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _json_or_null(value: Any) -> str | None:
+    from mqlengine.store.db import _json_dumps
+
+    return None if value is None else _json_dumps(value)
 
 
 def lock_rows_clause(connection: Connection) -> bool:

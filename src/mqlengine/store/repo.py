@@ -51,12 +51,27 @@ def load_events(
     return result
 
 
-def persons_by_id(connection: Connection, person_ids: Iterable[int]) -> dict[int, RowMapping]:
+def persons_by_id(
+    connection: Connection, person_ids: Iterable[int], *, without: tuple[str, ...] = ()
+) -> dict[int, RowMapping]:
+    """Person rows by id; ``without`` leaves out (large) columns the caller won't read."""
     found: dict[int, RowMapping] = {}
     ids = sorted(set(person_ids))
+    columns = [c for c in persons.c if c.name not in without]
     for part in chunks(ids):
-        for row in connection.execute(select(persons).where(persons.c.id.in_(part))).mappings():
+        query = select(*columns).where(persons.c.id.in_(part))
+        for row in connection.execute(query).mappings():
             found[row["id"]] = row
+    return found
+
+
+def person_traits(connection: Connection, person_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    ids = sorted(set(person_ids))
+    for part in chunks(ids):
+        query = select(persons.c.id, persons.c.traits).where(persons.c.id.in_(part))
+        for row in connection.execute(query):
+            found[row.id] = row.traits or {}
     return found
 
 
