@@ -36,7 +36,7 @@ def test_init_validate_and_test(env: Path) -> None:
     code, out = mql("validate")
     assert code == 0 and "ok" in out and "2026-11-b2b-v1" in out
     code, out = mql("test")
-    assert code == 0 and "4 passed, 0 failed" in out
+    assert code == 0 and "7 passed, 0 failed" in out
 
 
 def test_validate_names_the_line(env: Path) -> None:

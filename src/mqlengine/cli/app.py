@@ -13,6 +13,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -317,7 +318,7 @@ def leads(
         writer.writerows(rows)
         sys.stdout.write(buffer.getvalue())
         return
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in (
         "id",
         "email",
@@ -327,10 +328,16 @@ def leads(
         "intent",
         "total",
         "channel",
-        "stage changed",
+        "changed",
     ):
+        numeric = column in ("id", "fit", "intent", "total")
+        # narrow terminals fold long values onto more lines instead of cutting them
         table.add_column(
-            column, justify="right" if column in ("id", "fit", "intent", "total") else "left"
+            column,
+            justify="right" if numeric else "left",
+            overflow="fold",
+            no_wrap=numeric or column == "changed",
+            min_width=22 if column == "email" else None,
         )
     for r in rows:
         table.add_row(
@@ -342,7 +349,7 @@ def leads(
             f"{r['intent']:.1f}",
             f"{r['total']:.1f}",
             r["channel"] or "",
-            (r["stage_changed_at"] or "")[:16],
+            (r["stage_changed_at"] or "")[:10],
         )
     console.print(table)
 

@@ -401,10 +401,10 @@ def _decide(
     matched = next((p for p in qualify.paths if evaluate(p.when, path_context)), None)
     meets = total >= qualify.threshold and fit >= qualify.min_fit
     gated = not excluded and not missing
-    qualifies = gated and (meets or (matched is not None and matched.bypass_threshold))
+    bypass = matched is not None and matched.bypass_threshold and fit >= qualify.min_fit
+    qualifies = gated and (meets or bypass)
     retains = gated and (
-        (total >= qualify.threshold - qualify.hysteresis and fit >= qualify.min_fit)
-        or (matched is not None and matched.bypass_threshold)
+        (total >= qualify.threshold - qualify.hysteresis and fit >= qualify.min_fit) or bypass
     )
     mql_type = None
     if qualifies:
