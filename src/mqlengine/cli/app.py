@@ -435,6 +435,7 @@ def demo(
         )
     elapsed = time.perf_counter() - started
     _print_summary(eng)
+    _print_handoff(eng, report.feedback, report.breaches)
     console.print(
         f"demo: {report.messages:,} messages for {report.persons:,} persons in {elapsed:.1f} s "
         f"(generate {report.seconds.get('generate', 0):.1f} s, "
@@ -442,7 +443,10 @@ def demo(
         f"rescore {report.seconds.get('rescore', 0):.1f} s) into {eng.db.url}",
         highlight=False,
     )
-    console.print("next: [bold]mql leads --stage mql[/], [bold]mql explain ID[/]")
+    console.print(
+        "next: [bold]mql leads --stage mql[/], [bold]mql explain ID[/], "
+        "[bold]mql report funnel[/], [bold]mql serve --write-key K[/] (dashboard at /?key=K)"
+    )
 
 
 def _is_demo(eng: object) -> bool:
@@ -455,6 +459,30 @@ def _is_demo(eng: object) -> bool:
             select(stage_history.c.id).where(stage_history.c.actor == "demo-sales").limit(1)
         ).first()
     return row is not None
+
+
+def _print_handoff(eng: object, feedback: int, breaches: int) -> None:
+    """Who got the demo's MQLs: owners and queues, SLA breaches, sales feedback."""
+    from sqlalchemy import func, select
+
+    from mqlengine.store.tables_handoff import assignments, reps
+
+    with eng.db.read() as connection:  # type: ignore[attr-defined]
+        rows = connection.execute(
+            select(reps.c.name, assignments.c.team, func.count().label("n"))
+            .select_from(assignments.outerjoin(reps, reps.c.id == assignments.c.rep_id))
+            .where(assignments.c.seq == 0)
+            .group_by(reps.c.name, assignments.c.team)
+            .order_by(func.count().desc())
+        ).all()
+    table = Table(title="Who got the MQLs (first assignment)")
+    table.add_column("rep or queue")
+    table.add_column("team")
+    table.add_column("MQLs", justify="right")
+    for name, team, n in rows:
+        table.add_row(name or "(queue)", team, f"{n:,}")
+    console.print(table)
+    console.print(f"sales feedback applied: {feedback:,}; SLA breaches recorded: {breaches:,}")
 
 
 def _print_summary(eng: object) -> None:

@@ -8,7 +8,7 @@ are put in a canonical order first, so the same history in any order scores the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mqlengine.domain.conditions import (
@@ -42,6 +42,10 @@ class Event:
     name: str
     timestamp: datetime
     properties: Mapping[str, object]
+    epoch: float = field(init=False, compare=False, repr=False)  # timestamp as POSIX seconds
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "epoch", self.timestamp.timestamp())
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,16 +242,19 @@ def _intent_contribution(
     as_of_ts = as_of.timestamp()
     if rule.within_days is not None:
         window_start = as_of_ts - rule.within_days * SECONDS_PER_DAY
-        matching = [e for e in matching if e.timestamp.timestamp() >= window_start]
+        matching = [e for e in matching if e.epoch >= window_start]
     if not matching:
         return None
     half_life = definition.intent_half_life(rule)
+    points = rule.points
     hits: list[EventHit] = []
+    earned = 0.0
     for event in _select(rule, matching):
-        age = max(as_of_ts - event.timestamp.timestamp(), 0.0) / SECONDS_PER_DAY
-        factor = decay_factor(age, half_life)
-        hits.append(EventHit(event.id, event.timestamp, age, factor, rule.points * factor))
-    earned = sum(hit.points for hit in hits)
+        seconds = as_of_ts - event.epoch
+        age = seconds / SECONDS_PER_DAY if seconds > 0.0 else 0.0
+        factor = 0.5 ** (age / half_life) if half_life > 0 else 1.0  # = decay_factor()
+        hits.append(EventHit(event.id, event.timestamp, age, factor, points * factor))
+        earned += points * factor
     return Contribution(
         rule_id=rule.id,
         kind="intent",
@@ -259,7 +266,7 @@ def _intent_contribution(
 
 
 def canonical_order(events: Iterable[Event]) -> list[Event]:
-    return sorted(events, key=lambda e: (e.timestamp, e.id))
+    return sorted(events, key=lambda e: (e.epoch, e.id))
 
 
 class Scorer:
@@ -308,10 +315,12 @@ class Scorer:
         definition = self.definition
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
+        as_of_ts = as_of.timestamp()
+        path_events = self._path_events
         past = canonical_order(
             e
             for e in events
-            if e.timestamp <= as_of and (e.name in self._path_events or self.matching(e, as_of))
+            if e.epoch <= as_of_ts and (e.name in path_events or self.matching(e, as_of))
         )
         contributions: list[Contribution] = []
         for fit_rule, test in self._fit:
