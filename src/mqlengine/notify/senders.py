@@ -12,7 +12,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -75,6 +77,7 @@ def send_email(row: dict[str, Any], options: SendOptions) -> None:
     message["From"] = query.get("from", "mql-engine@localhost")
     message["To"] = ", ".join(row["payload"].get("to", []))
     message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))  # RFC 5322 requires it
     message["Message-ID"] = f"<{row['message_id']}@mqlengine>"
     message.set_content(text)
     host, port = parts.hostname or "localhost", parts.port
@@ -90,9 +93,14 @@ def send_email(row: dict[str, Any], options: SendOptions) -> None:
                 client.starttls(context=ssl.create_default_context())
             if parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
-            client.send_message(message)
+            refused = client.send_message(message)
     except (smtplib.SMTPException, OSError) as error:
         raise DeliveryError(f"SMTP delivery failed: {error}") from None
+    if refused:
+        # Some recipients were refused: deliver again later (at least once; the
+        # Message-ID stays the same, so the others can drop the duplicate).
+        detail = ", ".join(f"{to}: {code} {reply!r}" for to, (code, reply) in refused.items())
+        raise DeliveryError(f"SMTP server refused recipient(s): {detail}")
 
 
 def send(row: dict[str, Any], options: SendOptions) -> int | None:
