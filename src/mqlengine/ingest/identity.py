@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from mqlengine.ingest.messages import Message
 from mqlengine.ingest.profile import fill_missing
@@ -83,13 +83,19 @@ class IdentityGraph:
         self._ids: IdAllocator | None = None
 
     def prefetch(self, keys: Iterable[Key]) -> None:
-        wanted = sorted({k for k in keys if k not in self.owner})
-        for part in repo.chunks(wanted):
-            query = select(identities.c.kind, identities.c.value, identities.c.person_id).where(
-                tuple_(identities.c.kind, identities.c.value).in_(list(part))
-            )
-            for row in self.connection.execute(query):
-                self.owner[(row.kind, row.value)] = row.person_id
+        """Load the owners of these keys: one ``kind = ? AND value IN (…)`` query per kind
+        and chunk, which uses the unique (kind, value) index (a row-value IN does not, on
+        SQLite: it scans the table)."""
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in {k for k in keys if k not in self.owner}:
+            by_kind.setdefault(kind, []).append(value)
+        for kind, values in sorted(by_kind.items()):
+            for part in repo.chunks(sorted(values)):
+                query = select(identities.c.value, identities.c.person_id).where(
+                    identities.c.kind == kind, identities.c.value.in_(part)
+                )
+                for row in self.connection.execute(query):
+                    self.owner[(kind, row.value)] = row.person_id
 
     def _user_ids_of(self, person_id: int) -> set[str]:
         if person_id not in self.user_ids:

@@ -129,6 +129,23 @@ _PERSON_UPDATE = (
 )
 
 
+# What this pipeline and rescoring read of a person (a narrower read is a cheaper one).
+_PIPELINE_COLUMNS = (
+    "id",
+    "profile",
+    "flags",
+    "email",
+    "account_id",
+    "channel",
+    "last_seen_at",
+    "stage",
+    "recycled_at",
+    "scored_at",
+    "total_score",
+    "definition_version",
+    "merged_into",
+)
+
 _SEEN_UPDATE = (
     update(persons)
     .where(persons.c.id == bindparam("b_id"))
@@ -349,7 +366,7 @@ class Pipeline:
             repo.bump_person(connection, person_id, {"account_id": account_id})
         # Most persons in a batch only did something: their traits, profile inputs and
         # account are unchanged, so neither traits nor accounts are read for them.
-        rows = repo.persons_by_id(connection, touched, without=("traits",))
+        rows = repo.persons_by_id(connection, touched, only=_PIPELINE_COLUMNS)
         rebuild = {
             pid
             for pid, row in rows.items()

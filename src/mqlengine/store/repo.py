@@ -52,12 +52,17 @@ def load_events(
 
 
 def persons_by_id(
-    connection: Connection, person_ids: Iterable[int], *, without: tuple[str, ...] = ()
+    connection: Connection,
+    person_ids: Iterable[int],
+    *,
+    without: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
 ) -> dict[int, RowMapping]:
-    """Person rows by id; ``without`` leaves out (large) columns the caller won't read."""
+    """Person rows by id; ``without`` leaves out (large) columns the caller won't read,
+    ``only`` reads just these."""
     found: dict[int, RowMapping] = {}
     ids = sorted(set(person_ids))
-    columns = [c for c in persons.c if c.name not in without]
+    columns = [c for c in persons.c if c.name not in without and (only is None or c.name in only)]
     for part in chunks(ids):
         query = select(*columns).where(persons.c.id.in_(part))
         for row in connection.execute(query).mappings():

@@ -80,6 +80,8 @@ assignments = Table(
     UniqueConstraint("person_id", "mql_at", "seq"),
     Index("ix_assignments_rep_time", "rep_id", "assigned_at"),
     Index("ix_assignments_open_due", "status", "sla_due_at"),
+    # routing reads the recent assignments of every rep at once (capacity, fairness)
+    Index("ix_assignments_assigned_at", "assigned_at"),
 )
 
 route_cursors = Table(
