@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 import pg  # tests/pg.py: the throw-away PostgreSQL cluster
+from mqlengine.definition.compiler import load_definition
+from mqlengine.domain.rules import Definition
 from mqlengine.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +107,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def migrated_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database with the schema, copied from one migrated once per session (fast)."""
     yield from _fresh_database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(scope="module")
+def definition() -> Definition:
+    """The example definition (the template `mql init` writes), compiled."""
+    return load_definition(EXAMPLE).definition
+
+
+@pytest.fixture
+def db(migrated_database_url: str) -> Iterator[Database]:
+    """A migrated database on each backend, disposed of after the test."""
+    database = Database(migrated_database_url)
+    try:
+        yield database
+    finally:
+        database.dispose()

@@ -15,12 +15,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
-from mqlengine.definition.compiler import load_definition
 from mqlengine.domain.rules import Definition
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.notify.relay import deliver_due
@@ -136,20 +134,6 @@ def smtp_server(mailbox: Mailbox | None = None) -> Iterator[SmtpServer]:
 
 
 # --- the project's real path: destination, a new MQL, the relay ------------------------------
-
-
-@pytest.fixture(scope="module")
-def definition() -> Definition:
-    return load_definition(EXAMPLE).definition
-
-
-@pytest.fixture
-def db(migrated_database_url: str) -> Iterator[Database]:
-    database = Database(migrated_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def add_email_destination(db: Database, port: int) -> None:

@@ -4,7 +4,6 @@ feedback over HTTP records touches and refuses illegal moves; CRM outcomes impor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from mqlengine.definition.compiler import load_definition
 from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConflictError, ValidationError
 from mqlengine.ingest.pipeline import Pipeline
@@ -36,20 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def definition() -> Definition:
-    return load_definition(EXAMPLE).definition
-
-
-@pytest.fixture
-def db(migrated_database_url: str) -> Iterator[Database]:
-    database = Database(migrated_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def team(db: Database) -> None:

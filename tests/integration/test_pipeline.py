@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
-from mqlengine.definition.compiler import load_definition
 from mqlengine.domain.lifecycle import Stage, StageChange
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import score
@@ -99,20 +98,6 @@ def page(
     message.update(type="page", properties={"path": path})
     del message["event"]
     return message
-
-
-@pytest.fixture(scope="module")
-def definition() -> Definition:
-    return load_definition(EXAMPLE).definition
-
-
-@pytest.fixture
-def db(migrated_database_url: str) -> Iterator[Database]:
-    database = Database(migrated_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -18,15 +17,6 @@ from mqlengine.store.schema import metadata
 from mqlengine.store.tables import accounts, persons, stage_history
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(migrated_database_url: str) -> Iterator[Database]:
-    database = Database(migrated_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def _person(**values: object) -> dict[str, object]:

@@ -6,7 +6,6 @@ import csv
 import io
 import shutil
 import sys
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mqlengine.cli.common import console, engine, err_console, fail, handle_errors, state
+from mqlengine.cli.common import now as _now
+from mqlengine.cli.common import parse_when as _parse_when
 
 app = typer.Typer(
     name="mql",
@@ -77,24 +78,6 @@ def _progress() -> Progress:
         transient=False,
         disable=not err_console.is_terminal,
     )
-
-
-def _now() -> datetime:
-    from mqlengine.engine import utcnow
-
-    return utcnow()
-
-
-def _parse_when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    from mqlengine.ingest.messages import MessageError, parse_time
-
-    try:
-        return parse_time(value, option)
-    except MessageError as error:
-        fail(f"{option}: {error.reason}", 2)
-    return None
 
 
 @app.command()

@@ -6,6 +6,7 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +39,25 @@ def engine() -> Any:
     if state.definition is not None:
         settings = Settings(settings.database_url, state.definition, settings.write_keys)
     return Engine(settings)
+
+
+def now() -> datetime:
+    from mqlengine.engine import utcnow
+
+    return utcnow()
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """An ISO time from a command-line option; a bad one is a clear error naming the option."""
+    if value is None:
+        return None
+    from mqlengine.ingest.messages import MessageError, parse_time
+
+    try:
+        return parse_time(value, option)
+    except MessageError as error:
+        fail(f"{option}: {error.reason}", 2)
+    return None
 
 
 def fail(message: str, code: int = 1) -> None:

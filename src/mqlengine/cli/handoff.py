@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,30 +15,14 @@ import typer
 from rich.table import Table
 
 from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+from mqlengine.cli.common import now as _now
+from mqlengine.cli.common import parse_when as _when
 
 reps_app = typer.Typer(
     help="Sales reps and teams that routing chooses from.", no_args_is_help=False
 )
 route_app = typer.Typer(help="Routing tools.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Notifications waiting, delivered or dead (the outbox).")
-
-
-def _now() -> datetime:
-    from mqlengine.engine import utcnow
-
-    return utcnow()
-
-
-def _when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    from mqlengine.ingest.messages import MessageError, parse_time
-
-    try:
-        return parse_time(value, option)
-    except MessageError as error:
-        fail(f"{option}: {error.reason}", 2)
-    return None
 
 
 def _hours(values: list[str] | None) -> dict[str, list[str]] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+from mqlengine.cli.common import now as _now
+from mqlengine.cli.common import parse_when as _when
 
 report_app = typer.Typer(
     help="Funnel reports: funnel, cohorts, channels, sla, velocity, …", no_args_is_help=True
@@ -131,18 +132,6 @@ LABELS = {
 }
 
 
-def _when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    from mqlengine.ingest.messages import MessageError, parse_time
-
-    try:
-        return parse_time(value, option)
-    except MessageError as error:
-        fail(f"{option}: {error.reason}", 2)
-    return None
-
-
 def _filters(
     since: str | None, until: str | None, channel: str | None, campaign: str | None, tz: str
 ) -> Any:
@@ -155,12 +144,6 @@ def _filters(
         campaign=campaign,
         tz=tz,
     )
-
-
-def _now() -> datetime:
-    from mqlengine.engine import utcnow
-
-    return utcnow()
 
 
 def _cell(name: str, value: Any) -> str:
