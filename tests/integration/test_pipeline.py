@@ -479,3 +479,32 @@ def test_racing_writers_that_all_read_the_old_stage_change_it_once(
     assert count(db, stage_history, stage_history.c.to_stage == "sal") == 1
     row = person(db, person_id)
     assert row["stage"] == "sal"
+
+
+def test_history_replay_rescores_only_when_the_batch_can_change_the_score(
+    db: Database, definition: Definition
+) -> None:
+    """score_as_of="event": an event no rule scores leaves the stored score as it was (it
+    cannot qualify anyone); a scored event rescores as of that event."""
+    pipeline = Pipeline(definition)
+
+    def replay(messages: list[Any]) -> BatchResult:
+        with db.begin() as connection:
+            return pipeline.ingest(connection, messages, now=NOW, score_as_of="event")
+
+    replay([identify("h1", user="u-h", traits=VP_TRAITS, days_ago=10)])
+    pid = owner(db, "user_id", "u-h")
+    first = person(db, pid)
+    assert first["scored_at"] == NOW - timedelta(days=10)
+
+    result = replay([track("h2", "Email Opened", user="u-h", days_ago=8)])  # no rule scores it
+    assert result.persons == {pid} and [o.person_id for o in result.outcomes] == []
+    unchanged = person(db, pid)
+    assert unchanged["scored_at"] == first["scored_at"]
+    assert unchanged["last_seen_at"] == NOW - timedelta(days=8)
+
+    result = replay([page("h3", "/pricing", user="u-h", days_ago=5)])
+    assert [o.person_id for o in result.outcomes] == [pid]
+    rescored = person(db, pid)
+    assert rescored["scored_at"] == NOW - timedelta(days=5)
+    assert rescored["intent_score"] > 0

@@ -265,8 +265,13 @@ def _intent_contribution(
     )
 
 
+def _canonical_key(event: Event) -> tuple[float, str]:
+    return (event.epoch, event.id)
+
+
 def canonical_order(events: Iterable[Event]) -> list[Event]:
-    return sorted(events, key=lambda e: (e.epoch, e.id))
+    """Time, then id: the order every computation over events uses."""
+    return sorted(events, key=_canonical_key)
 
 
 class Scorer:
@@ -317,11 +322,17 @@ class Scorer:
             raise ValueError("as_of must be timezone-aware")
         as_of_ts = as_of.timestamp()
         path_events = self._path_events
-        past = canonical_order(
-            e
-            for e in events
-            if e.epoch <= as_of_ts and (e.name in path_events or self.matching(e, as_of))
-        )
+        # One pass: each past event goes to the rules it matches (and, when a path asks
+        # about its name, to the path evidence); each list is then put in canonical order.
+        per_rule: dict[int, list[Event]] = {}
+        past: list[Event] = []
+        for event in events:
+            if event.epoch > as_of_ts:
+                continue
+            for index in self.matching(event, as_of):
+                per_rule.setdefault(index, []).append(event)
+            if event.name in path_events:
+                past.append(event)
         contributions: list[Contribution] = []
         for fit_rule, test in self._fit:
             if test(traits):
@@ -329,15 +340,12 @@ class Scorer:
                 contributions.append(Contribution(fit_rule.id, "fit", points, points, points))
         fit_raw = sum(c.points for c in contributions)
 
-        per_rule: dict[int, list[Event]] = {}
-        for event in past:
-            for index in self.matching(event, as_of):
-                per_rule.setdefault(index, []).append(event)
         intent_items: list[Contribution] = []
         for index, intent_rule in enumerate(definition.intent_rules):
             matched = per_rule.get(index)
             if not matched:
                 continue
+            matched.sort(key=_canonical_key)
             item = _intent_contribution(definition, intent_rule, matched, as_of)
             if item is not None:
                 intent_items.append(item)

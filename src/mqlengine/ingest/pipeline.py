@@ -22,7 +22,7 @@ from mqlengine.ingest.identity import IdentityGraph, identity_keys
 from mqlengine.ingest.messages import Message, MessageError, parse_message
 from mqlengine.ingest.profile import build_profile, deep_merge
 from mqlengine.ingest.validation import cached_check_email, check_message, ignored_flags
-from mqlengine.services.qualify import EventCache, Outcome, rescore
+from mqlengine.services.qualify import EventCache, Outcome, rescore, scorer_for
 from mqlengine.store import repo
 from mqlengine.store.dialect import insert_ignoring_conflicts
 from mqlengine.store.tables import accounts, events, persons
@@ -241,8 +241,10 @@ class Pipeline:
         default_type: str | None = None,
         quarantine_endpoint: str | None = None,
     ) -> BatchResult:
-        """Ingest on the caller's transaction. ``score_as_of``: ``arrival`` scores at ``now``
-        (real time); ``event`` scores each person as of its newest event (history import).
+        """Ingest on the caller's transaction. ``score_as_of``: ``arrival`` scores every
+        touched person at ``now`` (real time); ``event`` replays history: each person is
+        scored as of its newest event, and only when the batch can change its score (a
+        relevant event, new traits or flags, a merge, a new person).
         With ``quarantine_endpoint``, rejected messages are kept in the quarantine table
         (same transaction) under that endpoint name."""
         parsed, rejected = self.parse(raw_messages, now, default_type)
@@ -277,6 +279,9 @@ class Pipeline:
 
         event_rows: list[dict[str, Any]] = []
         touched: dict[int, datetime] = {}
+        replay = score_as_of == "event"
+        scorer = scorer_for(self.definition)
+        rescore_needed: set[int] = set()
         trait_updates: dict[int, dict[str, Any]] = {}
         flag_updates: dict[int, set[str]] = {}
         groups: dict[int, Message] = {}
@@ -310,11 +315,14 @@ class Pipeline:
                     "received_at": message.received_at,
                 }
             )
-            if self.cache is not None and message.scored:
-                self.cache.add(
-                    person_id,
-                    Event(message.message_id, message.name, message.timestamp, message.properties),
+            if message.scored and (self.cache is not None or replay):
+                event = Event(
+                    message.message_id, message.name, message.timestamp, message.properties
                 )
+                if self.cache is not None:
+                    self.cache.add(person_id, event)
+                if replay and scorer.relevant(event):
+                    rescore_needed.add(person_id)
         graph.flush()
         result.merges = list(graph.merged)
         for survivor, merged in graph.merged:
@@ -337,11 +345,27 @@ class Pipeline:
         result.accepted = len(event_rows)
 
         current = self._update_people(connection, touched, trait_updates, flag_updates, groups, now)
-        as_of = touched if score_as_of == "event" else None
+        as_of = touched if replay else None
+        to_score = list(touched)
+        if replay:
+            # Replaying history, a person whose new events no rule can score keeps the
+            # score of its last relevant event: such events cannot qualify anyone, and time
+            # alone only lowers a score (the nightly `mql score` applies that).
+            rescore_needed = {graph.live(pid) for pid in rescore_needed}
+            to_score = [
+                pid
+                for pid in touched
+                if pid in rescore_needed
+                or pid in trait_updates
+                or pid in flag_updates
+                or pid in groups
+                or pid not in current
+                or current[pid]["scored_at"] is None
+            ]
         result.outcomes = rescore(
             connection,
             self.definition,
-            list(touched),
+            to_score,
             now=now,
             as_of=as_of,
             cache=self.cache,
