@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import queue
+import random
 import threading
 import time
 from collections import deque
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mqlengine.ingest.pipeline import Pipeline, Rejection, quarantine_rows
 from mqlengine.store.db import Database
@@ -63,6 +65,17 @@ class Stopped(Exception):
 
 
 _STOP = object()
+CONFLICT_RETRIES = 5
+_CONFLICT_WORDS = ("deadlock", "could not serialize", "database is locked", "lock timeout")
+
+
+def _is_conflict(error: IntegrityError | OperationalError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True  # a unique key another writer committed first; a real data error recurs
+    text = str(error.orig).lower()
+    return any(word in text for word in _CONFLICT_WORDS)
+
+
 _heap_frozen = False
 
 
@@ -106,7 +119,7 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.stats = {"commits": 0, "jobs": 0, "messages": 0, "retries": 0}
+        self.stats = {"commits": 0, "jobs": 0, "messages": 0, "retries": 0, "conflicts": 0}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -225,7 +238,7 @@ class GroupCommitter:
 
     def _commit_group(self, connection: Connection, jobs: list[Job]) -> None:
         try:
-            results = self._commit(connection, jobs)
+            results = self._commit_retrying(connection, jobs)
         except Exception as error:
             if len(jobs) == 1:
                 log.exception("ingest transaction failed")
@@ -248,6 +261,21 @@ class GroupCommitter:
         else:
             assert result is not None
             job.future.set_result(result)
+
+    def _commit_retrying(self, connection: Connection, jobs: list[Job]) -> list[JobResult]:
+        """Commit, retrying when another writer got there first: a second server process
+        created the same person (unique identity), a deadlock or a serialization failure,
+        or SQLite's lock. The transaction rolled back whole, so running it again is safe,
+        and the retry sees the other writer's rows (its events count as duplicates)."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._commit(connection, jobs)
+            except (IntegrityError, OperationalError) as error:
+                if attempt == CONFLICT_RETRIES - 1 or not _is_conflict(error):
+                    raise
+                self.stats["conflicts"] += 1
+                time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _commit(self, connection: Connection, jobs: list[Job]) -> list[JobResult]:
         pipeline = self.pipeline()
