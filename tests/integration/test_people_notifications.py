@@ -1,6 +1,7 @@
-"""E-mail delivery through the outbox to a real SMTP server (aiosmtpd) on loopback: a new
-MQL's notification arrives with the right envelope, headers and body; a refusing or stopped
-server leaves the row pending for a later retry; plain localhost needs no STARTTLS."""
+"""Notifications for people, through the outbox. E-mail to a real SMTP server (aiosmtpd) on
+loopback: a new MQL's notification arrives with the right envelope, headers and body; a
+refusing or stopped server leaves the row pending for a later retry; plain localhost needs no
+STARTTLS. Slack: an incoming-webhook message (Block Kit) posted to a real HTTP receiver."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mqlengine.domain.rules import Definition
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.notify.relay import deliver_due
+from mqlengine.notify.senders import SendOptions
 from mqlengine.services import outbox, reps
 from mqlengine.store.db import Database
-from mqlengine.store.tables_handoff import assignments
+from mqlengine.store.tables_handoff import assignments, destinations
 from mqlengine.store.tables_handoff import outbox as outbox_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -306,3 +309,58 @@ def test_a_refused_recipient_means_not_delivered_yet(db: Database, definition: D
     first, second = mailbox.received
     assert first.message["Message-ID"] == second.message["Message-ID"]
     assert "sales-desk@example.com" in second.rcpt_tos
+
+
+def test_new_mql_slack_message_says_who_why_and_deadline(
+    db: Database, definition: Definition
+) -> None:
+    """A Slack incoming-webhook destination gets a Block Kit message: who, why they
+    qualified, the top signals, the owner, the SLA deadline and a link to the person page."""
+    from webhook_receiver import receiver
+
+    with receiver() as hook:
+        add_email_destination(db, 9)  # the team and rep; the e-mail row itself is not sent here
+        with db.begin() as connection:
+            outbox.add_destination(
+                connection,
+                name="slack",
+                kind="slack",
+                url=hook.url,
+                now=MONDAY,
+                topics=["mql.assigned"],
+            )
+        person_id = new_mql(db, definition)
+        slack_id = destination_id(db, "slack")
+        with db.begin() as connection:  # keep only the Slack row due
+            connection.execute(
+                update(outbox_table)
+                .where(outbox_table.c.destination_id != slack_id)
+                .values(status="dead")
+            )
+        stats = deliver_due(
+            db, worker="t", clock=Clock(MONDAY), options=SendOptions(base_url="https://mql.example")
+        )
+        assert stats.delivered == 1
+        (delivery,) = hook.deliveries
+    message = orjson.loads(delivery.body)
+    assert message["text"].startswith("New MQL: Grace Hopper")
+    section = message["blocks"][0]["text"]["text"]
+    assert "hand_raiser" in section and "demo_request" in section
+    assert "Ana Owner" in section and "First touch due" in section
+    assert f"<https://mql.example/persons/{person_id}|Open person page>" in section
+    row = next(r for r in all_rows(db) if r["destination_id"] == slack_id)
+    assert message["blocks"][1]["elements"][0]["text"] == f"id `{row['message_id']}`"
+
+
+def destination_id(db: Database, name: str) -> int:
+    with db.read() as connection:
+        return int(
+            connection.execute(
+                select(destinations.c.id).where(destinations.c.name == name)
+            ).scalar_one()
+        )
+
+
+def all_rows(db: Database) -> list[dict[str, Any]]:
+    with db.read() as connection:
+        return [dict(r) for r in connection.execute(select(outbox_table)).mappings()]
