@@ -229,3 +229,113 @@ def test_normalisation_is_idempotent(address: str, fold: bool) -> None:
             first.domain,
             first.flags,
         )
+
+
+# --- validate_address is validate_email, faster ------------------------------------------
+
+TRICKY_ADDRESSES = [
+    "jane@acme.com",
+    "Jane.Doe+tag@Acme.COM",
+    "INFO@acme.com",  # a mailbox name the library lower-cases
+    "Postmaster@Sub.Example.org",
+    "a@b.co",
+    "a@b.c",
+    "a@b.123",
+    "a@localhost",
+    "a@example.local",
+    "a@printer.test",
+    "a@x.arpa",
+    "a@xn--bcher-kva.ch",
+    "a@xn--bcher.ch",
+    "a@xn--zz.com",
+    "a@ab--cd.com",
+    "a@-acme.com",
+    "a@acme-.com",
+    "a@acme..com",
+    "a@.acme.com",
+    "a@acme.com.",
+    ".a@acme.com",
+    "a.@acme.com",
+    "a..b@acme.com",
+    "a@acme",
+    "@acme.com",
+    "a@",
+    "a@@acme.com",
+    "a@b@acme.com",
+    "!#$%&'*+/=?^_`{|}~-@acme.com",
+    "a" * 64 + "@acme.com",
+    "a" * 65 + "@acme.com",
+    "a@" + "b" * 63 + ".com",
+    "a@" + "b" * 64 + ".com",
+    "a" * 64 + "@" + ".".join(["b" * 60] * 3) + ".com",
+    "a@" + ".".join(["b" * 60] * 4) + ".com",
+    '"jane doe"@acme.com',
+    '"jane"@acme.com',
+    "Jane <jane@acme.com>",
+    "<jane@acme.com>",
+    "jane@[192.168.0.1]",
+    "jane@bücher.ch",
+    "jäne@acme.com",
+    "jane@ACME.COM",
+    "jane＠acme.com",
+    "jane@acme.com ",
+    "jane@acme.c0m",
+    "jane@1.2.3.4",
+    "x@mailinator.com",
+    "x@student.uva.nl",
+]
+
+
+def validation_outcome(validate: object, text: str) -> tuple[str, object]:
+    from email_validator import EmailNotValidError
+
+    try:
+        result = validate(text)  # type: ignore[operator]
+    except EmailNotValidError as error:
+        return "error", (type(error), str(error))
+    return "valid", (result.local_part, result.domain, result.ascii_domain)
+
+
+def assert_same_validation(text: str) -> None:
+    from email_validator import validate_email
+
+    from mqlengine.ingest.emailcheck import validate_address
+
+    expected = validation_outcome(lambda t: validate_email(t, check_deliverability=False), text)
+    for _ in range(2):  # the second time with the domain cached
+        assert validation_outcome(validate_address, text) == expected
+
+
+@pytest.mark.parametrize("text", TRICKY_ADDRESSES)
+def test_validate_address_agrees_with_email_validator(text: str) -> None:
+    assert_same_validation(text)
+
+
+@given(
+    st.text("abAB.-_+'0@", min_size=1, max_size=12),
+    st.sampled_from(["acme.com", "ACME.com", "a-b.co.uk", "xn--bcher-kva.ch", "b.c", "local"]),
+)
+def test_validate_address_agrees_on_generated_addresses(local: str, domain: str) -> None:
+    assert_same_validation(f"{local}@{domain}")
+    assert_same_validation(f"{local}")
+
+
+@given(st.text(max_size=30))
+def test_validate_address_agrees_on_any_text(text: str) -> None:
+    assert_same_validation(text)
+
+
+def test_flags_of_many_addresses_at_one_domain_agree_with_a_fresh_check() -> None:
+    from mqlengine.ingest import emailcheck
+
+    addresses = [f"{local}@gmail.com" for local in ("jane", "info", "sales.emea", "x")]
+    first = [check_email(a) for a in addresses]
+    emailcheck._domain_flags.cache_clear()
+    emailcheck._validate_domain.cache_clear()
+    assert [check_email(a) for a in reversed(addresses)] == list(reversed(first))
+    assert [c.flags for c in first] == [
+        {"free_mail"},
+        {"free_mail", "role_account"},
+        {"free_mail", "role_account"},
+        {"free_mail"},
+    ]

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import math
+import random
+import re
 
+import crawleruseragents
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mqlengine.ingest.signals import FORM_FLAGS, check_form, is_bot_user_agent, normalize_phone
+from mqlengine.ingest.signals import (
+    _AUTOMATION,
+    FORM_FLAGS,
+    CrawlerIndex,
+    _automation,
+    check_form,
+    is_bot_user_agent,
+    normalize_phone,
+    required_literals,
+)
 
 BROWSERS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -78,6 +90,143 @@ def test_user_agent_never_raises(ua: str) -> None:
     assert isinstance(is_bot_user_agent(ua), bool)
 
 
+# --- the crawler list, searched through its literals --------------------------------------
+
+CRAWLER_PATTERNS = [entry["pattern"] for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA]
+CRAWLER_INSTANCES = [
+    instance
+    for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA
+    for instance in entry.get("instances", [])
+]
+
+
+def variants(ua: str, rng: random.Random) -> list[str]:
+    cut = rng.randrange(len(ua) + 1)
+    return [ua, ua[:cut] + ua[cut + 1 :], ua[cut:] + " " + ua[:cut], ua.lower(), ua.upper()]
+
+
+def test_crawler_index_agrees_with_searching_every_pattern() -> None:
+    index = CrawlerIndex(CRAWLER_PATTERNS)
+    rng = random.Random(5)
+    agents = [v for ua in [*CRAWLER_INSTANCES, *BROWSERS, *BOTS] for v in variants(ua, rng)]
+    found = [ua for ua in agents if index.matches(ua)]
+    assert found == [ua for ua in agents if crawleruseragents.is_crawler(ua)]
+    assert len(found) > len(CRAWLER_INSTANCES)  # the list's own examples, and more
+
+
+def test_most_crawler_patterns_are_filed_under_a_literal() -> None:
+    readable = [p for p in CRAWLER_PATTERNS if required_literals(p) is not None]
+    assert len(readable) > 0.95 * len(CRAWLER_PATTERNS)
+    for pattern in readable:  # the literal is in every example the pattern matches
+        literals = required_literals(pattern)
+        assert literals
+        for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA:
+            if entry["pattern"] == pattern:
+                for instance in entry.get("instances", []):
+                    if re.search(pattern, instance):
+                        assert any(literal in instance for literal in literals)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        ("Googlebot\\/", ("Googlebot/",)),
+        ("Ahrefs(Bot|SiteAudit)", ("Ahrefs",)),
+        ("AdsBot-Google([^-]|$)", ("AdsBot-Google",)),
+        ("(sistrix|SISTRIX) [cC]rawler", ("rawler",)),
+        ("Automaton|Newsify Feed Fetcher", ("Automaton", "Newsify Feed Fetcher")),
+        ("^Seekbot", ("Seekbot",)),
+        ("SSL Labs$", ("SSL Labs",)),
+        ("BlogTraffic\\/\\d\\.\\d+ Feed-Fetcher", (" Feed-Fetcher",)),
+        ("Spider[\\s\\S]*spider\\.com", ("spider.com",)),
+        ("ab+cd", ("ab",)),
+        ("abcx?yz", ("abc",)),
+        ("abc*de", ("ab",)),
+        ("abcd+?e", ("abcd",)),
+        ("[]x]yz", ("yz",)),
+        ("[^]x]yz", ("yz",)),
+        ("a\\]bc", ("a]bc",)),
+        ("(?:ab)cd", ("cd",)),
+        ("a{2}bc", None),
+        ("(?i)abc", None),
+        ("(?=abc)d", None),
+        ("ab\\1", None),  # a back reference: not read here
+        ("\\x41bc", None),
+        ("\\d+", None),
+        ("abc|\\w+", None),
+        ("ab(c", None),
+        ("ab)c", None),
+        ("*ab", None),
+        ("", None),
+    ],
+)
+def test_required_literals(pattern: str, literals: tuple[str, ...] | None) -> None:
+    assert required_literals(pattern) == literals
+
+
+PATTERN_PARTS = [
+    "a",
+    "b",
+    "c",
+    "ab",
+    "\\.",
+    ".",
+    "[ab]",
+    "[^a]",
+    "(a|bc)",
+    "(?:b)",
+    "\\d",
+    "^",
+    "$",
+]
+QUANTIFIERS = ["", "", "", "?", "*", "+", "+?", "*?"]
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(PATTERN_PARTS), st.sampled_from(QUANTIFIERS)),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+    st.lists(st.text("abc.1 ", max_size=8), min_size=1, max_size=20),
+)
+def test_a_match_always_contains_a_required_literal(
+    parts: list[tuple[str, str]], alternate: bool, texts: list[str]
+) -> None:
+    pattern = "".join(part + (q if part not in "^$" else "") for part, q in parts)
+    if alternate:
+        pattern = pattern + "|" + pattern[::-1].replace("\\", "")
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return
+    literals = required_literals(pattern)
+    index = CrawlerIndex([pattern])
+    for text in texts:
+        matched = bool(compiled.search(text))
+        assert index.matches(text) is matched
+        if matched and literals is not None:
+            assert any(literal in text for literal in literals)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                ["Bot", "BOT", "robot", "curl/", "Got (", "Spider", "ſcrapy", "\u212a"]
+            ),
+            st.text(max_size=6),
+        ),
+        max_size=6,
+    )
+)
+def test_automation_words_match_as_the_case_insensitive_pattern_does(parts: list[str]) -> None:
+    text = " ".join(parts)
+    assert _automation(text) is bool(_AUTOMATION.search(text))
+
+
 @pytest.mark.parametrize(
     ("raw", "region", "expected"),
     [
@@ -108,6 +257,16 @@ def test_normalize_phone(raw: str | None, region: str | None, expected: str | No
 def test_normalize_phone_never_raises(raw: str, region: str | None) -> None:
     result = normalize_phone(raw, region)
     assert result is None or (result.startswith("+") and result[1:].isdigit())
+
+
+@given(
+    st.sampled_from(["+1 (650) 253-0000", "030 901820", "0049 30 901820", "12345", "x"]),
+    st.sampled_from([None, "US", "DE", "zz"]),
+)
+def test_normalize_phone_answers_the_same_from_its_cache(raw: str, region: str | None) -> None:
+    fresh = normalize_phone.__wrapped__(raw, region)
+    assert normalize_phone(raw, region) == fresh
+    assert normalize_phone(raw, region) == fresh
 
 
 def test_clean_form_has_no_flags() -> None:

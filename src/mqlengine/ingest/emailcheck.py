@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
+import email_validator
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+from email_validator.syntax import (
+    DomainNameValidationResult,
+    validate_email_domain_name,
+    validate_email_length,
+    validate_email_local_part,
+)
 
 EMAIL_FLAGS = frozenset({"invalid", "free_mail", "disposable", "role_account", "edu_domain"})
 
@@ -124,7 +133,7 @@ def check_email(raw: str | None, *, gmail_normalize: bool = False) -> EmailCheck
     text = raw.strip().removeprefix("mailto:").strip()
     normalized = text.lower()
     try:
-        result = validate_email(text, check_deliverability=False)
+        result = validate_address(text)
     except EmailNotValidError as exc:
         domain = email_domain(normalized)
         return EmailCheck(raw, normalized, domain, False, str(exc), frozenset({"invalid"}))
@@ -137,6 +146,76 @@ def check_email(raw: str | None, *, gmail_normalize: bool = False) -> EmailCheck
     return EmailCheck(raw, f"{local}@{domain}", domain, True, None, flags)
 
 
+class Address(NamedTuple):
+    """What :func:`validate_address` keeps of ``email_validator``'s result."""
+
+    local_part: str
+    domain: str
+    ascii_domain: str
+
+
+# ASCII, one "@", no quoting, display name or bracketed IP: email_validator takes such an
+# address apart at the "@" as it stands (``split_email``), so its checks can be run on the
+# two parts directly.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def validate_address(text: str) -> Address:
+    """``validate_email(text, check_deliverability=False)``, with the same verdict and
+    parts, at a fraction of the cost for the usual address: the domain half of the checks
+    (most of the work) is done once per domain. Raises ``EmailNotValidError`` as it does."""
+    if _PLAIN_ADDRESS.fullmatch(text):
+        try:
+            return _validate_plain(text)
+        except EmailNotValidError:
+            pass  # the full validation names the problem, in its own order of checks
+    result = validate_email(text, check_deliverability=False)
+    return Address(result.local_part, result.domain, result.ascii_domain)
+
+
+def _validate_plain(text: str) -> Address:
+    """The checks ``validate_email`` makes on a plain address (see ``_PLAIN_ADDRESS``):
+    the local part, the domain (cached), and the lengths; with the library's defaults
+    read at call time, as it reads them."""
+    local, domain_part = text.split("@")
+    local_info = validate_email_local_part(
+        local,
+        allow_smtputf8=email_validator.ALLOW_SMTPUTF8,
+        allow_empty_local=email_validator.ALLOW_EMPTY_LOCAL,
+        quoted_local_part=False,
+        strict=email_validator.STRICT,
+    )
+    domain_info = _validate_domain(
+        domain_part, email_validator.TEST_ENVIRONMENT, email_validator.GLOBALLY_DELIVERABLE
+    )
+    result = ValidatedEmail()
+    result.original = text
+    result.local_part = local_info["local_part"]
+    result.ascii_local_part = local_info["ascii_local_part"]
+    if (
+        result.ascii_local_part is not None
+        and result.ascii_local_part.lower() in CASE_INSENSITIVE_MAILBOX_NAMES
+    ):
+        result.ascii_local_part = result.ascii_local_part.lower()
+        result.local_part = result.local_part.lower()
+    result.domain = domain_info["domain"]
+    result.ascii_domain = domain_info["ascii_domain"]
+    result.normalized = result.local_part + "@" + result.domain
+    validate_email_length(result)
+    return Address(result.local_part, result.domain, result.ascii_domain)
+
+
+@lru_cache(maxsize=8192)
+def _validate_domain(
+    domain: str, test_environment: bool, globally_deliverable: bool
+) -> DomainNameValidationResult:
+    # Only a domain that passes is cached (an exception is not): every address of a
+    # company shares it.
+    return validate_email_domain_name(
+        domain, test_environment=test_environment, globally_deliverable=globally_deliverable
+    )
+
+
 def _fold_alias(local: str, domain: str) -> tuple[str, str]:
     if domain in GMAIL_DOMAINS:
         folded = local.split("+", 1)[0].replace(".", "")
@@ -147,6 +226,15 @@ def _fold_alias(local: str, domain: str) -> tuple[str, str]:
 
 
 def _classify(local: str, domain: str) -> frozenset[str]:
+    flags = _domain_flags(domain)
+    if is_role_local_part(local):
+        return flags | {"role_account"}
+    return flags
+
+
+@lru_cache(maxsize=8192)
+def _domain_flags(domain: str) -> frozenset[str]:
+    """The flags a domain alone decides: the same for every address there."""
     flags: set[str] = set()
     suffixes = _domain_suffixes(domain)
     disposable, not_disposable = _disposable_lists()
@@ -154,19 +242,20 @@ def _classify(local: str, domain: str) -> frozenset[str]:
         flags.add("disposable")
     if any(s in _free_mail_domains() for s in suffixes):
         flags.add("free_mail")
-    if is_role_local_part(local):
-        flags.add("role_account")
     if is_edu_domain(domain):
         flags.add("edu_domain")
     return frozenset(flags)
 
 
+_ROLE_SEPARATORS = re.compile(r"[._-]")
+
+
 def is_role_local_part(local: str) -> bool:
     """Whether a local part names a shared inbox (``info``, ``sales.emea``, ``no-reply``)."""
     base = local.lower().split("+", 1)[0]
-    if re.sub(r"[._-]", "", base) in ROLE_LOCAL_PARTS:
+    if _ROLE_SEPARATORS.sub("", base) in ROLE_LOCAL_PARTS:
         return True
-    parts = [p for p in re.split(r"[._-]", base) if p]
+    parts = [p for p in _ROLE_SEPARATORS.split(base) if p]
     return (
         bool(parts)
         and parts[0] in ROLE_LOCAL_PARTS

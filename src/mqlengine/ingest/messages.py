@@ -23,6 +23,8 @@ SCREEN_EVENT = "Screen Viewed"
 MAX_ID_LENGTH = 255
 MAX_EVENT_NAME = 255
 MAX_SKEW = timedelta(days=1)
+_PAGE_KEYS = ("path", "url", "referrer", "title", "search")  # copied from context.page
+_fromisoformat = datetime.fromisoformat
 
 
 class MessageError(ValueError):
@@ -54,7 +56,58 @@ class Message:
         return self.type in SCORED_TYPES
 
 
+class _MessageFields:
+    """A :class:`Message` under construction: the same slots without the frozen
+    ``__setattr__``, so filling one is plain attribute stores. :func:`parse_message` then
+    makes it a ``Message`` (``__class__`` assignment between identical slot layouts),
+    which costs a fraction of the generated frozen ``__init__`` on a hot path."""
+
+    __slots__ = Message.__slots__
+
+    def __init__(
+        self,
+        type: str,
+        message_id: str,
+        timestamp: datetime,
+        received_at: datetime,
+        name: str,
+        user_id: str | None,
+        anonymous_id: str | None,
+        properties: dict[str, Any],
+        traits: dict[str, Any],
+        context: dict[str, Any],
+        group_id: str | None,
+        previous_id: str | None,
+    ) -> None:
+        self.type = type
+        self.message_id = message_id
+        self.timestamp = timestamp
+        self.received_at = received_at
+        self.name = name
+        self.user_id = user_id
+        self.anonymous_id = anonymous_id
+        self.properties = properties
+        self.traits = traits
+        self.context = context
+        self.group_id = group_id
+        self.previous_id = previous_id
+
+
 def parse_time(value: Any, field_name: str) -> datetime:
+    if value.__class__ is str:
+        # Fast path: most timestamps are already in a form ``fromisoformat`` reads as is
+        # (it takes a trailing "Z" as UTC); anything else goes the careful way below.
+        try:
+            parsed = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            zone = parsed.tzinfo
+            if zone is UTC:
+                return parsed
+            if zone is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
@@ -101,25 +154,46 @@ def content_message_id(raw: Mapping[str, Any]) -> str:
 
 def parse_message(raw: Any, *, received_at: datetime, default_type: str | None = None) -> Message:
     """Validate one Segment message. Raises :class:`MessageError` naming the field."""
+    # The checks run in a fixed order (the first problem found is the one reported); the
+    # common shapes (string ids, objects present, ISO timestamps) take inline fast paths.
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
     kind = raw.get("type", default_type)
     if kind not in TYPES:
         raise MessageError("type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
-    user_id = _identifier(raw, "userId")
-    anonymous_id = _identifier(raw, "anonymousId")
+    value = raw.get("userId")
+    if value.__class__ is str and len(value) <= MAX_ID_LENGTH:
+        user_id = value.strip() or None
+    else:
+        user_id = None if value is None else _identifier(raw, "userId")
+    value = raw.get("anonymousId")
+    if value.__class__ is str and len(value) <= MAX_ID_LENGTH:
+        anonymous_id = value.strip() or None
+    else:
+        anonymous_id = None if value is None else _identifier(raw, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise MessageError("userId", "userId or anonymousId is required")
-    context = _object(raw, "context")
-    properties = _object(raw, "properties")
+    context = raw.get("context")
+    if context.__class__ is not dict:
+        context = {} if context is None else _object(raw, "context")
+    properties = raw.get("properties")
+    if properties.__class__ is not dict:
+        properties = {} if properties is None else _object(raw, "properties")
     if kind == "group":
         traits = dict(_object(raw, "traits"))  # the group's (account's) traits
-    else:
-        traits = dict(_object(context, "traits")) if "traits" in context else {}
+    elif "traits" in context:
+        traits = dict(_object(context, "traits"))
         traits.update(_object(raw, "traits"))
+    else:
+        given = raw.get("traits")
+        if given is None:
+            traits = {}
+        else:
+            traits = dict(given if given.__class__ is dict else _object(raw, "traits"))
 
-    if raw.get("timestamp") is not None:
-        timestamp = parse_time(raw["timestamp"], "timestamp")
+    value = raw.get("timestamp")
+    if value is not None:
+        timestamp = parse_time(value, "timestamp")
         if raw.get("sentAt") is not None:
             sent_at = parse_time(raw["sentAt"], "sentAt")
             timestamp = received_at - (sent_at - timestamp)
@@ -131,47 +205,62 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
         raise MessageError("timestamp", f"{timestamp.isoformat()} is in the future")
 
     name: str
-    if kind == "track":
+    if kind == "page" or kind == "screen":
+        name = PAGE_EVENT if kind == "page" else SCREEN_EVENT
+        filled: dict[str, Any] | None = None  # a copy of properties, once one is needed
+        page_name = raw.get("name")
+        if isinstance(page_name, str) and page_name and "name" not in properties:
+            filled = {**properties, "name": page_name}
+        page_context = context.get("page")
+        if page_context is not None and isinstance(page_context, dict):
+            for key in _PAGE_KEYS:
+                if key not in properties and key in page_context:
+                    if filled is None:
+                        filled = {**properties}
+                    filled[key] = page_context[key]
+        if filled is not None:
+            properties = filled
+    elif kind == "track":
         event = raw.get("event")
         if not isinstance(event, str) or not event.strip():
             raise MessageError("event", "a track call needs an event name")
         if len(event) > MAX_EVENT_NAME:
             raise MessageError("event", f"longer than {MAX_EVENT_NAME} characters")
         name = event.strip()
-    elif kind in ("page", "screen"):
-        name = PAGE_EVENT if kind == "page" else SCREEN_EVENT
-        page_name = raw.get("name")
-        if isinstance(page_name, str) and page_name and "name" not in properties:
-            properties = {**properties, "name": page_name}
-        page_context = context.get("page")
-        if isinstance(page_context, dict):
-            for key in ("path", "url", "referrer", "title", "search"):
-                if key not in properties and key in page_context:
-                    properties = {**properties, key: page_context[key]}
     else:
         name = kind.capitalize()
 
-    group_id = _identifier(raw, "groupId") if kind == "group" else None
-    if kind == "group" and group_id is None:
-        raise MessageError("groupId", "a group call needs a groupId")
-    previous_id = _identifier(raw, "previousId") if kind == "alias" else None
-    if kind == "alias" and previous_id is None:
-        raise MessageError("previousId", "an alias call needs a previousId")
-    if kind == "alias" and user_id is None:
-        raise MessageError("userId", "an alias call needs a userId")
+    group_id: str | None = None
+    previous_id: str | None = None
+    if kind == "group":
+        group_id = _identifier(raw, "groupId")
+        if group_id is None:
+            raise MessageError("groupId", "a group call needs a groupId")
+    elif kind == "alias":
+        previous_id = _identifier(raw, "previousId")
+        if previous_id is None:
+            raise MessageError("previousId", "an alias call needs a previousId")
+        if user_id is None:
+            raise MessageError("userId", "an alias call needs a userId")
 
-    message_id = _identifier(raw, "messageId") or content_message_id(raw)
-    return Message(
-        type=kind,
-        message_id=message_id,
-        timestamp=timestamp,
-        received_at=received_at,
-        name=name,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        properties=properties,
-        traits=traits,
-        context=context,
-        group_id=group_id,
-        previous_id=previous_id,
+    value = raw.get("messageId")
+    if value.__class__ is str and len(value) <= MAX_ID_LENGTH:
+        message_id = value.strip() or content_message_id(raw)
+    else:
+        message_id = _identifier(raw, "messageId") or content_message_id(raw)
+    message: Any = _MessageFields(
+        kind,
+        message_id,
+        timestamp,
+        received_at,
+        name,
+        user_id,
+        anonymous_id,
+        properties,
+        traits,
+        context,
+        group_id,
+        previous_id,
     )
+    message.__class__ = Message
+    return message  # type: ignore[no-any-return]

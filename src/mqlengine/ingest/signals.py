@@ -8,6 +8,7 @@ the MQL definition, so every function here only observes and reports. Pure: no c
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -19,13 +20,16 @@ DEFAULT_HONEYPOT_FIELDS = ("website_url_confirm", "hp", "honeypot")
 
 # Crawler lists name crawlers that announce themselves; automation tools and HTTP client
 # libraries often do not, and never belong to a person in a browser.
-_AUTOMATION = re.compile(
-    r"headless|phantomjs|selenium|webdriver|puppeteer|playwright|slimerjs"
-    r"|python-requests|python-urllib|python-httpx|aiohttp|httpx/|curl/|wget/|libwww"
-    r"|go-http-client|okhttp|java/|node-fetch|undici|axios/|got \(|scrapy|httpclient"
-    r"|\bbot\b|crawl|spider|scraper|lighthouse|pingdom|uptimerobot|statuscake",
-    re.IGNORECASE,
-)
+_AUTOMATION_WORDS = (
+    "headless", "phantomjs", "selenium", "webdriver", "puppeteer", "playwright", "slimerjs",
+    "python-requests", "python-urllib", "python-httpx", "aiohttp", "httpx/", "curl/", "wget/",
+    "libwww", "go-http-client", "okhttp", "java/", "node-fetch", "undici", "axios/", "got (",
+    "scrapy", "httpclient", "crawl", "spider", "scraper", "lighthouse", "pingdom",
+    "uptimerobot", "statuscake",
+)  # fmt: skip
+_BOT_WORD = r"\bbot\b"
+_AUTOMATION = re.compile("|".join([*map(re.escape, _AUTOMATION_WORDS), _BOT_WORD]), re.IGNORECASE)
+_BOT_WORD_LOWER = re.compile(_BOT_WORD)
 # Crawler patterns are meant for the start of a real user agent; longer input is noise,
 # and bounding it bounds the regex work an attacker can cause.
 _MAX_UA_LENGTH = 1024
@@ -41,16 +45,232 @@ def is_bot_user_agent(ua: str | None) -> bool:
     if ua is None or not ua.strip():
         return False
     text = ua[:_MAX_UA_LENGTH]
-    return bool(_AUTOMATION.search(text)) or _known_crawler(text)
+    return _automation(text) or _known_crawler(text)
+
+
+def _automation(text: str) -> bool:
+    if text.isascii():
+        # For ASCII text, ignoring case is lower-casing both sides: substring tests on the
+        # lower-cased text instead of one case-insensitive regex (several times faster).
+        lower = text.lower()
+        return any(word in lower for word in _AUTOMATION_WORDS) or bool(
+            _BOT_WORD_LOWER.search(lower)
+        )
+    return bool(_AUTOMATION.search(text))  # Unicode case folding has special cases
 
 
 def _known_crawler(ua: str) -> bool:
+    return _crawler_index().matches(ua)
+
+
+class CrawlerIndex:
+    """Regex patterns searched only where they can match (the same verdict as trying all).
+
+    Most crawler patterns contain a literal that every match includes (``Googlebot\\/``
+    contains ``Googlebot/``); each such pattern is filed under the first characters of that
+    literal, and a user agent only has the patterns filed under its own substrings tried.
+    Patterns without a usable literal are always tried. Case-sensitive, as the patterns are.
+    """
+
+    KEY = 3  # characters of a literal a pattern is filed under
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        self.literals: list[tuple[str, ...]] = []
+        self.filed: dict[str, list[int]] = {}
+        unfiled: list[str] = []
+        for number, pattern in enumerate(self.patterns):
+            literals = required_literals(pattern)
+            self.literals.append(literals or ())
+            if literals is None:
+                unfiled.append(pattern)
+                continue
+            for literal in literals:
+                self.filed.setdefault(literal[: self.KEY], []).append(number)
+        self.sizes = sorted({len(key) for key in self.filed})
+        self.keys = frozenset(self.filed)
+        self.always = re.compile("|".join(unfiled)) if unfiled else None
+        self._compiled: dict[int, re.Pattern[str]] = {}
+
+    def matches(self, text: str) -> bool:
+        if self.always is not None and self.always.search(text):
+            return True
+        candidates: set[int] = set()
+        for size in self.sizes:
+            grams = {text[i : i + size] for i in range(len(text) - size + 1)}
+            for key in grams.intersection(self.keys):
+                candidates.update(self.filed[key])
+        return any(
+            any(literal in text for literal in self.literals[number])
+            and self._pattern(number).search(text)
+            for number in candidates
+        )
+
+    def _pattern(self, number: int) -> re.Pattern[str]:
+        compiled = self._compiled.get(number)
+        if compiled is None:
+            compiled = self._compiled[number] = re.compile(self.patterns[number])
+        return compiled
+
+
+@functools.cache
+def _crawler_index() -> CrawlerIndex:
     # Imported on first use: the package parses a 0.5 MB JSON file at import time.
     import crawleruseragents
 
-    return bool(crawleruseragents.is_crawler(ua))
+    return CrawlerIndex([entry["pattern"] for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA])
 
 
+_CLASS_ESCAPES = frozenset("dDsSwWbBAZ")  # escapes that match a class or a position
+
+
+def required_literals(pattern: str) -> tuple[str, ...] | None:
+    """Strings such that every match of ``pattern`` contains at least one of them (one per
+    top-level alternative), or None when the pattern is not read here: only plain regex
+    syntax is (literals, escapes, classes, groups, ``? * +`` quantifiers, anchors).
+
+    Conservative by construction: anything not understood makes the answer None, and a
+    None costs only speed, never a verdict.
+    """
+    if "(?" in pattern.replace("(?:", "") or "{" in pattern:
+        return None  # inline flags, lookarounds, counted repeats: not read here
+    branches = _top_level_branches(pattern)
+    if branches is None:
+        return None
+    found: list[str] = []
+    for branch in branches:
+        literal = _longest_literal(branch)
+        if not literal:
+            return None
+        found.append(literal)
+    return tuple(found)
+
+
+def _skip_class(pattern: str, start: int) -> int | None:
+    """Index just after the character class that opens at ``start`` (a ``[``)."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1  # a leading "]" is a member, not the end
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+        elif pattern[i] == "[":
+            return None  # nested-set syntax: not read here
+        elif pattern[i] == "]":
+            return i + 1
+        else:
+            i += 1
+    return None
+
+
+def _skip_group(pattern: str, start: int) -> int | None:
+    """Index just after the group that opens at ``start`` (a ``(``)."""
+    depth = 0
+    i = start
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            end = _skip_class(pattern, i)
+            if end is None:
+                return None
+            i = end
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def _top_level_branches(pattern: str) -> list[str] | None:
+    branches: list[str] = []
+    start = i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        end: int | None
+        if char == "\\":
+            i += 2
+        elif char == "[":
+            end = _skip_class(pattern, i)
+            if end is None:
+                return None
+            i = end
+        elif char == "(":
+            end = _skip_group(pattern, i)
+            if end is None:
+                return None
+            i = end
+        elif char == ")":
+            return None
+        elif char == "|":
+            branches.append(pattern[start:i])
+            start = i = i + 1
+        else:
+            i += 1
+    branches.append(pattern[start:])
+    return branches
+
+
+def _longest_literal(branch: str) -> str | None:
+    """The longest run of characters every match of ``branch`` (no top-level ``|``) has."""
+    runs: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(branch):
+        char = branch[i]
+        atom: str | None  # the character matched, or None for a class, group or anchor
+        if char == "\\":
+            if i + 1 >= len(branch):
+                return None
+            escaped = branch[i + 1]
+            if escaped in _CLASS_ESCAPES:
+                atom = None
+            elif not escaped.isascii() or escaped.isalnum():
+                return None  # \1, \x41, \n …: not read here
+            else:
+                atom = escaped
+            i += 2
+        elif char == "[":
+            end = _skip_class(branch, i)
+            if end is None:
+                return None
+            atom, i = None, end
+        elif char == "(":
+            end = _skip_group(branch, i)
+            if end is None:
+                return None
+            atom, i = None, end
+        elif char in ".^$":
+            atom, i = None, i + 1
+        elif char in "?*+)|":
+            return None  # a quantifier without an atom, or unbalanced: not read here
+        else:
+            atom, i = char, i + 1
+        quantifier = branch[i] if i < len(branch) and branch[i] in "?*+" else ""
+        if quantifier:
+            i += 1
+            if i < len(branch) and branch[i] in "?+":
+                i += 1  # lazy or possessive
+        if atom is not None and quantifier in ("", "+"):
+            current.append(atom)
+        if atom is None or quantifier:
+            # a class, group or anchor, an optional atom, or a repeated one: the run ends
+            # (after a repeated atom, which every match has at least once)
+            runs.append("".join(current))
+            current = []
+    runs.append("".join(current))
+    return max(runs, key=len) or None
+
+
+@functools.lru_cache(maxsize=16384)  # parsing costs ~20 µs; a person's number repeats
 def normalize_phone(raw: str | None, default_region: str | None = None) -> str | None:
     """A phone number in E.164 (``+4930123456``), or None when it is not a valid number.
 

@@ -48,9 +48,11 @@ def cached_check_email(raw: str, gmail_normalize: bool = False) -> EmailCheck:
     return check_email(raw, gmail_normalize=gmail_normalize)
 
 
-@functools.lru_cache(maxsize=4096)
+# User agents repeat enormously (one per visitor, and few distinct ones among them), and
+# a verdict not yet cached scans the whole crawler list.
+@functools.lru_cache(maxsize=16384)
 def _bot(user_agent: str) -> bool:
-    return is_bot_user_agent(user_agent)  # the pattern list is long; user agents repeat
+    return is_bot_user_agent(user_agent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,47 +72,109 @@ def ignored_flags(policy: ValidationPolicy) -> frozenset[str]:
     return frozenset(EMAIL_CHECKS.get(name, name) for name in ignored)
 
 
+# A hit: (check, field the check looked at). In the order the policy is applied: the
+# e-mail checks as listed in EMAIL_CHECKS, then the signal checks by name.
+Hit = tuple[str, str]
+_BOT_HIT: tuple[Hit, ...] = (("bot", "context.userAgent"),)
+_FORM_FIELDS = ("form_fill_seconds", "time_to_submit_ms")  # what check_form measures
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Plan:
+    """A validation policy prepared for per-message use: a lookup per check, not a scan of
+    the policy's list, and the verdict for each combination of hits computed once."""
+
+    policy: ValidationPolicy
+    actions: dict[str, CheckAction]
+    form_keys: frozenset[str]  # properties check_form reads: no such key, no form hit
+    verdicts: dict[tuple[Hit, ...], Verdict]
+
+    def verdict(self, hits: tuple[Hit, ...]) -> Verdict:
+        found = self.verdicts.get(hits)
+        if found is None:
+            found = self.verdicts[hits] = self._decide(hits)
+        return found
+
+    def _decide(self, hits: tuple[Hit, ...]) -> Verdict:
+        flags: set[str] = set()
+        for name, where in hits:
+            action = self.actions[name]
+            if action is CheckAction.REJECT:
+                return Verdict(rejection=(where, f"rejected by validation check '{name}'"))
+            if action is CheckAction.FLAG and name in SIGNAL_CHECKS:
+                flags.add(name)
+        return Verdict(flags=frozenset(flags))
+
+
+_PLANS: dict[int, _Plan] = {}  # by id() of the policy; the plan keeps its policy alive
+_LAST_PLAN: _Plan | None = None
+
+
+def _plan(policy: ValidationPolicy) -> _Plan:
+    global _LAST_PLAN
+    plan = _LAST_PLAN  # the common case: one definition, message after message
+    if plan is not None and plan.policy is policy:
+        return plan
+    plan = _PLANS.get(id(policy))
+    if plan is not None and plan.policy is policy:
+        _LAST_PLAN = plan
+        return plan
+    plan = _Plan(
+        policy,
+        {name: policy.action(name) for name in (*EMAIL_CHECKS, *SIGNAL_CHECKS)},
+        frozenset((*policy.honeypot_fields, *_FORM_FIELDS)),
+        {},
+    )
+    if len(_PLANS) >= 64:
+        _PLANS.clear()
+    _PLANS[id(policy)] = _LAST_PLAN = plan
+    return plan
+
+
+@functools.lru_cache(maxsize=256)
+def _email_hits(valid: bool, flags: frozenset[str]) -> tuple[Hit, ...]:
+    hits: list[Hit] = []
+    if not valid:
+        hits.append(("invalid_email", "traits.email"))
+    for name, flag in EMAIL_CHECKS.items():
+        if flag in flags and name != "invalid_email":
+            hits.append((name, "traits.email"))
+    return tuple(hits)
+
+
+def _signal_hits(
+    plan: _Plan, kind: str, properties: dict[str, Any], context: dict[str, Any]
+) -> tuple[Hit, ...]:
+    user_agent = context.get("userAgent")
+    hits = _BOT_HIT if isinstance(user_agent, str) and _bot(user_agent) else ()
+    if kind == "track" and properties and not plan.form_keys.isdisjoint(properties):
+        policy = plan.policy
+        form = check_form(
+            properties,
+            honeypot_fields=policy.honeypot_fields,
+            min_fill_seconds=policy.min_form_seconds,
+        )
+        if form:
+            hits += tuple((name, "properties") for name in sorted(form))
+    return hits
+
+
 def signal_hits(
     kind: str, properties: dict[str, Any], context: dict[str, Any], policy: ValidationPolicy
 ) -> set[str]:
     """Which behavioural checks fire for one message (before the policy is applied)."""
-    hits: set[str] = set()
-    user_agent = context.get("userAgent")
-    if isinstance(user_agent, str) and _bot(user_agent):
-        hits.add("bot")
-    if kind == "track" and properties:
-        hits.update(
-            check_form(
-                properties,
-                honeypot_fields=policy.honeypot_fields,
-                min_fill_seconds=policy.min_form_seconds,
-            )
-        )
-    return hits
+    return {name for name, _ in _signal_hits(_plan(policy), kind, properties, context)}
 
 
 def check_message(
     message: Message, policy: ValidationPolicy, *, gmail_normalize: bool = False
 ) -> Verdict:
-    hits: list[tuple[str, str]] = []  # (check, field)
-    if message.type != "group":
+    plan = _plan(policy)
+    hits = _signal_hits(plan, message.type, message.properties, message.context)
+    if message.type != "group" and message.traits:
         email = message.traits.get("email")
         if isinstance(email, str) and email.strip():
             check = cached_check_email(email, gmail_normalize)
-            if not check.valid:
-                hits.append(("invalid_email", "traits.email"))
-            for name, flag in EMAIL_CHECKS.items():
-                if flag in check.flags and name != "invalid_email":
-                    hits.append((name, "traits.email"))
-    for name in sorted(signal_hits(message.type, message.properties, message.context, policy)):
-        hits.append((name, "context.userAgent" if name == "bot" else "properties"))
-    if not hits:
-        return ACCEPT
-    flags: set[str] = set()
-    for name, field in hits:
-        action = policy.action(name)
-        if action is CheckAction.REJECT:
-            return Verdict(rejection=(field, f"rejected by validation check '{name}'"))
-        if action is CheckAction.FLAG and name in SIGNAL_CHECKS:
-            flags.add(name)
-    return Verdict(flags=frozenset(flags))
+            if not check.valid or check.flags:
+                hits = _email_hits(check.valid, check.flags) + hits
+    return plan.verdict(hits) if hits else ACCEPT
