@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -152,3 +153,71 @@ def test_compiled_trait_predicates_agree_with_the_interpreter(traits: dict[str, 
         compiled = trait_predicate(condition)
         assert compiled is not None
         assert compiled(traits) is evaluate(condition, _TraitContext(traits, NOW))
+
+
+# Every operator over every kind of value a profile holds: the compiled closures answer
+# the common types themselves and must agree with the interpreter everywhere else too.
+any_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-20, 10_000),
+    st.sampled_from([2**70, -(2**70), 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["vp", "VP ", "", "ß", "SS", "10", " 10 ", "1e3", "nan", "true", "False"]),
+)
+any_value = st.one_of(
+    any_scalar,
+    st.lists(any_scalar, max_size=3),
+    st.lists(any_scalar, max_size=3).map(tuple),
+    st.frozensets(st.sampled_from(["vp", "x", "10"]), max_size=2),
+    st.dictionaries(st.sampled_from(["employees", "b"]), any_scalar, max_size=2),
+)
+
+
+@st.composite
+def trait_compares(draw: st.DrawFn) -> Compare:
+    op = draw(st.sampled_from(list(Op)))
+    name = draw(st.sampled_from(["t", "company.employees", "a.b.c", "company"]))
+    value: object
+    if op in (Op.IN, Op.NOT_IN):
+        value = tuple(draw(st.lists(any_scalar, min_size=1, max_size=3)))
+    elif op is Op.BETWEEN:
+        value = tuple(sorted(draw(st.lists(st.integers(-10, 6000), min_size=2, max_size=2))))
+        value = draw(st.sampled_from([value, tuple(float(v) for v in value), (1,), ("a", "b")]))
+    elif op in (Op.GT, Op.GTE, Op.LT, Op.LTE):
+        value = draw(st.one_of(any_scalar.filter(lambda v: v is not None), st.just(10**400)))
+    elif op is Op.REGEX:
+        value = draw(st.sampled_from(["^v", "0$", "(?i)ss"]))
+    else:
+        value = draw(any_scalar)
+    pattern = re.compile(str(value)) if op is Op.REGEX else None
+    return make_compare(Subject.TRAIT, name, op, value, pattern)
+
+
+def _outcome(test: Callable[[], bool]) -> object:
+    try:
+        return test()
+    except Exception as exc:  # a definition the compiler would refuse: fail the same way
+        return type(exc)
+
+
+@given(
+    trait_compares(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "t": any_value,
+            "company": st.one_of(any_value, st.fixed_dictionaries({"employees": any_value})),
+            "company.employees": any_value,
+            "a": st.fixed_dictionaries({"b": st.fixed_dictionaries({"c": any_value})}),
+        },
+    ),
+)
+def test_compiled_comparisons_agree_with_the_interpreter(
+    condition: Compare, traits: dict[str, object]
+) -> None:
+    compiled = trait_predicate(condition)
+    assert compiled is not None
+    expected = _outcome(lambda: evaluate(condition, _TraitContext(traits, NOW)))
+    got = _outcome(lambda: compiled(traits))
+    assert got == expected and type(got) is type(expected)

@@ -287,6 +287,28 @@ def describe(condition: Condition) -> str:
 
 
 TraitPredicate = Callable[[Mapping[str, object]], bool]
+_TraitGetter = Callable[[Mapping[str, object]], object]
+_NUMERIC_OPS = frozenset({Op.BETWEEN, Op.GT, Op.GTE, Op.LT, Op.LTE})
+
+
+def _trait_getter(name: str) -> _TraitGetter:
+    """A closure reading ``name`` from traits, as :func:`lookup_path` does."""
+    if "." not in name:
+        return lambda traits: traits.get(name, MISSING)
+    parts = name.split(".")
+    if len(parts) != 2:
+        return lambda traits: lookup_path(traits, name)
+    outer, inner = parts
+
+    def get_nested(traits: Mapping[str, object]) -> object:
+        if name in traits:  # an exact key with dots wins over nesting
+            return traits[name]
+        current = traits.get(outer, MISSING)
+        if type(current) is dict or isinstance(current, Mapping):
+            return current.get(inner, MISSING)
+        return MISSING
+
+    return get_nested
 
 
 def trait_predicate(condition: Condition) -> TraitPredicate | None:
@@ -296,46 +318,145 @@ def trait_predicate(condition: Condition) -> TraitPredicate | None:
     if isinstance(condition, Compare):
         if condition.subject is not Subject.TRAIT:
             return None
-        name, op, value, pattern, folded = (
-            condition.name,
-            condition.op,
-            condition.value,
-            condition.pattern,
-            condition.folded,
-        )
-        dotted = "." in name
-
-        def get(traits: Mapping[str, object]) -> object:
-            if dotted:
-                return lookup_path(traits, name)
-            return traits.get(name, MISSING)
-
-        if folded is not None:
-            positive = op in (Op.EQUALS, Op.IN)
-
-            def folded_test(traits: Mapping[str, object]) -> bool:
-                actual = get(traits)
-                if isinstance(actual, str) and actual:
-                    return (actual.casefold() in folded) is positive
-                return compare(op, actual, value, pattern)
-
-            return folded_test
-
-        def plain_test(traits: Mapping[str, object]) -> bool:
-            return compare(op, get(traits), value, pattern)
-
-        return plain_test
+        return _compare_predicate(condition)
     if isinstance(condition, AllOf | AnyOf):
         parts = [trait_predicate(item) for item in condition.items]
         if any(p is None for p in parts):
             return None
-        tests = [p for p in parts if p is not None]
+        tests = tuple(p for p in parts if p is not None)
+        if len(tests) == 1:
+            return tests[0]
         if isinstance(condition, AllOf):
-            return lambda traits: all(test(traits) for test in tests)
-        return lambda traits: any(test(traits) for test in tests)
+
+            def all_test(traits: Mapping[str, object]) -> bool:
+                for test in tests:  # noqa: SIM110 (a plain loop: no generator per call)
+                    if not test(traits):
+                        return False
+                return True
+
+            return all_test
+
+        def any_test(traits: Mapping[str, object]) -> bool:
+            for test in tests:  # noqa: SIM110 (a plain loop: no generator per call)
+                if test(traits):
+                    return True
+            return False
+
+        return any_test
     if isinstance(condition, Not):
         inner = trait_predicate(condition.item)
         if inner is None:
             return None
         return lambda traits: not inner(traits)
     return None
+
+
+def _compare_predicate(condition: Compare) -> TraitPredicate:
+    """One trait comparison. Each closure answers the common value types directly and
+    hands every other value to :func:`compare`, so the result is always compare's."""
+    name, op, value = condition.name, condition.op, condition.value
+    pattern, folded = condition.pattern, condition.folded
+    get = _trait_getter(name)
+    flat = "." not in name  # then read inline: traits.get(name, MISSING)
+
+    def plain_test(traits: Mapping[str, object]) -> bool:
+        return compare(op, get(traits), value, pattern)
+
+    if folded is not None:
+        positive = op in (Op.EQUALS, Op.IN)
+
+        def folded_test(traits: Mapping[str, object]) -> bool:
+            actual = traits.get(name, MISSING) if flat else get(traits)
+            if isinstance(actual, str) and actual:
+                return (actual.casefold() in folded) is positive
+            return compare(op, actual, value, pattern)
+
+        return folded_test
+    if op is Op.EXISTS:
+        wanted = bool(value)
+        return lambda traits: _present(traits.get(name, MISSING) if flat else get(traits)) is wanted
+    if op is Op.EQUALS and isinstance(value, bool):
+
+        def bool_test(traits: Mapping[str, object]) -> bool:
+            actual = traits.get(name, MISSING) if flat else get(traits)
+            if type(actual) is bool:
+                return actual is value
+            return compare(op, actual, value, pattern)
+
+        return bool_test
+    if op in (Op.CONTAINS, Op.NOT_CONTAINS) and type(value) is str:
+        folded_value = value.casefold()
+        contains = op is Op.CONTAINS
+
+        def contains_test(traits: Mapping[str, object]) -> bool:
+            actual = traits.get(name, MISSING) if flat else get(traits)
+            if type(actual) is list:
+                # compare's _equal on a str option: case-folded equality for str items
+                for item in actual:
+                    if type(item) is str:
+                        if item.casefold() == folded_value:
+                            return contains
+                    elif _equal(item, value):
+                        return contains
+                return not contains
+            return compare(op, actual, value, pattern)
+
+        return contains_test
+    if op in _NUMERIC_OPS:
+        try:
+            if op is Op.BETWEEN:
+                bounds: Sequence[float] = value  # type: ignore[assignment]
+                low, high = float(bounds[0]), float(bounds[1])
+            else:
+                low = high = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError, IndexError, KeyError):
+            return plain_test
+        return _numeric_test(op, low, high, name, plain_test)
+    return plain_test
+
+
+def _numeric_test(
+    op: Op, low: float, high: float, name: str, fallback: TraitPredicate
+) -> TraitPredicate:
+    """A numeric comparison with its bounds already converted (``low == high`` unless
+    ``between``). Ints and floats are compared here, other values by ``fallback``."""
+    get = _trait_getter(name)
+    flat = "." not in name
+
+    def between(traits: Mapping[str, object]) -> bool:
+        actual = traits.get(name, MISSING) if flat else get(traits)
+        kind = type(actual)
+        if kind is int or kind is float:
+            return low <= float(actual) <= high  # type: ignore[arg-type]
+        return fallback(traits)
+
+    def gt(traits: Mapping[str, object]) -> bool:
+        actual = traits.get(name, MISSING) if flat else get(traits)
+        kind = type(actual)
+        if kind is int or kind is float:
+            return float(actual) > low  # type: ignore[arg-type]
+        return fallback(traits)
+
+    def gte(traits: Mapping[str, object]) -> bool:
+        actual = traits.get(name, MISSING) if flat else get(traits)
+        kind = type(actual)
+        if kind is int or kind is float:
+            return float(actual) >= low  # type: ignore[arg-type]
+        return fallback(traits)
+
+    def lt(traits: Mapping[str, object]) -> bool:
+        actual = traits.get(name, MISSING) if flat else get(traits)
+        kind = type(actual)
+        if kind is int or kind is float:
+            return float(actual) < low  # type: ignore[arg-type]
+        return fallback(traits)
+
+    def lte(traits: Mapping[str, object]) -> bool:
+        actual = traits.get(name, MISSING) if flat else get(traits)
+        kind = type(actual)
+        if kind is int or kind is float:
+            return float(actual) <= low  # type: ignore[arg-type]
+        return fallback(traits)
+
+    tests = {Op.BETWEEN: between, Op.GT: gt, Op.GTE: gte, Op.LT: lt, Op.LTE: lte}
+    return tests[op]

@@ -7,9 +7,10 @@ are put in a canonical order first, so the same history in any order scores the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from mqlengine.domain.conditions import (
     MISSING,
@@ -20,6 +21,8 @@ from mqlengine.domain.conditions import (
     EventSeen,
     Not,
     Op,
+    RuleEarned,
+    ScoreAtLeast,
     ScoreField,
     Subject,
     TraitPredicate,
@@ -28,10 +31,11 @@ from mqlengine.domain.conditions import (
     lookup_path,
     trait_predicate,
 )
-from mqlengine.domain.rules import Definition, IntentRule, Repeat
+from mqlengine.domain.rules import Definition, IntentRule, QualifyPath, Repeat
 
 SECONDS_PER_DAY = 86_400.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +138,6 @@ def _clamp(value: float, cap: float | None) -> float:
     return min(value, cap)
 
 
-def _rule_cap(earned: float, cap: float | None) -> float:
-    """A rule cap bounds the magnitude: +cap for positive rules, -cap for negative ones."""
-    if cap is None:
-        return earned
-    return max(min(earned, cap), -cap)
-
-
 class _TraitContext:
     __slots__ = ("_as_of", "_traits")
 
@@ -179,33 +176,174 @@ class _EventContext(_TraitContext):
         return lookup_path(self._properties, name)
 
 
-class _PathContext(_TraitContext):
-    __slots__ = ("_contributions", "_events", "_scores")
+@dataclass(frozen=True, slots=True)
+class TraitVerdict:
+    """What a person's traits alone decide under one definition (see
+    :meth:`Scorer.judge_traits`): valid for any history and any moment, until the traits
+    or the definition change."""
+
+    definition_hash: str  # content hash of the definition it was judged under
+    fit_contributions: tuple[Contribution, ...]
+    fit_raw: float
+    fit: float  # after the fit cap
+    excluded_because: tuple[str, ...]
+    missing_requirements: tuple[str, ...]
+    path_facts: tuple[bool, ...]  # answers of the trait-only parts of the qualify paths
+    # indices of the paths the traits leave open, in order; it ends at a path the traits
+    # alone satisfy, if any (no later path can be the first match)
+    candidate_paths: tuple[int, ...]
+
+
+class _StaticContext(_TraitContext):
+    """Answers the trait-only parts of a path: traits, fit, and the fit rules."""
+
+    __slots__ = ("_fit", "_fit_rules")
+
+    def __init__(
+        self, traits: Mapping[str, object], fit: float, fit_rules: Mapping[str, Contribution]
+    ) -> None:
+        super().__init__(traits, _EPOCH)
+        self._fit = fit
+        self._fit_rules = fit_rules
+
+    def rule_earned(self, rule_id: str) -> bool:
+        item = self._fit_rules.get(rule_id)
+        return item is not None and item.earned > 0
+
+    def score(self, field: ScoreField) -> float:
+        return self._fit  # only fit_at_least is trait-only
+
+
+class _Facts:
+    """What the history decided, as the non-trait parts of a path ask it."""
+
+    __slots__ = ("as_of", "by_rule", "intent", "latest", "total")
 
     def __init__(
         self,
-        traits: Mapping[str, object],
         as_of: datetime,
-        contributions: Mapping[str, Contribution],
-        events: Sequence[Event],
-        scores: Mapping[ScoreField, float],
+        latest: Mapping[str, datetime],
+        intent: float,
+        total: float,
+        by_rule: Mapping[str, Contribution],
     ) -> None:
-        super().__init__(traits, as_of)
-        self._contributions = contributions
-        self._events = events
-        self._scores = scores
+        self.as_of = as_of
+        self.latest = latest  # per event name a path asks about: the latest past timestamp
+        self.intent = intent
+        self.total = total
+        self.by_rule = by_rule
 
-    def rule_earned(self, rule_id: str) -> bool:
-        item = self._contributions.get(rule_id)
-        return item is not None and item.earned > 0
 
-    def event_seen(self, event: str, since: datetime | None) -> bool:
-        return any(
-            e.name == event and (since is None or e.timestamp >= since) for e in self._events
-        )
+# (traits, fit, fit contributions by rule id) -> bool
+_StaticTest = Callable[[Mapping[str, object], float, Mapping[str, Contribution]], bool]
+# (facts, the verdict's path_facts) -> bool
+_PathTest = Callable[[_Facts, tuple[bool, ...]], bool]
 
-    def score(self, field: ScoreField) -> float:
-        return self._scores[field]
+
+class _PathCompiler:
+    """Splits qualification paths into trait-only parts, answered once per profile (in a
+    :class:`TraitVerdict`), and closures for the rest, answered per score."""
+
+    def __init__(self, intent_rule_ids: frozenset[str]) -> None:
+        self.intent_rule_ids = intent_rule_ids
+        self.statics: list[_StaticTest] = []
+        self.statics_read_fit_rules = False
+        self.reads_rules = False  # some path asks whether an intent rule earned points
+
+    def trait_only(self, condition: Condition) -> bool:
+        if isinstance(condition, Compare):
+            return True
+        if isinstance(condition, ScoreAtLeast):
+            return condition.field is ScoreField.FIT
+        if isinstance(condition, RuleEarned):
+            return condition.rule_id not in self.intent_rule_ids
+        if isinstance(condition, AllOf | AnyOf):
+            return all(self.trait_only(item) for item in condition.items)
+        if isinstance(condition, Not):
+            return self.trait_only(condition.item)
+        return False
+
+    def static(self, condition: Condition) -> int:
+        """Register a trait-only condition; its answer is ``path_facts[index]``."""
+        test: _StaticTest
+        compiled = trait_predicate(condition)
+        if compiled is not None:
+            test = _ignore_fit(compiled)
+        elif isinstance(condition, ScoreAtLeast):
+            test = _fit_at_least(condition.minimum)
+        else:
+            self.statics_read_fit_rules = True
+            test = _interpret_static(condition)
+        self.statics.append(test)
+        return len(self.statics) - 1
+
+    def part(self, condition: Condition) -> _PathTest:
+        if self.trait_only(condition):
+            index = self.static(condition)
+            return lambda facts, known: known[index]
+        if isinstance(condition, EventSeen):
+            return _event_seen(condition)
+        if isinstance(condition, ScoreAtLeast):
+            minimum = condition.minimum
+            if condition.field is ScoreField.INTENT:
+                return lambda facts, known: facts.intent >= minimum
+            return lambda facts, known: facts.total >= minimum
+        if isinstance(condition, RuleEarned):
+            self.reads_rules = True
+            rule_id = condition.rule_id
+
+            def earned(facts: _Facts, known: tuple[bool, ...]) -> bool:
+                item = facts.by_rule.get(rule_id)
+                return item is not None and item.earned > 0
+
+            return earned
+        if isinstance(condition, Not):
+            inner = self.part(condition.item)
+            return lambda facts, known: not inner(facts, known)
+        assert isinstance(condition, AllOf | AnyOf)
+        parts = tuple(self.part(item) for item in condition.items)
+        if isinstance(condition, AllOf):
+
+            def all_of(facts: _Facts, known: tuple[bool, ...]) -> bool:
+                return all(test(facts, known) for test in parts)
+
+            return all_of
+
+        def any_of(facts: _Facts, known: tuple[bool, ...]) -> bool:
+            return any(test(facts, known) for test in parts)
+
+        return any_of
+
+
+def _ignore_fit(test: TraitPredicate) -> _StaticTest:
+    return lambda traits, fit, fit_rules: test(traits)
+
+
+def _fit_at_least(minimum: float) -> _StaticTest:
+    return lambda traits, fit, fit_rules: fit >= minimum
+
+
+def _interpret_static(condition: Condition) -> _StaticTest:
+    return lambda traits, fit, fit_rules: evaluate(
+        condition, _StaticContext(traits, fit, fit_rules)
+    )
+
+
+def _event_seen(condition: EventSeen) -> _PathTest:
+    name, within_days = condition.event, condition.within_days
+    if within_days is None:
+        return lambda facts, known: name in facts.latest
+    try:
+        window: timedelta | None = timedelta(days=within_days)
+    except (OverflowError, ValueError):
+        window = None  # out of range: fails (as evaluate does) when asked
+
+    def seen(facts: _Facts, known: tuple[bool, ...]) -> bool:
+        since = facts.as_of - (window if window is not None else timedelta(days=within_days))
+        latest = facts.latest.get(name)
+        return latest is not None and latest >= since
+
+    return seen
 
 
 def _matches(rule: IntentRule, event: Event, as_of: datetime) -> bool:
@@ -223,46 +361,82 @@ def _matches(rule: IntentRule, event: Event, as_of: datetime) -> bool:
     return evaluate(where, _EventContext(event.properties, as_of))
 
 
-def _select(rule: IntentRule, events: Iterable[Event]) -> list[Event]:
-    """Apply the repeat policy to matching events (already in canonical order)."""
-    if rule.repeat is Repeat.EVERY_TIME:
-        return list(events)
-    if rule.repeat is Repeat.ONCE:
-        chosen = list(events)
-        return chosen[-1:]  # the most recent occurrence: the freshest evidence
-    per_day: dict[object, Event] = {}
-    for event in events:
-        per_day[event.timestamp.date()] = event  # later events of the day replace earlier
-    return list(per_day.values())
+class _IntentPlan:
+    """An intent rule's constants, looked up once."""
+
+    __slots__ = ("cap", "half_life", "id", "points", "repeat", "window")
+
+    def __init__(self, definition: Definition, rule: IntentRule) -> None:
+        self.id = rule.id
+        self.points = rule.points
+        self.cap = rule.cap
+        self.half_life = definition.intent_half_life(rule)
+        self.repeat = rule.repeat
+        # seconds before as_of where the rule's window starts (None: no window)
+        self.window = None if rule.within_days is None else rule.within_days * SECONDS_PER_DAY
+
+
+def _direct_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen, slotted dataclass that stores each field
+    straight into its slot. The generated ``__init__`` does the same through
+    ``object.__setattr__`` at about twice the cost; the instances are the same. Only for
+    classes without defaults in use, ``__post_init__`` or ``init=False`` fields."""
+    names = [item.name for item in fields(cls)]  # type: ignore[arg-type]
+    assert all(item.init for item in fields(cls)) and not hasattr(cls, "__post_init__")  # type: ignore[arg-type]
+    scope: dict[str, object] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
+    source = f"def construct({', '.join(names)}):\n    self = _new(_cls)\n{body}    return self\n"
+    exec(source, scope)
+    return scope["construct"]  # type: ignore[return-value]
+
+
+_new_hit = _direct_constructor(EventHit)
+_new_contribution = _direct_constructor(Contribution)
+_new_card = _direct_constructor(ScoreCard)
+_new_verdict = _direct_constructor(TraitVerdict)
 
 
 def _intent_contribution(
-    definition: Definition, rule: IntentRule, matching: Sequence[Event], as_of: datetime
+    plan: _IntentPlan, matching: list[Event], as_of_ts: float
 ) -> Contribution | None:
-    as_of_ts = as_of.timestamp()
-    if rule.within_days is not None:
-        window_start = as_of_ts - rule.within_days * SECONDS_PER_DAY
-        matching = [e for e in matching if e.epoch >= window_start]
-    if not matching:
+    """``matching``: the rule's past events (sorted here into canonical order)."""
+    if len(matching) > 1:
+        matching.sort(key=_canonical_key)
+        if plan.window is not None:
+            window_start = as_of_ts - plan.window
+            matching = [e for e in matching if e.epoch >= window_start]
+            if not matching:
+                return None
+        # the repeat policy
+        if plan.repeat is Repeat.ONCE:
+            matching = matching[-1:]  # the most recent occurrence: the freshest evidence
+        elif plan.repeat is Repeat.ONCE_PER_DAY:
+            per_day: dict[object, Event] = {}
+            for event in matching:
+                per_day[event.timestamp.date()] = event  # later ones of the day replace
+            matching = list(per_day.values())
+    elif plan.window is not None and matching[0].epoch < as_of_ts - plan.window:
         return None
-    half_life = definition.intent_half_life(rule)
-    points = rule.points
+    half_life = plan.half_life
+    points = plan.points
     hits: list[EventHit] = []
     earned = 0.0
-    for event in _select(rule, matching):
+    for event in matching:
         seconds = as_of_ts - event.epoch
         age = seconds / SECONDS_PER_DAY if seconds > 0.0 else 0.0
         factor = 0.5 ** (age / half_life) if half_life > 0 else 1.0  # = decay_factor()
-        hits.append(EventHit(event.id, event.timestamp, age, factor, points * factor))
-        earned += points * factor
-    return Contribution(
-        rule_id=rule.id,
-        kind="intent",
-        raw_points=rule.points,
-        earned=earned,
-        points=_rule_cap(earned, rule.cap),
-        hits=tuple(hits),
-    )
+        hit_points = points * factor
+        hits.append(_new_hit(event.id, event.timestamp, age, factor, hit_points))
+        earned += hit_points
+    cap = plan.cap
+    if cap is None:
+        capped = earned
+    else:  # the cap bounds the magnitude: max(min(earned, cap), -cap), spelled out
+        capped = cap if cap < earned else earned
+        if -cap > capped:
+            capped = -cap
+    return _new_contribution(plan.id, "intent", points, earned, capped, tuple(hits))
 
 
 def _canonical_key(event: Event) -> tuple[float, str]:
@@ -279,6 +453,10 @@ class Scorer:
     matches: matching depends only on the event, never on the moment, so rescoring the
     same history as time passes costs only the decay arithmetic.
 
+    What the traits alone decide (fit, exclusions, requirements, the trait parts of the
+    qualification paths) can be judged once per profile with :meth:`judge_traits` and
+    passed to :meth:`score` as ``verdict``.
+
     Event ids must identify event content (message ids are unique in the store).
     """
 
@@ -292,10 +470,42 @@ class Scorer:
         self._path_events = frozenset(
             name for path in definition.qualify.paths for name in _events_named(path.when)
         )
-        # trait-only conditions compiled to closures (fit rules, exclusions, requirements)
-        self._fit = [(rule, _predicate(rule.when)) for rule in definition.fit_rules]
+        self._intent = [_IntentPlan(definition, rule) for rule in definition.intent_rules]
+        # trait-only conditions compiled to closures (fit rules, exclusions, requirements);
+        # a matching fit rule always contributes the same (immutable) value
+        self._fit = [
+            (
+                Contribution(rule.id, "fit", rule.points, rule.points, rule.points),
+                _predicate(rule.when),
+            )
+            for rule in definition.fit_rules
+        ]
         self._exclusions = [(g.id, _predicate(g.when)) for g in definition.exclusions]
         self._requirements = [(g.id, _predicate(g.when)) for g in definition.requirements]
+        # qualification paths: a wholly trait-only path is answered by the verdict
+        # (path_facts[index]), any other by a closure that may read path_facts too
+        compiler = _PathCompiler(frozenset(rule.id for rule in definition.intent_rules))
+        self._path_tests: list[_PathTest | None] = []
+        self._path_fact: list[int] = []
+        for path in definition.qualify.paths:
+            if compiler.trait_only(path.when):
+                self._path_tests.append(None)
+                self._path_fact.append(compiler.static(path.when))
+            else:
+                self._path_tests.append(compiler.part(path.when))
+                self._path_fact.append(-1)
+        self._statics = compiler.statics
+        qualify = definition.qualify
+        self._paths = qualify.paths
+        self._version = definition.version
+        self._intent_cap = definition.intent_cap
+        self._total_cap = qualify.total_cap
+        self._threshold = qualify.threshold
+        self._retain_from = qualify.threshold - qualify.hysteresis
+        self._min_fit = qualify.min_fit
+        self._default_type = qualify.default_type
+        self._statics_read_fit_rules = compiler.statics_read_fit_rules
+        self._paths_read_rules = compiler.reads_rules
 
     def relevant(self, event: Event) -> bool:
         """Whether the event can ever change a score: some intent rule matches it, or a
@@ -313,48 +523,160 @@ class Scorer:
             self._memo[event.id] = found
         return found
 
-    def score(
-        self, traits: Mapping[str, object], events: Iterable[Event], as_of: datetime
-    ) -> ScoreCard:
-        """Score one person as of a moment. See the module docstring for the guarantees."""
+    def judge_traits(self, traits: Mapping[str, object]) -> TraitVerdict:
+        """Everything :meth:`score` needs from the traits, for reuse while they stay the
+        same (under this definition)."""
         definition = self.definition
+        fit_items = tuple([item for item, test in self._fit if test(traits)])
+        fit_raw = sum([item.points for item in fit_items])
+        fit = _clamp(fit_raw, definition.fit_cap)
+        excluded = tuple([gate_id for gate_id, test in self._exclusions if test(traits)])
+        missing = tuple([gate_id for gate_id, test in self._requirements if not test(traits)])
+        fit_rules: Mapping[str, Contribution] = (
+            {item.rule_id: item for item in fit_items} if self._statics_read_fit_rules else {}
+        )
+        facts = tuple([test(traits, fit, fit_rules) for test in self._statics])
+        # Paths are tried in order and the first match wins: a trait-only path that fails
+        # can be skipped, and one that holds ends the list (it matches if reached).
+        candidates: list[int] = []
+        for index, test in enumerate(self._path_tests):
+            if test is not None:
+                candidates.append(index)
+            elif facts[self._path_fact[index]]:
+                candidates.append(index)
+                break
+        return _new_verdict(
+            definition.content_hash,
+            fit_items,
+            fit_raw,
+            fit,
+            excluded,
+            missing,
+            facts,
+            tuple(candidates),
+        )
+
+    def score(
+        self,
+        traits: Mapping[str, object],
+        events: Iterable[Event],
+        as_of: datetime,
+        *,
+        verdict: TraitVerdict | None = None,
+    ) -> ScoreCard:
+        """Score one person as of a moment. See the module docstring for the guarantees.
+
+        ``verdict``: :meth:`judge_traits` of these same traits, by a scorer of the same
+        definition; the traits are then not read again.
+        """
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
+        if verdict is None:
+            verdict = self.judge_traits(traits)
+        elif verdict.definition_hash != self.definition.content_hash:
+            raise ValueError("the trait verdict was judged under another definition")
         as_of_ts = as_of.timestamp()
         path_events = self._path_events
-        # One pass: each past event goes to the rules it matches (and, when a path asks
-        # about its name, to the path evidence); each list is then put in canonical order.
-        per_rule: dict[int, list[Event]] = {}
-        past: list[Event] = []
+        memo = self._memo
+        # One pass: each past event goes to the rules it matches and, when a path asks
+        # about its name, to the latest timestamp seen for that name. Each rule's list is
+        # put in canonical order afterwards.
+        per_rule: list[list[Event] | None] = [None] * len(self._intent)
+        latest: dict[str, datetime] = {}
         for event in events:
             if event.epoch > as_of_ts:
                 continue
-            for index in self.matching(event, as_of):
-                per_rule.setdefault(index, []).append(event)
+            found = memo.get(event.id)
+            if found is None:
+                found = self.matching(event, as_of)
+            for index in found:
+                matched = per_rule[index]
+                if matched is None:
+                    per_rule[index] = [event]
+                else:
+                    matched.append(event)
             if event.name in path_events:
-                past.append(event)
-        contributions: list[Contribution] = []
-        for fit_rule, test in self._fit:
-            if test(traits):
-                points = fit_rule.points
-                contributions.append(Contribution(fit_rule.id, "fit", points, points, points))
-        fit_raw = sum(c.points for c in contributions)
+                seen = latest.get(event.name)
+                if seen is None or event.timestamp > seen:
+                    latest[event.name] = event.timestamp
 
         intent_items: list[Contribution] = []
-        for index, intent_rule in enumerate(definition.intent_rules):
-            matched = per_rule.get(index)
-            if not matched:
-                continue
-            matched.sort(key=_canonical_key)
-            item = _intent_contribution(definition, intent_rule, matched, as_of)
-            if item is not None:
-                intent_items.append(item)
-        contributions.extend(intent_items)
-        intent_raw = sum(c.points for c in intent_items)
-        excluded = tuple(gate_id for gate_id, test in self._exclusions if test(traits))
-        missing = tuple(gate_id for gate_id, test in self._requirements if not test(traits))
-        return _decide(
-            definition, traits, as_of, past, contributions, fit_raw, intent_raw, excluded, missing
+        for plan, matched in zip(self._intent, per_rule, strict=True):
+            if matched is not None:
+                item = _intent_contribution(plan, matched, as_of_ts)
+                if item is not None:
+                    intent_items.append(item)
+        return self._decide(verdict, as_of, intent_items, latest)
+
+    def _decide(
+        self,
+        verdict: TraitVerdict,
+        as_of: datetime,
+        intent_items: list[Contribution],
+        latest: Mapping[str, datetime],
+    ) -> ScoreCard:
+        # min()/max() spelled out as comparisons: the same values, without the calls
+        if intent_items:
+            contributions = verdict.fit_contributions + tuple(intent_items)
+            intent_raw = sum([item.points for item in intent_items])
+        else:
+            contributions = verdict.fit_contributions
+            intent_raw = 0
+        fit = verdict.fit
+        cap = self._intent_cap
+        intent = intent_raw if cap is None or not cap < intent_raw else cap  # = _clamp()
+        total_raw = fit + intent
+        cap = self._total_cap
+        total = total_raw if cap is None or not cap < total_raw else cap  # = _clamp()
+
+        matched: QualifyPath | None = None
+        facts: _Facts | None = None
+        for index in verdict.candidate_paths:
+            test = self._path_tests[index]
+            if test is not None:
+                if facts is None:
+                    by_rule: Mapping[str, Contribution] = (
+                        {c.rule_id: c for c in contributions} if self._paths_read_rules else {}
+                    )
+                    facts = _Facts(as_of, latest, intent, total, by_rule)
+                if not test(facts, verdict.path_facts):
+                    continue
+            matched = self._paths[index]
+            break
+
+        threshold = self._threshold
+        excluded = verdict.excluded_because
+        missing = verdict.missing_requirements
+        fit_enough = fit >= self._min_fit
+        meets = total >= threshold and fit_enough
+        gated = not excluded and not missing
+        bypass = matched is not None and matched.bypass_threshold and fit_enough
+        qualifies = gated and (meets or bypass)
+        retains = gated and ((total >= self._retain_from and fit_enough) or bypass)
+        mql_type = None
+        if qualifies:
+            mql_type = matched.type if matched is not None else self._default_type
+        distance = threshold - total
+        return _new_card(
+            self._version,
+            as_of,
+            fit,
+            intent,
+            total,
+            verdict.fit_raw,
+            intent_raw,
+            total_raw,
+            contributions,
+            excluded,
+            missing,
+            meets,
+            qualifies,
+            retains,
+            mql_type,
+            matched.type if matched is not None else None,
+            threshold,
+            self._min_fit,
+            0.0 if distance < 0.0 else distance,  # = max(distance, 0.0)
         )
 
 
@@ -388,62 +710,3 @@ def score(
 ) -> ScoreCard:
     """Score one person as of a moment (see :class:`Scorer` for repeated scoring)."""
     return Scorer(definition).score(traits, events, as_of)
-
-
-def _decide(
-    definition: Definition,
-    traits: Mapping[str, object],
-    as_of: datetime,
-    past: Sequence[Event],
-    contributions: list[Contribution],
-    fit_raw: float,
-    intent_raw: float,
-    excluded: tuple[str, ...],
-    missing: tuple[str, ...],
-) -> ScoreCard:
-    fit = _clamp(fit_raw, definition.fit_cap)
-    intent = _clamp(intent_raw, definition.intent_cap)
-    total_raw = fit + intent
-    total = _clamp(total_raw, definition.qualify.total_cap)
-
-    qualify = definition.qualify
-    by_rule = {c.rule_id: c for c in contributions}
-    path_context = _PathContext(
-        traits,
-        as_of,
-        by_rule,
-        past,
-        {ScoreField.FIT: fit, ScoreField.INTENT: intent, ScoreField.TOTAL: total},
-    )
-    matched = next((p for p in qualify.paths if evaluate(p.when, path_context)), None)
-    meets = total >= qualify.threshold and fit >= qualify.min_fit
-    gated = not excluded and not missing
-    bypass = matched is not None and matched.bypass_threshold and fit >= qualify.min_fit
-    qualifies = gated and (meets or bypass)
-    retains = gated and (
-        (total >= qualify.threshold - qualify.hysteresis and fit >= qualify.min_fit) or bypass
-    )
-    mql_type = None
-    if qualifies:
-        mql_type = matched.type if matched is not None else qualify.default_type
-    return ScoreCard(
-        definition_version=definition.version,
-        as_of=as_of,
-        fit=fit,
-        intent=intent,
-        total=total,
-        fit_raw=fit_raw,
-        intent_raw=intent_raw,
-        total_raw=total_raw,
-        contributions=tuple(contributions),
-        excluded_because=excluded,
-        missing_requirements=missing,
-        meets_threshold=meets,
-        qualifies=qualifies,
-        retains=retains,
-        mql_type=mql_type,
-        matched_path=matched.type if matched is not None else None,
-        threshold=qualify.threshold,
-        min_fit=qualify.min_fit,
-        distance_to_threshold=max(qualify.threshold - total, 0.0),
-    )
