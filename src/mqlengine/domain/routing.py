@@ -161,11 +161,20 @@ class RouteDecision:
         return self.rep is None
 
 
+def day_start(timezone: str, now: datetime) -> datetime:
+    """The start (UTC) of the local day at ``now`` in ``timezone``."""
+    local = now.astimezone(ZoneInfo(timezone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def local_midnight(rep: Rep, now: datetime) -> datetime:
+    """The start (UTC) of the rep's local day at ``now``: where "today" begins."""
+    return day_start(rep.timezone, now)
+
+
 def assigned_today(rep: Rep, state: RoutingState, now: datetime) -> int:
     """Assignments since the start of the rep's local day."""
-    zone = ZoneInfo(rep.timezone)
-    local = now.astimezone(zone)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    midnight = local_midnight(rep, now)
     return sum(1 for at in state.recent_assignments.get(rep.key, ()) if midnight <= at <= now)
 
 
@@ -198,6 +207,42 @@ def covers(rep: Rep, country: str | None, regions: Mapping[str, frozenset[str]])
         if territory.upper() == country or country in regions.get(territory.lower(), frozenset()):
             return True
     return False
+
+
+def match_rule(
+    config: RoutingConfig, lead: Lead, now: datetime, *, only_rule: str | None = None
+) -> RoutingRule | None:
+    """The first rule (or the rule ``only_rule``) that matches the lead; None: fallback."""
+    for candidate in config.rules:
+        if only_rule is not None and candidate.id != only_rule:
+            continue
+        if lead_matches(candidate.mql_types, candidate.when, lead, now):
+            return candidate
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StateNeeds:
+    """The part of a :class:`RoutingState` that :func:`route` reads for one rule."""
+
+    team: str  # only this team's round-robin cursor
+    recent_for: frozenset[str]  # team reps whose assignments today matter
+    open_load_for: frozenset[str]  # reps whose open load matters (least loaded)
+    account_owner: bool  # the account's owner, and its assignments today
+
+
+def state_needs(rule: RoutingRule, reps: Sequence[Rep]) -> StateNeeds:
+    """What :func:`route` reads of the state when ``rule`` matched: the round-robin cursor
+    of the rule's team; today's assignments of the team's reps with a daily capacity (of
+    all of them when weighting by capacity); open loads only when the least loaded rep is
+    wanted; and, if the rule lets owners keep their accounts, the account's owner and (if
+    it has a daily capacity) its assignments today."""
+    members = [r for r in reps if r.team == rule.team]
+    weighted = rule.strategy is Strategy.WEIGHTED_BY_CAPACITY
+    recent = frozenset(r.key for r in members if weighted or r.capacity_per_day is not None)
+    least_loaded = rule.strategy is Strategy.LEAST_LOADED
+    loads = frozenset(r.key for r in members) if least_loaded else frozenset()
+    return StateNeeds(rule.team, recent, loads, rule.account_owner)
 
 
 def _rotation(keys: Sequence[str], last: str | None) -> list[str]:
@@ -235,14 +280,11 @@ def route(
     exclude: frozenset[str] = frozenset(),
     only_rule: str | None = None,
 ) -> RouteDecision:
-    """Decide the owner of a new MQL (or of one being reassigned, with ``exclude``)."""
-    rule = None
-    for candidate in config.rules:
-        if only_rule is not None and candidate.id != only_rule:
-            continue
-        if lead_matches(candidate.mql_types, candidate.when, lead, now):
-            rule = candidate
-            break
+    """Decide the owner of a new MQL (or of one being reassigned, with ``exclude``).
+
+    Of ``state`` it reads only what :func:`state_needs` names for the matching rule, so a
+    shell may load just that."""
+    rule = match_rule(config, lead, now, only_rule=only_rule)
     if rule is None:
         return RouteDecision(config.fallback, None, None, "fallback", "no routing rule matched")
 

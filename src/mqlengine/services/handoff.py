@@ -9,27 +9,52 @@ the inputs and persists the decisions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Integer,
+    RowMapping,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from mqlengine.definition.handoff import compile_calendar
 from mqlengine.definition.schema import CalendarSpec
+from mqlengine.domain.calendar import BusinessCalendar
 from mqlengine.domain.lifecycle import Stage, StageChange
 from mqlengine.domain.routing import (
     Lead,
     Rep,
     RouteDecision,
+    RoutingRule,
     RoutingState,
+    day_start,
+    match_rule,
     route,
+    state_needs,
 )
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard
 from mqlengine.domain.sla import Escalation, check_breach, due_at, select_policy
-from mqlengine.services import outbox
-from mqlengine.store.tables import persons
+from mqlengine.services import outbox, txcache
+from mqlengine.store.tables import Id, persons
 from mqlengine.store.tables_handoff import (
     assignments,
     rep_absences,
@@ -39,12 +64,74 @@ from mqlengine.store.tables_handoff import (
     teams,
     touches,
 )
+from mqlengine.store.types import UTCDateTime
 
 RECENT = timedelta(days=2)
 TOP_CONTRIBUTIONS = 3
 
+# What the handoff reads of a person (a caller that holds the row after the stage change
+# may hand it in: see ``on_stage_change``).
+PERSON_COLUMNS = (
+    persons.c.id,
+    persons.c.email,
+    persons.c.profile,
+    persons.c.fit_score,
+    persons.c.intent_score,
+    persons.c.total_score,
+    persons.c.mql_at,
+    persons.c.mql_type,
+    persons.c.account_id,
+    persons.c.first_touch_at,
+)
+
+# Statements of the per-MQL path, built once so SQLAlchemy's compiled cache always hits.
+_PERSON = select(*PERSON_COLUMNS).where(persons.c.id == bindparam("person_id"))
+_TEAMS = select(teams.c.id, teams.c.name, teams.c.manager_email)
+_ABSENCES = select(rep_absences)
+_REPS = select(reps).order_by(reps.c.key)
+_LOCK_TEAMS = select(teams.c.id).order_by(teams.c.id).with_for_update()
+_INSERT_ASSIGNMENT = assignments.insert()
+_SET_OWNER = (
+    update(persons)
+    .where(persons.c.id == bindparam("b_person_id"))
+    .values(
+        owner_rep_id=bindparam("b_owner_rep_id"),
+        owner_team=bindparam("b_owner_team"),
+        sla_due_at=bindparam("b_sla_due_at"),
+        first_touch_at=bindparam("b_first_touch_at"),
+    )
+)
+_CLOSE_WAITING = (
+    update(assignments)
+    .where(assignments.c.person_id == bindparam("b_person_id"), assignments.c.status == "waiting")
+    .values(status="closed", closed_at=bindparam("b_closed_at"))
+)
+_ADVANCE_CURSOR = (
+    update(route_cursors)
+    .where(route_cursors.c.team == bindparam("b_team"))
+    .values(last_rep_key=bindparam("b_last_rep_key"), updated_at=bindparam("b_updated_at"))
+)
+_INSERT_CURSOR = route_cursors.insert()
+
+_DIRECTORY = "handoff.reps"  # transaction memo names (see mqlengine.services.txcache)
+_LOCKED = "handoff.routing_locked"
+
 
 # --- inputs ----------------------------------------------------------------------------------
+
+_CALENDARS: dict[tuple[str, str, bytes], BusinessCalendar] = {}
+
+
+def _calendar(key: str, timezone: str, hours: Any) -> BusinessCalendar:
+    """A rep's working hours, compiled once per distinct (key, time zone, hours)."""
+    memo = (key, timezone, orjson.dumps(hours))
+    found = _CALENDARS.get(memo)
+    if found is None:
+        found = compile_calendar(key, CalendarSpec(timezone=timezone, hours=hours))
+        if len(_CALENDARS) >= 1024:
+            _CALENDARS.clear()
+        _CALENDARS[memo] = found
+    return found
 
 
 def rep_from_row(
@@ -53,7 +140,7 @@ def rep_from_row(
     hours = row["working_hours"]
     calendar = None
     if hours:
-        calendar = compile_calendar(row["key"], CalendarSpec(timezone=row["timezone"], hours=hours))
+        calendar = _calendar(row["key"], row["timezone"], hours)
     return Rep(
         key=row["key"],
         team=team,
@@ -66,18 +153,52 @@ def rep_from_row(
     )
 
 
-def load_reps(connection: Connection) -> tuple[list[Rep], dict[str, RowMapping]]:
-    """Every rep as a routing value, plus the rows by key (for names and e-mails)."""
-    team_names = {r.id: r.name for r in connection.execute(select(teams.c.id, teams.c.name))}
+@dataclass(frozen=True, slots=True)
+class RepDirectory:
+    """The reps as routing values and as rows, and the teams' managers."""
+
+    reps: list[Rep]  # by key
+    rows: dict[str, RowMapping]  # by key (names, e-mails, ids)
+    by_key: dict[str, Rep]
+    key_of: dict[int, str]  # rep id → key
+    managers: dict[str, str | None]  # team name → manager e-mail
+
+
+def _read_directory(connection: Connection) -> RepDirectory:
+    team_rows = connection.execute(_TEAMS).all()
+    team_names = {r.id: r.name for r in team_rows}
     absences: dict[int, list[tuple[datetime, datetime]]] = {}
-    for a in connection.execute(select(rep_absences)).mappings():
+    for a in connection.execute(_ABSENCES).mappings():
         absences.setdefault(a["rep_id"], []).append((a["starts_at"], a["ends_at"]))
-    rows = {r["key"]: r for r in connection.execute(select(reps).order_by(reps.c.key)).mappings()}
+    rows = {r["key"]: r for r in connection.execute(_REPS).mappings()}
     values = [
         rep_from_row(row, team_names.get(row["team_id"], "?"), absences.get(row["id"], []))
         for row in rows.values()
     ]
-    return values, rows
+    return RepDirectory(
+        values,
+        rows,
+        {r.key: r for r in values},
+        {row["id"]: key for key, row in rows.items()},
+        {r.name: r.manager_email for r in team_rows},
+    )
+
+
+def rep_directory(connection: Connection) -> RepDirectory:
+    """The reps and teams, read once per transaction: routing several MQLs in one
+    transaction reads them once. Writers of reps, teams and absences on the same
+    transaction call :func:`forget_reps` (:mod:`mqlengine.services.reps` does)."""
+    return txcache.cached(connection, _DIRECTORY, lambda: _read_directory(connection))
+
+
+def forget_reps(connection: Connection) -> None:
+    txcache.forget(connection, _DIRECTORY)
+
+
+def load_reps(connection: Connection) -> tuple[list[Rep], dict[str, RowMapping]]:
+    """Every rep as a routing value, plus the rows by key (for names and e-mails)."""
+    directory = _read_directory(connection)
+    return directory.reps, directory.rows
 
 
 def routing_state(
@@ -123,6 +244,197 @@ def routing_state(
     return RoutingState({k: tuple(v) for k, v in recent.items()}, open_load, last, owner)
 
 
+# --- the reads of one routing decision, in one statement ------------------------------------
+#
+# Each part yields rows (kind, ref, at, key, n): "e" an assignment that already exists for
+# this MQL episode, "o" the account's owner, "r" recent assignments (rep, time), "l" open
+# loads (rep, count), "c" the team's round-robin cursor (last rep key).
+
+_OWNER = (
+    select(persons.c.owner_rep_id)
+    .where(
+        persons.c.account_id == bindparam("o_account_id"),
+        persons.c.id != bindparam("o_person_id"),
+        persons.c.owner_rep_id.is_not(None),
+        persons.c.merged_into.is_(None),
+    )
+    .order_by(persons.c.mql_at.desc(), persons.c.id.desc())
+    .limit(1)
+)
+
+
+def _columns(
+    kind: str, *, ref: Any = None, at: Any = None, key: Any = None, n: Any = None
+) -> list[Any]:
+    """One part's columns, typed alike: the database matches the parts' types (PostgreSQL
+    needs typed NULLs) and the first part's types decode every row."""
+    return [
+        literal_column(f"'{kind}'", String()).label("kind"),
+        (ref if ref is not None else cast(null(), Id)).label("ref"),
+        (at if at is not None else cast(null(), UTCDateTime())).label("at"),
+        (key if key is not None else cast(null(), String())).label("key"),
+        (n if n is not None else cast(null(), Integer())).label("n"),
+    ]
+
+
+def _ids(prefix: str, count: int) -> list[Any]:
+    # one parameter per id (not an "expanding" IN, which is re-rendered at each execution)
+    return [bindparam(f"{prefix}{i}") for i in range(count)]
+
+
+def _id_params(prefix: str, ids: list[int]) -> dict[str, int]:
+    return {f"{prefix}{i}": rep_id for i, rep_id in enumerate(ids)}
+
+
+_Reads = Select[Any] | CompoundSelect[Any]
+
+
+def _build_reads(parts: tuple[str, ...], n_recent: int, n_load: int) -> _Reads:
+    selects: list[Select[Any]] = []
+    if "e" in parts:
+        selects.append(
+            select(*_columns("e", ref=assignments.c.id)).where(
+                assignments.c.person_id == bindparam("e_person_id"),
+                assignments.c.mql_at == bindparam("e_mql_at"),
+                assignments.c.seq == bindparam("e_seq"),
+            )
+        )
+    if "o" in parts:
+        owner = _OWNER.subquery("owner")
+        selects.append(select(*_columns("o", ref=owner.c.owner_rep_id)).select_from(owner))
+    if "r" in parts or "ro" in parts:
+        reps_wanted: ColumnElement[bool] = assignments.c.rep_id.in_(_ids("r_", n_recent))
+        if "ro" in parts:  # and the account owner's, whoever that is
+            reps_wanted = or_(reps_wanted, assignments.c.rep_id == _OWNER.scalar_subquery())
+        selects.append(
+            select(*_columns("r", ref=assignments.c.rep_id, at=assignments.c.assigned_at)).where(
+                reps_wanted,
+                assignments.c.assigned_at >= bindparam("r_since"),
+                assignments.c.assigned_at <= bindparam("r_until"),
+            )
+        )
+    if "l" in parts:
+        selects.append(
+            select(*_columns("l", ref=persons.c.owner_rep_id, n=func.count()))
+            .where(
+                persons.c.stage == Stage.MQL.value,
+                persons.c.owner_rep_id.in_(_ids("l_", n_load)),
+            )
+            .group_by(persons.c.owner_rep_id)
+        )
+    if "c" in parts:
+        selects.append(
+            select(*_columns("c", key=route_cursors.c.last_rep_key)).where(
+                route_cursors.c.team == bindparam("c_team")
+            )
+        )
+    return selects[0] if len(selects) == 1 else union_all(*selects)
+
+
+_READS: dict[tuple[tuple[str, ...], int, int], _Reads] = {}
+
+
+def _reads(parts: tuple[str, ...], n_recent: int, n_load: int) -> _Reads:
+    """The statement for these parts (and numbers of reps), built once so its compiled
+    form is reused."""
+    shape = (parts, n_recent, n_load)
+    statement = _READS.get(shape)
+    if statement is None:
+        if len(_READS) >= 512:
+            _READS.clear()
+        statement = _READS[shape] = _build_reads(parts, n_recent, n_load)
+    return statement
+
+
+def _read_for_routing(
+    connection: Connection,
+    directory: RepDirectory,
+    rule: RoutingRule | None,
+    *,
+    person_id: int,
+    account_id: int | None,
+    now: datetime,
+    episode: tuple[datetime, int] | None = None,
+) -> tuple[bool, RoutingState]:
+    """Whether an assignment exists for the ``episode`` (MQL time, seq), and the part of
+    :func:`routing_state` that :func:`~mqlengine.domain.routing.route` reads when ``rule``
+    matched (:func:`~mqlengine.domain.routing.state_needs`) — the same decision, without
+    reading every rep's assignments and open load for each MQL."""
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    n_recent = n_load = 0
+    if episode is not None:
+        parts.append("e")
+        params.update(e_person_id=person_id, e_mql_at=episode[0], e_seq=episode[1])
+    if rule is not None:  # no rule: the fallback queue, nothing to look at
+        needs = state_needs(rule, directory.reps)
+        with_owner = needs.account_owner and account_id is not None
+        if with_owner:
+            parts.append("o")
+            params.update(o_account_id=account_id, o_person_id=person_id)
+        # The owner (not known yet, of any team) comes with its assignments ("ro"), which
+        # count if it has a daily capacity; the rows start at the earliest local midnight
+        # of the reps whose "today" counts (and never more than two days ago).
+        recent_for = [directory.by_key[k] for k in sorted(needs.recent_for)]
+        day_of = recent_for + (
+            [r for r in directory.reps if r.capacity_per_day is not None] if with_owner else []
+        )
+        if day_of:
+            parts.append("ro" if with_owner else "r")
+            since = max(now - RECENT, min(day_start(z, now) for z in {r.timezone for r in day_of}))
+            ids = [directory.rows[r.key]["id"] for r in recent_for]
+            n_recent = len(ids)
+            params.update(_id_params("r_", ids), r_since=since, r_until=now)
+        if needs.open_load_for:
+            parts.append("l")
+            ids = [directory.rows[k]["id"] for k in sorted(needs.open_load_for)]
+            n_load = len(ids)
+            params.update(_id_params("l_", ids))
+        parts.append("c")
+        params["c_team"] = needs.team
+    if not parts:
+        return False, RoutingState()
+    key_of = directory.key_of
+    existing = False
+    owner = None
+    recent: dict[str, list[datetime]] = {}
+    open_load: dict[str, int] = {}
+    last: dict[str, str] = {}
+    rows: Iterable[Any] = connection.execute(_reads(tuple(parts), n_recent, n_load), params)
+    for kind, ref, at, key, n in rows:
+        if kind == "e":
+            existing = True
+        elif kind == "o":
+            owner = key_of.get(ref)
+        elif kind == "r":
+            rep_key = key_of.get(ref)
+            if rep_key is not None:
+                recent.setdefault(rep_key, []).append(at)
+        elif kind == "l":
+            open_load[key_of[ref]] = int(n)
+        elif kind == "c" and rule is not None:
+            last[rule.team] = key
+    state = RoutingState({k: tuple(v) for k, v in recent.items()}, open_load, last, owner)
+    return existing, state
+
+
+def routing_state_for(
+    connection: Connection,
+    directory: RepDirectory,
+    rule: RoutingRule | None,
+    *,
+    person_id: int,
+    account_id: int | None,
+    now: datetime,
+) -> RoutingState:
+    """What :func:`~mqlengine.domain.routing.route` reads of :func:`routing_state` when
+    ``rule`` matched, in one statement."""
+    _existing, state = _read_for_routing(
+        connection, directory, rule, person_id=person_id, account_id=account_id, now=now
+    )
+    return state
+
+
 def lead_of(person: Mapping[Any, Any], card: ScoreCard | None, mql_type: str | None) -> Lead:
     earned: frozenset[str] = frozenset()
     fit, intent, total = person["fit_score"], person["intent_score"], person["total_score"]
@@ -145,7 +457,8 @@ def _lock_routing(connection: Connection) -> None:
     """Serialise routing decisions between writers (PostgreSQL; SQLite's writer lock
     already does): capacity and round-robin cursors are read-modify-write."""
     if connection.dialect.name == "postgresql":
-        connection.execute(select(teams.c.id).order_by(teams.c.id).with_for_update())
+        # the lock holds until the transaction (or savepoint) ends: once is enough
+        txcache.cached(connection, _LOCKED, lambda: connection.execute(_LOCK_TEAMS).all())
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -199,9 +512,14 @@ def on_stage_change(
     *,
     recorded_at: datetime,
     card: ScoreCard | None = None,
+    person: Mapping[Any, Any] | None = None,
 ) -> None:
-    """Everything a committed stage change sets off, on the same transaction."""
-    person = connection.execute(select(persons).where(persons.c.id == person_id)).mappings().one()
+    """Everything a committed stage change sets off, on the same transaction.
+
+    ``person``: the person's row as it stands after the change (at least
+    :data:`PERSON_COLUMNS`), when the caller holds it; read otherwise."""
+    if person is None:
+        person = connection.execute(_PERSON, {"person_id": person_id}).mappings().one()
     data: dict[str, Any] = {
         "person": _person_summary(person),
         "from_stage": change.from_stage.value,
@@ -220,18 +538,25 @@ def on_stage_change(
             "total": round(person["total_score"] if card is None else card.total, 2),
         }
         data["top_contributions"] = _top(card)
-    outbox.enqueue(connection, "person.stage_changed", data, now=recorded_at, person_id=person_id)
-    if change.to_stage is Stage.MQL:
-        if definition.routing is not None:
-            assign(connection, definition, person, change, card=card, recorded_at=recorded_at)
-    elif change.from_stage is Stage.MQL:
-        # left MQL (sales acted, or the score dropped): the first-touch clock stops
-        status = "closed"
-        connection.execute(
-            update(assignments)
-            .where(assignments.c.person_id == person_id, assignments.c.status == "waiting")
-            .values(status=status, closed_at=change.at)
+    rows = outbox.prepare(
+        connection, "person.stage_changed", data, now=recorded_at, person_id=person_id
+    )
+    if change.to_stage is Stage.MQL and definition.routing is not None:
+        # the notification is written with the assignment's (one INSERT, same order)
+        assign(
+            connection,
+            definition,
+            person,
+            change,
+            card=card,
+            recorded_at=recorded_at,
+            outbox_rows=rows,
         )
+        return
+    outbox.write(connection, rows)
+    if change.to_stage is not Stage.MQL and change.from_stage is Stage.MQL:
+        # left MQL (sales acted, or the score dropped): the first-touch clock stops
+        connection.execute(_CLOSE_WAITING, {"b_person_id": person_id, "b_closed_at": change.at})
 
 
 def assign(
@@ -246,28 +571,39 @@ def assign(
     exclude: frozenset[str] = frozenset(),
     only_rule: str | None = None,
     at: datetime | None = None,
+    outbox_rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any] | None:
-    """Route one MQL and record the assignment (exactly once per MQL episode and seq)."""
+    """Route one MQL and record the assignment (exactly once per MQL episode and seq).
+
+    ``outbox_rows`` (from :func:`outbox.prepare`) are written first, in the same INSERT
+    as the assignment's notification."""
     assert definition.routing is not None
     moment = at or change.at
     mql_at = person["mql_at"] or change.at
-    existing = connection.execute(
-        select(assignments.c.id).where(
-            assignments.c.person_id == person["id"],
-            assignments.c.mql_at == mql_at,
-            assignments.c.seq == seq,
-        )
-    ).first()
-    if existing is not None:
-        return None  # already assigned for this MQL
     _lock_routing(connection)
-    rep_values, rep_rows = load_reps(connection)
+    directory = rep_directory(connection)
     lead = lead_of(person, card, change.mql_type or person["mql_type"])
-    state = routing_state(
-        connection, rep_rows, person_id=person["id"], account_id=person["account_id"], now=moment
+    rule = match_rule(definition.routing, lead, moment, only_rule=only_rule)
+    existing, state = _read_for_routing(
+        connection,
+        directory,
+        rule,
+        person_id=person["id"],
+        account_id=person["account_id"],
+        now=moment,
+        episode=(mql_at, seq),
     )
+    if existing:
+        outbox.write(connection, outbox_rows)
+        return None  # already assigned for this MQL
     decision = route(
-        definition.routing, rep_values, lead, state, moment, exclude=exclude, only_rule=only_rule
+        definition.routing,
+        directory.reps,
+        lead,
+        state,
+        moment,
+        exclude=exclude,
+        only_rule=only_rule,
     )
     policy = select_policy(definition.sla, lead, moment) if definition.sla is not None else None
     due = due_at(definition.sla, policy, moment) if definition.sla and policy else None
@@ -275,7 +611,7 @@ def assign(
         connection,
         person,
         decision,
-        rep_rows,
+        directory.rows,
         lead=lead,
         card=card,
         mql_at=mql_at,
@@ -284,6 +620,8 @@ def assign(
         recorded_at=recorded_at,
         policy_id=policy.id if policy else None,
         due=due,
+        managers=directory.managers,
+        outbox_rows=outbox_rows,
     )
 
 
@@ -301,35 +639,40 @@ def record_assignment(
     recorded_at: datetime,
     policy_id: str | None,
     due: datetime | None,
+    managers: Mapping[str, str | None] | None = None,
+    outbox_rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
+    """``managers``: team name → manager e-mail, when the caller has them (read otherwise).
+    ``outbox_rows``: notifications to write first, in the same INSERT."""
     rep_id = rep_rows[decision.rep]["id"] if decision.rep is not None else None
     result = connection.execute(
-        assignments.insert().values(
-            person_id=person["id"],
-            mql_at=mql_at,
-            seq=seq,
-            rep_id=rep_id,
-            team=decision.team,
-            rule_id=decision.rule_id,
-            strategy=decision.strategy,
-            reason=decision.reason[:500],
-            assigned_at=at,
-            sla_policy=policy_id,
-            sla_due_at=due,
-            status="waiting",
-            recorded_at=recorded_at,
-        )
+        _INSERT_ASSIGNMENT,
+        {
+            "person_id": person["id"],
+            "mql_at": mql_at,
+            "seq": seq,
+            "rep_id": rep_id,
+            "team": decision.team,
+            "rule_id": decision.rule_id,
+            "strategy": decision.strategy,
+            "reason": decision.reason[:500],
+            "assigned_at": at,
+            "sla_policy": policy_id,
+            "sla_due_at": due,
+            "status": "waiting",
+            "recorded_at": recorded_at,
+        },
     )
     assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
     connection.execute(
-        update(persons)
-        .where(persons.c.id == person["id"])
-        .values(
-            owner_rep_id=rep_id,
-            owner_team=decision.team,
-            sla_due_at=due,
-            first_touch_at=None if seq == 0 else person["first_touch_at"],
-        )
+        _SET_OWNER,
+        {
+            "b_person_id": person["id"],
+            "b_owner_rep_id": rep_id,
+            "b_owner_team": decision.team,
+            "b_sla_due_at": due,
+            "b_first_touch_at": None if seq == 0 else person["first_touch_at"],
+        },
     )
     if decision.rep is not None and decision.strategy not in ("account_owner", "fallback"):
         _advance_cursor(connection, decision.team, decision.rep, recorded_at)
@@ -357,26 +700,30 @@ def record_assignment(
         "sla": {"policy": policy_id, "due_at": due.isoformat() if due else None},
     }
     owner_email = rep_rows[decision.rep]["email"] if decision.rep is not None else None
-    outbox.enqueue(
+    manager = (
+        managers.get(decision.team)
+        if managers is not None
+        else _manager_email(connection, decision.team)
+    )
+    assigned = outbox.prepare(
         connection,
         "mql.assigned",
         data,
         now=recorded_at,
         person_id=person["id"],
-        recipients={"owner": owner_email, "manager": _manager_email(connection, decision.team)},
+        recipients={"owner": owner_email, "manager": manager},
     )
+    outbox.write(connection, [*outbox_rows, *assigned])
     return assignment
 
 
 def _advance_cursor(connection: Connection, team: str, rep_key: str, now: datetime) -> None:
     updated = connection.execute(
-        update(route_cursors)
-        .where(route_cursors.c.team == team)
-        .values(last_rep_key=rep_key, updated_at=now)
+        _ADVANCE_CURSOR, {"b_team": team, "b_last_rep_key": rep_key, "b_updated_at": now}
     )
     if not updated.rowcount:
         connection.execute(
-            route_cursors.insert().values(team=team, last_rep_key=rep_key, updated_at=now)
+            _INSERT_CURSOR, {"team": team, "last_rep_key": rep_key, "updated_at": now}
         )
 
 
@@ -584,14 +931,21 @@ def _reassign(
     # Reassignment keeps to the original rule's team, without stickiness to the late owner.
     assert definition.routing is not None
     _lock_routing(connection)
-    rep_values, rep_rows = load_reps(connection)
+    directory = rep_directory(connection)
     lead = lead_of(person, None, person["mql_type"])
-    state = routing_state(connection, rep_rows, person_id=person["id"], account_id=None, now=now)
+    rule = (
+        match_rule(definition.routing, lead, now, only_rule=row["rule_id"])
+        if row["rule_id"]
+        else None
+    )
+    state = routing_state_for(
+        connection, directory, rule, person_id=person["id"], account_id=None, now=now
+    )
     exclude = frozenset({current_key}) if current_key else frozenset()
     decision = (
         route(
             definition.routing,
-            rep_values,
+            directory.reps,
             lead,
             state,
             now,
@@ -622,7 +976,7 @@ def _reassign(
         connection,
         person,
         decision,
-        rep_rows,
+        directory.rows,
         lead=lead,
         card=None,
         mql_at=row["mql_at"],
@@ -631,6 +985,7 @@ def _reassign(
         recorded_at=now,
         policy_id=row["sla_policy"],
         due=due,
+        managers=directory.managers,
     )
     new = current_assignment(connection, person["id"])
     return int(new["id"]) if new is not None else None

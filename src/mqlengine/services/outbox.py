@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, func, or_, select, update
 
 from mqlengine.errors import NotFoundError, ValidationError
+from mqlengine.services import txcache
 from mqlengine.store.tables_handoff import destinations, outbox
 
 TOPICS = ("person.stage_changed", "mql.assigned", "sla.breached")
@@ -40,9 +41,23 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return delay * factor
 
 
+_DESTINATIONS = "outbox.destinations"
+_ACTIVE_DESTINATIONS = select(destinations).where(destinations.c.active)
+_INSERT = outbox.insert()
+
+
 def _subscribed(row: Mapping[Any, Any], topic: str) -> bool:
     topics = row["topics"] or []
     return not topics or topic in topics
+
+
+def active_destinations(connection: Connection) -> list[RowMapping]:
+    """The active destinations, read once per transaction (see :mod:`.txcache`)."""
+    return txcache.cached(
+        connection,
+        _DESTINATIONS,
+        lambda: list(connection.execute(_ACTIVE_DESTINATIONS).mappings()),
+    )
 
 
 def enqueue(
@@ -59,9 +74,32 @@ def enqueue(
     ``recipients`` resolves the symbolic e-mail addresses ``owner`` and ``manager``.
     Returns the message ids written.
     """
-    rows = connection.execute(select(destinations).where(destinations.c.active)).mappings()
+    return write(
+        connection,
+        prepare(connection, topic, data, now=now, person_id=person_id, recipients=recipients),
+    )
+
+
+def write(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Insert rows made by :func:`prepare` (several messages' rows in one statement, in
+    order); returns their message ids."""
+    if rows:
+        connection.execute(_INSERT, list(rows))
+    return [row["message_id"] for row in rows]
+
+
+def prepare(
+    connection: Connection,
+    topic: str,
+    data: Mapping[str, Any],
+    *,
+    now: datetime,
+    person_id: int | None = None,
+    recipients: Mapping[str, str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows :func:`enqueue` writes, not yet written (see :func:`write`)."""
     written: list[dict[str, Any]] = []
-    for dest in rows:
+    for dest in active_destinations(connection):
         if not _subscribed(dest, topic):
             continue
         message_id = new_message_id()
@@ -94,9 +132,7 @@ def enqueue(
                 "created_at": now,
             }
         )
-    if written:
-        connection.execute(outbox.insert(), written)
-    return [w["message_id"] for w in written]
+    return written
 
 
 def claim(
@@ -293,6 +329,7 @@ def add_destination(
         connection.execute(destinations.insert().values(name=name, created_at=now, **values))
     else:
         connection.execute(update(destinations).where(destinations.c.name == name).values(**values))
+    txcache.forget(connection, _DESTINATIONS)
     return {"name": name, **values, "secret": "…" if secret else None}
 
 
@@ -300,6 +337,7 @@ def remove_destination(connection: Connection, name: str) -> None:
     result = connection.execute(
         update(destinations).where(destinations.c.name == name).values(active=False)
     )
+    txcache.forget(connection, _DESTINATIONS)
     if not result.rowcount:
         raise NotFoundError(f"no destination named '{name}'")
 

@@ -15,7 +15,7 @@ from mqlengine.definition.schema import CalendarSpec
 from mqlengine.domain.routing import RoutingState, advance, fairness, prune, route
 from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConfigError, NotFoundError, ValidationError
-from mqlengine.services.handoff import lead_of, load_reps
+from mqlengine.services.handoff import forget_reps, lead_of, load_reps
 from mqlengine.store.tables import persons, stage_history
 from mqlengine.store.tables_handoff import assignments, rep_absences, reps, teams
 
@@ -35,6 +35,7 @@ def upsert_team(
     else:
         values = {k: v for k, v in values.items() if v is not None}
         connection.execute(update(teams).where(teams.c.name == name).values(**values))
+    forget_reps(connection)
     return dict(connection.execute(select(teams).where(teams.c.name == name)).mappings().one())
 
 
@@ -111,6 +112,7 @@ def upsert_rep(
         connection.execute(reps.insert().values(key=key, created_at=now, **values))
     else:
         connection.execute(update(reps).where(reps.c.key == key).values(**values))
+    forget_reps(connection)
     return rep_detail(connection, key, now=now)
 
 
@@ -132,6 +134,7 @@ def add_absence(
     connection.execute(
         rep_absences.insert().values(rep_id=rep.id, starts_at=starts_at, ends_at=ends_at, note=note)
     )
+    forget_reps(connection)
     return {
         "rep": key,
         "starts_at": starts_at.isoformat(),
