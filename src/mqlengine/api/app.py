@@ -25,6 +25,8 @@ from mqlengine.engine import Engine
 from mqlengine.errors import ConfigError, MqlError, status_for
 from mqlengine.ingest.firmographics import Enricher
 from mqlengine.ingest.pipeline import Pipeline
+from mqlengine.ingest.writerstate import WriterState
+from mqlengine.services.qualify import scorer_for
 
 
 def error_response(
@@ -52,7 +54,10 @@ class _PipelineSource:
     def __call__(self) -> Pipeline:
         definition = self.engine.definition().definition
         if self._pipeline is None or self._pipeline.definition is not definition:
-            self._pipeline = Pipeline(definition, enricher=self.enrichers)
+            # The writer's memory between transactions is bound to the definition (it
+            # keeps only the events its rules can score), so it starts afresh with it.
+            state = WriterState(scorer_for(definition).relevant)
+            self._pipeline = Pipeline(definition, enricher=self.enrichers, state=state)
         return self._pipeline
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from mqlengine.ingest.pipeline import Pipeline, Rejection, quarantine_rows
+from mqlengine.ingest.pipeline import Parsed, Pipeline, Rejection, quarantine_rows
 from mqlengine.store.db import Database
 from mqlengine.store.tables_ingest import quarantine
 
@@ -43,6 +43,7 @@ class Job:
     messages: list[Any]
     endpoint: str
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # rows decided upstream
+    parsed: Parsed | None = None  # the messages already parsed and checked (off the writer)
     future: Future[JobResult] = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -168,10 +169,21 @@ class GroupCommitter:
         small: deque[Job] = deque()  # single events, small batches: latency-sensitive
         bulk: deque[Job] = deque()  # batches: throughput-sensitive
         try:
-            if self.durable and self.database.is_sqlite:
+            if self.database.is_sqlite:
                 raw = connection.connection.dbapi_connection
                 assert raw is not None
-                raw.execute("PRAGMA synchronous=FULL")
+                if self.durable:
+                    raw.execute("PRAGMA synchronous=FULL")
+                # Checkpoints (copying the WAL back into the database file) run on their
+                # own thread and connection, so commits seldom wait for one. The writer
+                # still checkpoints when the WAL has grown large: by then the other thread
+                # has copied nearly all of it, and only a checkpoint right after a commit
+                # lets the next transaction start the WAL file from its beginning again.
+                raw.execute(f"PRAGMA wal_autocheckpoint={self.WAL_PAGES}")
+                checkpointer = threading.Thread(
+                    target=self._checkpoint, name="mql-checkpoint", daemon=True
+                )
+                checkpointer.start()
             stop = False
             while True:
                 # Take everything that is waiting (block only when there is nothing to do),
@@ -198,6 +210,25 @@ class GroupCommitter:
         finally:
             connection.close()
             self._fail_leftovers(small, bulk)
+
+    CHECKPOINT_EVERY = 0.2  # seconds
+    WAL_PAGES = 8192  # the writer's own checkpoint threshold (32 MB of 4 KB pages)
+
+    def _checkpoint(self) -> None:
+        """Passive checkpoints while the writer runs: they never block it or readers."""
+        connection = self.database.engine.connect()
+        try:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            while not self._stopping:
+                time.sleep(self.CHECKPOINT_EVERY)
+                try:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except Exception:  # a checkpoint is an optimisation; the next one retries
+                    log.warning("WAL checkpoint failed", exc_info=True)
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()
 
     def _next_group(self, small: deque[Job], bulk: deque[Job]) -> list[Job]:
         """Small requests first (their commit is short, and they never queue behind a big
@@ -285,8 +316,37 @@ class GroupCommitter:
             offsets.append(len(combined))
             combined.extend(job.messages)
         now = datetime.now(UTC)
-        with connection.begin():
-            batch = pipeline.ingest(connection, combined, now=now) if combined else None
+        results = self._commit_jobs(connection, pipeline, jobs, combined, offsets, now)
+        self.stats["commits"] += 1
+        self.stats["jobs"] += len(jobs)
+        self.stats["messages"] += len(combined)
+        return results
+
+    def _commit_jobs(
+        self,
+        connection: Connection,
+        pipeline: Pipeline,
+        jobs: list[Job],
+        combined: list[Any],
+        offsets: list[int],
+        now: datetime,
+    ) -> list[JobResult]:
+        parsed: Parsed | None = None
+        if all(job.parsed is not None for job in jobs):
+            good: list[Any] = []
+            bad: list[Rejection] = []
+            for job, offset in zip(jobs, offsets, strict=True):
+                assert job.parsed is not None
+                good.extend((index + offset, m, f) for index, m, f in job.parsed[0])
+                bad.extend(
+                    Rejection(r.index + offset, r.message_id, r.field, r.reason, r.code)
+                    for r in job.parsed[1]
+                )
+            parsed = (good, bad)
+        with pipeline.transaction(connection):
+            batch = (
+                pipeline.ingest(connection, combined, now=now, parsed=parsed) if combined else None
+            )
             rows: list[dict[str, Any]] = []
             results: list[JobResult] = []
             mqls = [
@@ -317,7 +377,4 @@ class GroupCommitter:
                 )
             if rows:
                 connection.execute(quarantine.insert(), rows)
-        self.stats["commits"] += 1
-        self.stats["jobs"] += len(jobs)
-        self.stats["messages"] += len(combined)
         return results

@@ -178,8 +178,11 @@ async def handle(request: Request, endpoint: str) -> Response:
         row["message_id"] = message_id[:255] if isinstance(message_id, str) else None
         quarantined.append(row)
 
+    # Parse and check here, while the writer is busy with earlier requests' transaction.
+    parsed = state.committer.pipeline().parse(kept, datetime.now(UTC)) if kept else None
     try:
-        result = await state.committer.ingest(Job(kept, endpoint, quarantine=quarantined))
+        job = Job(kept, endpoint, quarantine=quarantined, parsed=parsed)
+        result = await state.committer.ingest(job)
     except Overloaded as error:
         raise ApiError(503, "overloaded", str(error), headers={"Retry-After": "1"}) from None
     except Stopped as error:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, or_, select, update
 
@@ -22,15 +22,14 @@ from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
 from mqlengine.ingest.validation import cached_check_email
 from mqlengine.store import repo
-from mqlengine.store.dialect import IdAllocator
+from mqlengine.store.dialect import IdAllocator, bulk_insert
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
+
+if TYPE_CHECKING:
+    from mqlengine.ingest.writerstate import WriterState
 
 Key = tuple[str, str]
 STRONG = "user_id"
-# Built once: SQLAlchemy caches their compiled form, so a row costs a few microseconds.
-_INSERT_PERSON = persons.insert()
-_INSERT_IDENTITY = identities.insert()
-_INSERT_HISTORY = stage_history.insert()
 
 
 def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Key]:
@@ -42,7 +41,7 @@ def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Ke
     if message.type == "alias" and message.previous_id:
         keys.append(("user_id", message.previous_id))
         keys.append(("anonymous_id", message.previous_id))
-    if message.type != "group":
+    if message.type != "group" and message.traits:
         traits = message.traits
         email = traits.get("email")
         if isinstance(email, str) and email.strip():
@@ -69,13 +68,19 @@ class IdentityGraph:
     ``merged_into`` chasing.
     """
 
-    def __init__(self, connection: Connection, now: datetime) -> None:
+    def __init__(
+        self, connection: Connection, now: datetime, state: WriterState | None = None
+    ) -> None:
+        """``state``: what the writer already knows of identities (see
+        :mod:`mqlengine.ingest.writerstate`); keys it knows are not read again."""
         self.connection = connection
         self.now = now
+        self.state = state
         self.owner: dict[Key, int] = {}
         self.user_ids: dict[int, set[str]] = {}
         self.merged: list[tuple[int, int]] = []  # (survivor, merged)
         self.survivor_of: dict[int, int] = {}
+        self.created: dict[int, dict[str, Any]] = {}  # rows of the persons made here
         # Written in bulk by flush() (before a merge reads them, and at the end of a batch).
         self.pending_persons: list[dict[str, Any]] = []
         self.pending_identities: list[dict[str, Any]] = []
@@ -87,8 +92,13 @@ class IdentityGraph:
         and chunk, which uses the unique (kind, value) index (a row-value IN does not, on
         SQLite: it scans the table)."""
         by_kind: dict[str, list[str]] = {}
-        for kind, value in {k for k in keys if k not in self.owner}:
-            by_kind.setdefault(kind, []).append(value)
+        known = self.state.owner if self.state is not None else {}
+        for key in {k for k in keys if k not in self.owner}:
+            owner = known.get(key)
+            if owner is not None:
+                self.owner[key] = owner
+            else:
+                by_kind.setdefault(key[0], []).append(key[1])
         for kind, values in sorted(by_kind.items()):
             for part in repo.chunks(sorted(values)):
                 query = select(identities.c.value, identities.c.person_id).where(
@@ -98,6 +108,10 @@ class IdentityGraph:
                     self.owner[(kind, row.value)] = row.person_id
 
     def _user_ids_of(self, person_id: int) -> set[str]:
+        if person_id not in self.user_ids and self.state is not None:
+            remembered = self.state.user_ids.get(person_id)
+            if remembered is not None:
+                self.user_ids[person_id] = set(remembered)
         if person_id not in self.user_ids:
             rows = self.connection.execute(
                 select(identities.c.value).where(
@@ -121,15 +135,15 @@ class IdentityGraph:
         """Write the persons, identities and history rows collected so far (one statement
         each; persons first, the others refer to them)."""
         if self.pending_persons:
-            self.connection.execute(_INSERT_PERSON, self.pending_persons)
+            bulk_insert(self.connection, persons, self.pending_persons)
             self.pending_persons = []
         if self.pending_identities:
             for row in self.pending_identities:
                 row["person_id"] = self.live(row["person_id"])
-            self.connection.execute(_INSERT_IDENTITY, self.pending_identities)
+            bulk_insert(self.connection, identities, self.pending_identities)
             self.pending_identities = []
         if self.pending_history:
-            self.connection.execute(_INSERT_HISTORY, self.pending_history)
+            bulk_insert(self.connection, stage_history, self.pending_history)
             self.pending_history = []
 
     def create_person(self, message: Message, channel: dict[str, Any]) -> int:
@@ -138,24 +152,27 @@ class IdentityGraph:
         if self._ids is None:
             self._ids = IdAllocator(self.connection, persons)
         person_id = self._ids.next()
-        self.pending_persons.append(
-            {
-                "id": person_id,
-                "traits": {},
-                "profile": {},
-                "flags": [],
-                "first_seen_at": at,
-                "last_seen_at": at,
-                "stage": "lead",
-                "stage_changed_at": at,
-                "created_at": self.now,
-                "updated_at": self.now,
-                "row_version": 1,
-                "channel": channel.get("channel"),
-                "source": channel.get("source"),
-                "campaign": channel.get("campaign"),
-            }
-        )
+        row: dict[str, Any] = {
+            "id": person_id,
+            "traits": {},
+            "profile": {},
+            "flags": [],
+            "first_seen_at": at,
+            "last_seen_at": at,
+            "stage": "lead",
+            "stage_changed_at": at,
+            "created_at": self.now,
+            "updated_at": self.now,
+            "row_version": 1,
+            "fit_score": 0.0,
+            "intent_score": 0.0,
+            "total_score": 0.0,
+            "channel": channel.get("channel"),
+            "source": channel.get("source"),
+            "campaign": channel.get("campaign"),
+        }
+        self.pending_persons.append(row)
+        self.created[person_id] = row
         self.user_ids[person_id] = set()
         self.pending_history.append(
             {
@@ -302,6 +319,21 @@ class IdentityGraph:
 
     def live(self, person_id: int) -> int:
         return self.survivor_of.get(person_id, person_id)
+
+    def remember(self) -> None:
+        """After the batch: hand what it learnt to the writer's state (merged persons are
+        forgotten there, their identities now point at the survivor)."""
+        state = self.state
+        if state is None:
+            return
+        for survivor, merged in self.merged:
+            state.forget_person(merged)
+            state.forget_person(survivor)
+        for key, owner in self.owner.items():
+            state.remember_owner(key, self.live(owner))
+        for person_id, user_ids in self.user_ids.items():
+            if person_id not in self.survivor_of:
+                state.user_ids[person_id] = set(user_ids)
 
 
 def _plain(value: Any) -> Any:

@@ -7,13 +7,14 @@ Bad messages are reported per index and never stop the good ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from mqlengine.domain.lifecycle import StageChange
 from mqlengine.domain.rules import Definition
@@ -22,9 +23,10 @@ from mqlengine.ingest.identity import IdentityGraph, identity_keys
 from mqlengine.ingest.messages import Message, MessageError, parse_message
 from mqlengine.ingest.profile import build_profile, deep_merge
 from mqlengine.ingest.validation import cached_check_email, check_message, ignored_flags
+from mqlengine.ingest.writerstate import WriterState
 from mqlengine.services.qualify import EventCache, Outcome, rescore, scorer_for
 from mqlengine.store import repo
-from mqlengine.store.dialect import insert_ignoring_conflicts
+from mqlengine.store.dialect import bulk_update, insert_ignoring_conflicts
 from mqlengine.store.tables import accounts, events, persons
 from mqlengine.store.tables_ingest import quarantine
 
@@ -55,6 +57,10 @@ class Rejection:
         }
 
 
+# (index, message, signal flags) of the good messages, and the rejections
+Parsed = tuple[list[tuple[int, Message, frozenset[str]]], list[Rejection]]
+
+
 @dataclass
 class BatchResult:
     accepted: int = 0
@@ -73,7 +79,12 @@ class BatchResult:
 def channel_of(message: Message) -> dict[str, Any]:
     """First-touch attribution from UTM parameters (``context.campaign``) or the referrer."""
     campaign = message.context.get("campaign")
-    lead_source = message.traits.get("lead_source") or message.traits.get("channel")
+    traits = message.traits
+    lead_source = (traits.get("lead_source") or traits.get("channel")) if traits else None
+    if campaign is None and lead_source is None:  # the common case: only the referrer says
+        page = message.context.get("page")
+        referrer = page.get("referrer") if page is not None and isinstance(page, Mapping) else None
+        return {"channel": "referral" if referrer else "direct", "source": None, "campaign": None}
     result: dict[str, Any] = {"channel": None, "source": None, "campaign": None}
     if isinstance(campaign, Mapping):
         source = str(campaign.get("source") or "").lower() or None
@@ -112,23 +123,6 @@ def _follow(
     return result
 
 
-_PERSON_UPDATE = (
-    update(persons)
-    .where(persons.c.id == bindparam("b_id"))
-    .values(
-        traits=bindparam("b_traits"),
-        flags=bindparam("b_flags"),
-        profile=bindparam("b_profile"),
-        email=bindparam("b_email"),
-        account_id=bindparam("b_account_id"),
-        channel=bindparam("b_channel"),
-        last_seen_at=bindparam("b_last_seen_at"),
-        updated_at=bindparam("b_updated_at"),
-        row_version=persons.c.row_version + 1,
-    )
-)
-
-
 # What this pipeline and rescoring read of a person (a narrower read is a cheaper one).
 _PIPELINE_COLUMNS = (
     "id",
@@ -146,11 +140,13 @@ _PIPELINE_COLUMNS = (
     "merged_into",
 )
 
-_SEEN_UPDATE = (
-    update(persons)
-    .where(persons.c.id == bindparam("b_id"))
-    .values(last_seen_at=bindparam("b_last_seen_at"))
-)
+
+def _new_row(created: Mapping[str, Any]) -> dict[str, Any]:
+    """The pipeline's view of a person this batch created (not read back)."""
+    row = {name: created.get(name) for name in _PIPELINE_COLUMNS}
+    row["traits"] = created["traits"]
+    row["total_score"] = 0.0
+    return row
 
 
 class Pipeline:
@@ -163,9 +159,12 @@ class Pipeline:
         enricher: Enricher | Sequence[Enricher] | None = None,
         cache: EventCache | None = None,
         gmail_normalize: bool | None = None,
+        state: WriterState | None = None,
     ) -> None:
         """``enricher``: one or several providers, asked in order (the first that knows a
-        domain wins). ``gmail_normalize`` defaults to the definition's ``identity:``."""
+        domain wins). ``gmail_normalize`` defaults to the definition's ``identity:``.
+        ``state``: the memory of a single writer between its transactions (see
+        :mod:`mqlengine.ingest.writerstate`; the HTTP API's writer has one)."""
         self.definition = definition
         if enricher is None:
             self.enrichers: tuple[Enricher, ...] = ()
@@ -174,10 +173,23 @@ class Pipeline:
         else:
             self.enrichers = (enricher,)
         self.cache = cache
+        self.state = state
         self.gmail_normalize = (
             definition.identity.gmail_normalize if gmail_normalize is None else gmail_normalize
         )
         self.ignore_flags = ignored_flags(definition.validation)
+
+    @contextmanager
+    def transaction(self, connection: Connection) -> Iterator[None]:
+        """A write transaction for :meth:`ingest`: if it fails, the writer's state forgets
+        what it learnt during it (none of that was committed)."""
+        try:
+            with connection.begin():
+                yield
+        except BaseException:
+            if self.state is not None:
+                self.state.reset()
+            raise
 
     @property
     def enricher(self) -> Enricher | None:
@@ -240,22 +252,26 @@ class Pipeline:
         score_as_of: str = "arrival",
         default_type: str | None = None,
         quarantine_endpoint: str | None = None,
+        parsed: Parsed | None = None,
     ) -> BatchResult:
         """Ingest on the caller's transaction. ``score_as_of``: ``arrival`` scores every
         touched person at ``now`` (real time); ``event`` replays history: each person is
         scored as of its newest event, and only when the batch can change its score (a
         relevant event, new traits or flags, a merge, a new person).
         With ``quarantine_endpoint``, rejected messages are kept in the quarantine table
-        (same transaction) under that endpoint name."""
-        parsed, rejected = self.parse(raw_messages, now, default_type)
+        (same transaction) under that endpoint name. ``parsed``: what :meth:`parse` made of
+        ``raw_messages`` already (the HTTP API parses before the writer takes the batch)."""
+        good, rejected = (
+            parsed if parsed is not None else self.parse(raw_messages, now, default_type)
+        )
         result = BatchResult(rejected=rejected)
         if rejected and quarantine_endpoint is not None:
             quarantine_rejections(connection, raw_messages, rejected, quarantine_endpoint, now)
-        if not parsed:
+        if not good:
             return result
 
         # dedupe: already stored, or repeated inside this batch
-        ids = [m.message_id for _, m, _ in parsed]
+        ids = [m.message_id for _, m, _ in good]
         seen: set[str] = set()
         for part in repo.chunks(ids):
             seen.update(
@@ -265,7 +281,7 @@ class Pipeline:
                 )
             )
         fresh: list[tuple[Message, frozenset[str]]] = []
-        for index, message, signal_flags in parsed:
+        for index, message, signal_flags in good:
             if message.message_id in seen:
                 result.duplicates += 1
                 result.duplicate_indexes.append(index)
@@ -273,7 +289,9 @@ class Pipeline:
             seen.add(message.message_id)
             fresh.append((message, signal_flags))
 
-        graph = IdentityGraph(connection, now)
+        state = self.state if self.state is not None and self.state.begin(connection) else None
+        cache = state.events if state is not None else self.cache
+        graph = IdentityGraph(connection, now, state)
         keyed = [(m, identity_keys(m, gmail_normalize=self.gmail_normalize), f) for m, f in fresh]
         graph.prefetch(k for _, ks, _ in keyed for k in ks)
 
@@ -315,22 +333,29 @@ class Pipeline:
                     "received_at": message.received_at,
                 }
             )
-            if message.scored and (self.cache is not None or replay):
+            if message.scored and (cache is not None or replay):
                 event = Event(
                     message.message_id, message.name, message.timestamp, message.properties
                 )
-                if self.cache is not None:
-                    self.cache.add(person_id, event)
+                if cache is not None:
+                    if person_id in graph.created and not cache.knows(person_id):
+                        cache.put(person_id, [])  # a new person: nothing before this batch
+                    cache.add(person_id, event)
                 if replay and scorer.relevant(event):
                     rescore_needed.add(person_id)
         graph.flush()
+        if cache is not None:
+            merged_ids = {pid for pair in graph.merged for pid in pair}
+            for pid in graph.created:
+                if pid not in merged_ids and not cache.knows(pid):
+                    cache.put(pid, [])  # a new person: nothing scored before this batch
         result.merges = list(graph.merged)
         for survivor, merged in graph.merged:
             touched.pop(merged, None)
             touched.setdefault(survivor, now)
-            if self.cache is not None:
-                self.cache.drop(survivor)
-                self.cache.drop(merged)
+            if cache is not None:
+                cache.drop(survivor)
+                cache.drop(merged)
         # rows whose person was merged away later in the batch follow the survivor
         if graph.merged:
             for row in event_rows:
@@ -344,7 +369,10 @@ class Pipeline:
         insert_ignoring_conflicts(connection, events, event_rows, ["message_id"])
         result.accepted = len(event_rows)
 
-        current = self._update_people(connection, touched, trait_updates, flag_updates, groups, now)
+        graph.remember()
+        current, last_seen = self._update_people(
+            connection, touched, trait_updates, flag_updates, groups, now, graph, state
+        )
         as_of = touched if replay else None
         to_score = list(touched)
         if replay:
@@ -368,9 +396,34 @@ class Pipeline:
             to_score,
             now=now,
             as_of=as_of,
-            cache=self.cache,
+            cache=cache,
             known_rows=current,
+            last_seen=last_seen,
+            verdicts=state.verdicts if state is not None else None,
         )
+        # last_seen_at of the persons not rescored (the rescored ones got it with the score)
+        scored = {o.person_id for o in result.outcomes}
+        bulk_update(
+            connection,
+            persons,
+            [
+                {"id": pid, "last_seen_at": moment}
+                for pid, moment in last_seen.items()
+                if pid not in scored
+            ],
+        )
+        if state is not None:
+            state.rows.update(current)
+            version = self.definition.version
+            for outcome in result.outcomes:
+                if outcome.change is not None:
+                    state.rows.pop(outcome.person_id, None)  # the stage moved: read it again
+                    continue
+                scored_row = current.get(outcome.person_id)
+                if scored_row is not None:
+                    scored_row["total_score"] = outcome.card.total
+                    scored_row["scored_at"] = as_of.get(outcome.person_id, now) if as_of else now
+                    scored_row["definition_version"] = version
         result.persons = set(touched)
         return result
 
@@ -382,28 +435,54 @@ class Pipeline:
         flag_updates: dict[int, set[str]],
         groups: dict[int, Message],
         now: datetime,
-    ) -> dict[int, dict[str, Any]]:
-        """Apply trait, flag, account and profile changes; returns the persons' rows as
-        they now stand in this transaction."""
+        graph: IdentityGraph,
+        state: WriterState | None,
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, datetime]]:
+        """Apply trait, flag, account and profile changes. Returns the persons' rows as
+        they now stand in this transaction, and the new ``last_seen_at`` of persons whose
+        row is not otherwise written (the caller writes it with their score)."""
         for person_id, message in groups.items():
             account_id = self._group_account(connection, message, now)
             repo.bump_person(connection, person_id, {"account_id": account_id})
+            if state is not None:
+                state.rows.pop(person_id, None)
+                state.accounts.clear()
+                state.domain_accounts.clear()
         # Most persons in a batch only did something: their traits, profile inputs and
         # account are unchanged, so neither traits nor accounts are read for them.
-        rows = repo.persons_by_id(connection, touched, only=_PIPELINE_COLUMNS)
+        rows: dict[int, Any] = {}
+        if state is not None:
+            # rows this batch wrote by other means (a group's account, a merge) are read
+            changed = set(groups) | {pid for pair in graph.merged for pid in pair}
+            for pid in touched:
+                if pid in changed:
+                    continue
+                remembered = state.rows.get(pid)
+                if remembered is None and pid in graph.created:
+                    remembered = _new_row(graph.created[pid])
+                if remembered is not None:
+                    rows[pid] = remembered
+        missing = [pid for pid in touched if pid not in rows]
+        if missing:
+            columns = _PIPELINE_COLUMNS if state is None else (*_PIPELINE_COLUMNS, "traits")
+            for pid, read in repo.persons_by_id(connection, missing, only=columns).items():
+                rows[pid] = read
         rebuild = {
             pid
             for pid, row in rows.items()
             if pid in trait_updates or pid in flag_updates or pid in groups or row["profile"] == {}
         }
-        traits_of = repo.person_traits(connection, rebuild)
-        account_rows = repo.accounts_by_id(
-            connection, [rows[pid]["account_id"] for pid in rebuild if pid in rows]
+        traits_of: dict[int, Any] = {
+            pid: rows[pid]["traits"] for pid in rebuild if "traits" in rows[pid]
+        }
+        traits_of.update(repo.person_traits(connection, [p for p in rebuild if p not in traits_of]))
+        account_rows = self._accounts(
+            connection, [rows[pid]["account_id"] for pid in rebuild if pid in rows], state
         )
-        seen_updates: list[dict[str, Any]] = []
+        seen: dict[int, datetime] = {}
         updates: list[dict[str, Any]] = []
         current: dict[int, dict[str, Any]] = {}
-        domain_accounts: dict[str, int] = {}
+        domain_accounts: dict[str, int] = state.domain_accounts if state is not None else {}
         for person_id, last_event in touched.items():
             row = rows.get(person_id)
             if row is None:
@@ -412,7 +491,7 @@ class Pipeline:
             if person_id not in rebuild:
                 current[person_id] = {**row, "last_seen_at": last_seen}
                 if last_seen != row["last_seen_at"]:
-                    seen_updates.append({"b_id": person_id, "b_last_seen_at": last_seen})
+                    seen[person_id] = last_seen
                 continue
             values: dict[str, Any] = {}
             traits = traits_of.get(person_id) or {}
@@ -444,30 +523,41 @@ class Pipeline:
                     account_id = known
                     values["account_id"] = account_id
                     if account_id not in account_rows:
-                        account_rows.update(repo.accounts_by_id(connection, [account_id]))
+                        account_rows.update(self._accounts(connection, [account_id], state))
             # The profile depends on traits, flags and the account, not on activity times.
             if values or person_id in groups or row["profile"] == {}:
                 account = account_rows.get(account_id) if account_id is not None else None
                 values["profile"] = self.profile_for(traits, sorted(flags), account)
-            current[person_id] = {**row, **values, "last_seen_at": last_seen}
+            current[person_id] = {**row, **values, "traits": traits, "last_seen_at": last_seen}
             updates.append(
                 {
-                    "b_id": person_id,
-                    "b_traits": values.get("traits", traits),
-                    "b_flags": values.get("flags", row["flags"]),
-                    "b_profile": values.get("profile", row["profile"]),
-                    "b_email": values.get("email", row["email"]),
-                    "b_account_id": values.get("account_id", row["account_id"]),
-                    "b_channel": values.get("channel", row["channel"]),
-                    "b_last_seen_at": last_seen,
-                    "b_updated_at": now,
+                    "id": person_id,
+                    "traits": values.get("traits", traits),
+                    "flags": values.get("flags", row["flags"]),
+                    "profile": values.get("profile", row["profile"]),
+                    "email": values.get("email", row["email"]),
+                    "account_id": values.get("account_id", row["account_id"]),
+                    "channel": values.get("channel", row["channel"]),
+                    "last_seen_at": last_seen,
+                    "updated_at": now,
                 }
             )
-        if updates:
-            connection.execute(_PERSON_UPDATE, updates)
-        if seen_updates:
-            connection.execute(_SEEN_UPDATE, seen_updates)
-        return current
+        bulk_update(connection, persons, updates, increment=("row_version",))
+        return current, seen
+
+    def _accounts(
+        self, connection: Connection, account_ids: list[int], state: WriterState | None
+    ) -> dict[int, Any]:
+        """Account rows by id (from the writer's state when it has them)."""
+        if state is None:
+            return dict(repo.accounts_by_id(connection, account_ids))
+        found = {a: state.accounts[a] for a in account_ids if a in state.accounts}
+        missing = [a for a in account_ids if a is not None and a not in found]
+        if missing:
+            loaded = repo.accounts_by_id(connection, missing)
+            state.accounts.update(loaded)
+            found.update(loaded)
+        return found
 
     def _domain_account(
         self, connection: Connection, domain: str, traits: Mapping[str, Any], now: datetime

@@ -7,20 +7,21 @@ its score card, and a compact score snapshot — all on the caller's transaction
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, Update, bindparam, update
 
 from mqlengine.domain.explain import card_to_dict, rule_points
 from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
 from mqlengine.domain.rules import Definition
-from mqlengine.domain.scoring import Event, ScoreCard, Scorer
-from mqlengine.services.handoff import on_stage_change
+from mqlengine.domain.scoring import Event, ScoreCard, Scorer, TraitVerdict
+from mqlengine.services.handoff import PERSON_COLUMNS, on_stage_change
 from mqlengine.store import repo
-from mqlengine.store.tables import persons
+from mqlengine.store.dialect import bulk_insert, bulk_update
+from mqlengine.store.tables import persons, score_snapshots
 
 SNAPSHOT_MIN_DELTA = 0.5
 _SCORERS: dict[tuple[str, str], Scorer] = {}
@@ -41,7 +42,8 @@ class EventCache:
     """Per-person scored events kept in memory by a single-writer process (import, demo).
 
     Only valid while this process is the only writer: the pipeline adds what it inserts
-    and drops persons it merges. The HTTP API does not use it.
+    and drops persons it merges. The HTTP API's writer holds one in its
+    :class:`~mqlengine.ingest.writerstate.WriterState`, which checks that no one else wrote.
     """
 
     def __init__(self, keep: Callable[[Event], bool] | None = None) -> None:
@@ -68,25 +70,18 @@ class EventCache:
     def knows(self, person_id: int) -> bool:
         return person_id in self._events
 
+    def clear(self) -> None:
+        self._events.clear()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
 
 @dataclass(frozen=True)
 class Outcome:
     person_id: int
     card: ScoreCard
     change: StageChange | None
-
-
-_SCORE_UPDATE = (
-    update(persons)
-    .where(persons.c.id == bindparam("pid"))
-    .values(
-        fit_score=bindparam("fit"),
-        intent_score=bindparam("intent"),
-        total_score=bindparam("total"),
-        scored_at=bindparam("scored_at"),
-        definition_version=bindparam("version"),
-    )
-)
 
 
 def _events_for(
@@ -100,6 +95,28 @@ def _events_for(
         for pid in missing:
             cache.put(pid, loaded.get(pid, []))
     return {pid: cache.get(pid) or [] for pid in ids}
+
+
+_STAGE_UPDATES: dict[tuple[tuple[str, ...], bool], Update] = {}
+
+
+def _stage_update(keys: tuple[str, ...], returning: bool) -> Update:
+    """The conditional stage UPDATE setting ``keys`` (and bumping ``row_version``), built
+    once per shape so its compiled form is reused."""
+    statement = _STAGE_UPDATES.get((keys, returning))
+    if statement is None:
+        statement = (
+            update(persons)
+            .where(persons.c.id == bindparam("b_id"), persons.c.stage == bindparam("b_from"))
+            .values(
+                row_version=persons.c.row_version + 1,
+                **{k: bindparam(f"b_{k}", type_=persons.c[k].type) for k in keys},
+            )
+        )
+        if returning:
+            statement = statement.returning(*PERSON_COLUMNS)
+        _STAGE_UPDATES[(keys, returning)] = statement
+    return statement
 
 
 def apply_stage_change(
@@ -125,21 +142,36 @@ def apply_stage_change(
         "stage": change.to_stage.value,
         "stage_changed_at": change.at,
         "updated_at": recorded_at,
-        "row_version": persons.c.row_version + 1,
     }
     if change.to_stage is Stage.MQL:
         values["mql_type"] = change.mql_type
         values["mql_at"] = change.at
     if change.to_stage is Stage.NURTURE:
         values["recycled_at"] = change.at
+    # With the handoff to run, the UPDATE also returns the row it reads (one statement).
+    returning = definition is not None and connection.dialect.update_returning
+    person: Mapping[Any, Any] | None = None
     if extra:
+        values["row_version"] = persons.c.row_version + 1
         values.update(extra)
-    result = connection.execute(
-        update(persons)
-        .where(persons.c.id == person_id, persons.c.stage == change.from_stage.value)
-        .values(**values)
-    )
-    if result.rowcount != 1:
+        statement = (
+            update(persons)
+            .where(persons.c.id == person_id, persons.c.stage == change.from_stage.value)
+            .values(**values)
+        )
+        if returning:
+            statement = statement.returning(*PERSON_COLUMNS)
+        result = connection.execute(statement)
+    else:
+        params = {f"b_{k}": v for k, v in values.items()}
+        params["b_id"] = person_id
+        params["b_from"] = change.from_stage.value
+        result = connection.execute(_stage_update(tuple(values), returning), params)
+    if returning:
+        person = result.mappings().first()
+        if person is None:
+            return False
+    elif result.rowcount != 1:
         return False
     repo.record_stage_change(
         connection,
@@ -159,7 +191,13 @@ def apply_stage_change(
     )
     if definition is not None:
         on_stage_change(
-            connection, definition, person_id, change, recorded_at=recorded_at, card=card
+            connection,
+            definition,
+            person_id,
+            change,
+            recorded_at=recorded_at,
+            card=card,
+            person=person,
         )
     return True
 
@@ -174,11 +212,16 @@ def rescore(
     cache: EventCache | None = None,
     lifecycle: bool = True,
     known_rows: Mapping[int, Mapping[str, Any]] | None = None,
+    last_seen: Mapping[int, datetime] | None = None,
+    verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None = None,
 ) -> list[Outcome]:
     """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions.
 
     ``known_rows``: current person rows the caller already holds (same transaction), so
-    they are not read again."""
+    they are not read again. ``last_seen``: new ``last_seen_at`` values written with the
+    score (one UPDATE per person instead of two). ``verdicts``: what the definition
+    concluded from each person's profile, kept by the caller between calls (an entry is
+    used while its profile is the very same object)."""
     ids = sorted(set(person_ids))
     outcomes: list[Outcome] = []
     cooldown = definition.qualify.recycle_cooldown_days
@@ -192,13 +235,23 @@ def rescore(
             rows.update(repo.persons_by_id(connection, missing))
         events_by_person = _events_for(connection, [p for p in part if p in rows], cache)
         score_rows: list[dict[str, Any]] = []
+        seen_rows: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
         for pid in part:
             row = rows.get(pid)
             if row is None or row["merged_into"] is not None:
                 continue
             moment = as_of.get(pid, now) if as_of else now
-            card = scorer.score(row["profile"] or {}, events_by_person.get(pid, []), moment)
+            profile = row["profile"] or {}
+            verdict = None
+            if verdicts is not None:
+                known = verdicts.get(pid)
+                if known is not None and known[0] is profile:
+                    verdict = known[1]
+                else:
+                    verdict = scorer.judge_traits(profile)
+                    verdicts[pid] = (profile, verdict)
+            card = scorer.score(profile, events_by_person.get(pid, []), moment, verdict=verdict)
             change = None
             if lifecycle:
                 change = decide_on_score(
@@ -208,16 +261,19 @@ def rescore(
                     recycled_at=row["recycled_at"],
                     cooldown_days=cooldown,
                 )
-            score_rows.append(
-                {
-                    "pid": pid,
-                    "fit": card.fit,
-                    "intent": card.intent,
-                    "total": card.total,
-                    "scored_at": moment,
-                    "version": definition.version,
-                }
-            )
+            score_row = {
+                "id": pid,
+                "fit_score": card.fit,
+                "intent_score": card.intent,
+                "total_score": card.total,
+                "scored_at": moment,
+                "definition_version": definition.version,
+            }
+            if last_seen and pid in last_seen:
+                score_row["last_seen_at"] = last_seen[pid]
+                seen_rows.append(score_row)
+            else:
+                score_rows.append(score_row)
             changed_stage = False
             if change is not None:
                 changed_stage = apply_stage_change(
@@ -242,7 +298,7 @@ def rescore(
                     }
                 )
             outcomes.append(Outcome(pid, card, change if changed_stage else None))
-        if score_rows:
-            connection.execute(_SCORE_UPDATE, score_rows)
-        repo.insert_snapshots(connection, snapshots)
+        bulk_update(connection, persons, score_rows)
+        bulk_update(connection, persons, seen_rows)
+        bulk_insert(connection, score_snapshots, snapshots)
     return outcomes

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, func, select
+from sqlalchemy import JSON, Boolean, Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 
 
@@ -22,15 +23,11 @@ def insert_ignoring_conflicts(
         _sqlite_insert_ignoring(connection, table, rows, index)
 
 
-def _sqlite_insert_ignoring(
-    connection: Connection, table: Table, rows: list[dict[str, Any]], index: list[str]
-) -> None:
-    """The bulk path for SQLite: values are converted once per column kind and handed to
-    the driver's executemany, without SQLAlchemy's per-row parameter processing (the
-    biggest cost of loading events). Storage formats are exactly SQLAlchemy's own."""
+def _sqlite_converters(table: Table, names: list[str]) -> list[Any]:
+    """Per column, what turns a Python value into SQLite's storage form exactly as
+    SQLAlchemy's own types would (None: stored as is)."""
     from mqlengine.store.types import UTCDateTime
 
-    names = [c.name for c in table.c if c.name in rows[0]]
     converters: list[Any] = []
     for name in names:
         column_type = table.c[name].type
@@ -38,15 +35,33 @@ def _sqlite_insert_ignoring(
             converters.append(_sqlite_time)
         elif isinstance(column_type, JSON):
             converters.append(_json_or_null)
+        elif isinstance(column_type, Boolean):
+            converters.append(_sqlite_bool)
         else:
             converters.append(None)
-    params = [
+    return converters
+
+
+def _sqlite_params(
+    rows: list[dict[str, Any]], names: list[str], converters: list[Any]
+) -> list[tuple[Any, ...]]:
+    return [
         tuple(
             row[name] if convert is None else convert(row[name])
             for name, convert in zip(names, converters, strict=True)
         )
         for row in rows
     ]
+
+
+def _sqlite_insert_ignoring(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], index: list[str]
+) -> None:
+    """The bulk path for SQLite: values are converted once per column kind and handed to
+    the driver's executemany, without SQLAlchemy's per-row parameter processing (the
+    biggest cost of loading events). Storage formats are exactly SQLAlchemy's own."""
+    names = [c.name for c in table.c if c.name in rows[0]]
+    params = _sqlite_params(rows, names, _sqlite_converters(table, names))
     sql = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"VALUES ({', '.join('?' for _ in names)}) "
@@ -59,9 +74,72 @@ def _sqlite_insert_ignoring(
         cursor.close()
 
 
+def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows that all carry the same columns (SQLite: the driver's executemany
+    without SQLAlchemy's per-row parameter processing)."""
+    if not rows:
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(table.insert(), rows)
+        return
+    names = [c.name for c in table.c if c.name in rows[0]]
+    params = _sqlite_params(rows, names, _sqlite_converters(table, names))
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def bulk_update(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    key: str = "id",
+    increment: tuple[str, ...] = (),
+) -> None:
+    """UPDATE many rows by ``key``; every row sets the same columns (its other keys), and
+    each column in ``increment`` goes up by one. SQLite: straight to the driver."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != key]
+    if connection.dialect.name != "sqlite":
+        values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
+        for name in increment:
+            values[name] = table.c[name] + 1
+        statement = update(table).where(table.c[key] == bindparam(f"b_{key}")).values(values)
+        connection.execute(
+            statement, [{f"b_{name}": value for name, value in row.items()} for row in rows]
+        )
+        return
+    columns = [*names, key]
+    params = _sqlite_params(rows, columns, _sqlite_converters(table, columns))
+    assignments = [f"{name} = ?" for name in names]
+    assignments.extend(f"{name} = {name} + 1" for name in increment)
+    sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {key} = ?"
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def _sqlite_bool(value: bool | None) -> int | None:
+    return None if value is None else int(bool(value))
+
+
 def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
+    return _sqlite_time_text(value)
+
+
+@lru_cache(maxsize=8192)
+def _sqlite_time_text(value: datetime) -> str:
+    """SQLAlchemy's SQLite storage form of a time (a batch repeats the same few times:
+    its commit time, each event's time on the event, the person and the score)."""
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: times must be timezone-aware")
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

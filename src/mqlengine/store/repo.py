@@ -125,23 +125,29 @@ def record_stage_change(
     amount: float | None = None,
     score_card: dict[str, Any] | None = None,
 ) -> None:
+    # parameters, not .values(): the statement stays one cached compiled form, and the
+    # score card (a large dict) is not walked as a SQL literal
     connection.execute(
-        stage_history.insert().values(
-            person_id=person_id,
-            from_stage=from_stage,
-            to_stage=to_stage,
-            changed_at=changed_at,
-            reason=reason,
-            actor=actor,
-            action=action,
-            definition_version=definition_version,
-            mql_type=mql_type,
-            reactivated=reactivated,
-            amount=amount,
-            score_card=score_card,
-            recorded_at=recorded_at,
-        )
+        _INSERT_HISTORY,
+        {
+            "person_id": person_id,
+            "from_stage": from_stage,
+            "to_stage": to_stage,
+            "changed_at": changed_at,
+            "reason": reason,
+            "actor": actor,
+            "action": action,
+            "definition_version": definition_version,
+            "mql_type": mql_type,
+            "reactivated": reactivated,
+            "amount": amount,
+            "score_card": score_card,
+            "recorded_at": recorded_at,
+        },
     )
+
+
+_INSERT_HISTORY = stage_history.insert()
 
 
 def stage_history_of(connection: Connection, person_id: int) -> list[RowMapping]:

@@ -1,0 +1,242 @@
+"""The ingest writer's memory between transactions (SQLite): same results as reading
+everything back, and nothing stale after another writer or a failed transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from mqlengine.domain.rules import Definition
+from mqlengine.ingest.pipeline import Pipeline
+from mqlengine.ingest.writerstate import WriterState
+from mqlengine.services.qualify import scorer_for
+from mqlengine.store.db import Database
+from mqlengine.store.tables import events, identities, persons, score_snapshots, stage_history
+
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+PATHS = ["/", "/pricing", "/docs", "/blog/a", "/careers", "/pricing/enterprise"]
+TRACKS = ["Demo Requested", "Trial Started", "Webinar Attended", "Content Downloaded"]
+TITLES = ["VP Marketing", "CTO", "Data Analyst", "Student", "Head of Sales"]
+DOMAINS = ["northwind.io", "globex.com", "gmail.com", "initech.io"]
+
+
+def _copy(template: Path, path: Path) -> Database:
+    with (
+        contextlib.closing(sqlite3.connect(template)) as source,
+        contextlib.closing(sqlite3.connect(path)) as target,
+    ):
+        source.backup(target)
+    return Database(f"sqlite:///{path}")
+
+
+@pytest.fixture
+def databases(_sqlite_template: Path, tmp_path: Path) -> Any:
+    first = _copy(_sqlite_template, tmp_path / "state.db")
+    second = _copy(_sqlite_template, tmp_path / "plain.db")
+    yield first, second
+    first.dispose()
+    second.dispose()
+
+
+def _message(rng: random.Random, number: int, moment: datetime) -> dict[str, Any]:
+    visitor = rng.randrange(40)
+    base: dict[str, Any] = {
+        "messageId": f"m-{number}",
+        "anonymousId": f"anon-{visitor}",
+        "timestamp": moment.isoformat(),
+    }
+    roll = rng.random()
+    if roll < 0.45:
+        path = rng.choice(PATHS)
+        base.update(type="page", properties={"path": path})
+    elif roll < 0.75:
+        base.update(type="track", event=rng.choice(TRACKS), properties={})
+    elif roll < 0.9:
+        # e-mails are shared between visitors now and then: the persons are merged
+        person = visitor // 2 if rng.random() < 0.5 else visitor
+        base.update(
+            type="identify",
+            userId=f"user-{person}" if rng.random() < 0.6 else None,
+            traits={
+                "email": f"p{person}@{DOMAINS[person % len(DOMAINS)]}",
+                "title": rng.choice(TITLES),
+                "company": {"employees": rng.choice([20, 450, 5000]), "industry": "software"},
+                "country": rng.choice(["US", "DE", "FR"]),
+            },
+        )
+    elif roll < 0.95:
+        base.update(type="alias", userId=f"user-{visitor // 3}", previousId=f"anon-{visitor}")
+        base.pop("anonymousId")
+    else:
+        base.update(
+            type="group",
+            groupId=f"g-{visitor % 5}",
+            traits={"name": f"Group {visitor % 5}", "employees": 900, "industry": "software"},
+        )
+    if base.get("userId") is None:
+        base.pop("userId", None)
+    return base
+
+
+def _snapshot(database: Database) -> dict[str, Any]:
+    with database.read() as connection:
+        return {
+            "persons": [
+                tuple(row)
+                for row in connection.execute(
+                    select(
+                        persons.c.id,
+                        persons.c.stage,
+                        persons.c.fit_score,
+                        persons.c.intent_score,
+                        persons.c.total_score,
+                        persons.c.scored_at,
+                        persons.c.traits,
+                        persons.c.profile,
+                        persons.c.flags,
+                        persons.c.email,
+                        persons.c.account_id,
+                        persons.c.last_seen_at,
+                        persons.c.merged_into,
+                        persons.c.mql_type,
+                    ).order_by(persons.c.id)
+                )
+            ],
+            "identities": sorted(
+                tuple(r)
+                for r in connection.execute(
+                    select(identities.c.kind, identities.c.value, identities.c.person_id)
+                )
+            ),
+            "events": sorted(
+                tuple(r)
+                for r in connection.execute(select(events.c.message_id, events.c.person_id))
+            ),
+            "history": [
+                tuple(r)
+                for r in connection.execute(
+                    select(
+                        stage_history.c.person_id,
+                        stage_history.c.from_stage,
+                        stage_history.c.to_stage,
+                        stage_history.c.reason,
+                    ).order_by(stage_history.c.id)
+                )
+            ],
+            "snapshots": [
+                tuple(r)
+                for r in connection.execute(
+                    select(score_snapshots.c.person_id, score_snapshots.c.total).order_by(
+                        score_snapshots.c.id
+                    )
+                )
+            ],
+        }
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_remembering_gives_the_same_results_as_reading_back(
+    databases: tuple[Database, Database], definition: Definition, seed: int
+) -> None:
+    remembering, reading = databases
+    state = WriterState(scorer_for(definition).relevant)
+    with_state = Pipeline(definition, state=state)
+    without = Pipeline(definition)
+    rng = random.Random(seed)
+    number = 0
+    with (
+        remembering.engine.connect() as writer,
+        reading.engine.connect() as plain,
+    ):
+        for batch in range(40):
+            now = START + timedelta(hours=6 * batch)
+            messages = []
+            for _ in range(rng.randrange(1, 30)):
+                number += 1
+                moment = now - timedelta(minutes=rng.randrange(600))
+                messages.append(_message(rng, number, moment))
+            if batch % 7 == 3:
+                messages.extend(messages[:3])  # redeliveries
+            with with_state.transaction(writer):
+                first = with_state.ingest(writer, messages, now=now)
+            with without.transaction(plain):
+                second = without.ingest(plain, messages, now=now)
+            assert first.merges == second.merges
+            assert first.stage_changes == second.stage_changes
+    assert first.merges or any(r[12] for r in _snapshot(reading)["persons"])  # merges happened
+    remembered, read = _snapshot(remembering), _snapshot(reading)
+    for table in read:
+        assert remembered[table] == read[table], table
+    assert state.rows and state.owner  # it did remember
+    assert state.stats["foreign_writes"] == 0
+
+
+def test_a_write_by_another_connection_is_noticed(
+    db_sqlite: Database, definition: Definition
+) -> None:
+    state = WriterState(scorer_for(definition).relevant)
+    pipeline = Pipeline(definition, state=state)
+    other = Pipeline(definition)
+    page = {"type": "page", "anonymousId": "anon-1", "properties": {"path": "/pricing"}}
+    with db_sqlite.engine.connect() as writer:
+        with pipeline.transaction(writer):
+            (first,) = pipeline.ingest(
+                writer, [{**page, "messageId": "m1", "timestamp": START.isoformat()}], now=START
+            ).persons
+        # Another process takes the visitor over: anon-1 now belongs to a new person.
+        with db_sqlite.begin() as connection:
+            (second,) = other.ingest(
+                connection,
+                [{**page, "anonymousId": "anon-2", "messageId": "m2"}],
+                now=START,
+            ).persons
+            connection.execute(
+                update(identities)
+                .where(identities.c.kind == "anonymous_id", identities.c.value == "anon-1")
+                .values(person_id=second)
+            )
+        with pipeline.transaction(writer):
+            result = pipeline.ingest(
+                writer, [{**page, "messageId": "m3", "timestamp": START.isoformat()}], now=START
+            )
+    assert first != second
+    assert result.persons == {second}
+    assert state.stats["foreign_writes"] == 1
+
+
+def test_a_failed_transaction_is_forgotten(db_sqlite: Database, definition: Definition) -> None:
+    state = WriterState(scorer_for(definition).relevant)
+    pipeline = Pipeline(definition, state=state)
+    message = {
+        "type": "track",
+        "event": "Demo Requested",
+        "anonymousId": "anon-5",
+        "messageId": "m5",
+        "timestamp": START.isoformat(),
+    }
+    with db_sqlite.engine.connect() as writer:
+        with pytest.raises(RuntimeError), pipeline.transaction(writer):
+            pipeline.ingest(writer, [message], now=START)
+            raise RuntimeError("the commit fails")
+        assert not state.owner and not state.rows
+        with pipeline.transaction(writer):
+            result = pipeline.ingest(writer, [message], now=START)
+        assert result.accepted == 1
+    with db_sqlite.read() as connection:
+        stored = connection.execute(select(events.c.person_id)).scalars().all()
+        owners = connection.execute(select(persons.c.id)).scalars().all()
+    assert stored == list(result.persons) == owners
+
+
+@pytest.fixture
+def db_sqlite(_sqlite_template: Path, tmp_path: Path) -> Any:
+    database = _copy(_sqlite_template, tmp_path / "mql.db")
+    yield database
+    database.dispose()
