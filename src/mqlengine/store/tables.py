@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from mqlengine.store.types import JsonType, UTCDateTime
@@ -83,6 +84,15 @@ persons = Table(
     Column("owner_team", String(64), nullable=True),
     Column("sla_due_at", UTCDateTime(), nullable=True),
     Column("first_touch_at", UTCDateTime(), nullable=True),
+    # migration 0007: the account owner's lookup (routing) reads one entry, not the account
+    Index(
+        "ix_persons_account_owner",
+        "account_id",
+        "mql_at",
+        "id",
+        sqlite_where=text("owner_rep_id IS NOT NULL AND merged_into IS NULL"),
+        postgresql_where=text("owner_rep_id IS NOT NULL AND merged_into IS NULL"),
+    ),
 )
 
 identities = Table(
