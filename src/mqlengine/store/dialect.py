@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -45,13 +46,30 @@ def _sqlite_converters(table: Table, names: list[str]) -> list[Any]:
 def _sqlite_params(
     rows: list[dict[str, Any]], names: list[str], converters: list[Any]
 ) -> list[tuple[Any, ...]]:
-    return [
-        tuple(
-            row[name] if convert is None else convert(row[name])
-            for name, convert in zip(names, converters, strict=True)
-        )
-        for row in rows
-    ]
+    make = _row_maker(tuple(names), tuple(converters))
+    return [make(row) for row in rows]
+
+
+_ROW_MAKERS: dict[tuple[tuple[str, ...], tuple[Any, ...]], Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _row_maker(
+    names: tuple[str, ...], converters: tuple[Any, ...]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """``row -> (value, converted value, …)`` for one shape of rows, written out as one
+    expression (a generic loop over the columns cost more than the driver's insert)."""
+    key = (names, converters)
+    make = _ROW_MAKERS.get(key)
+    if make is None:
+        items = [
+            f"row[{name!r}]" if convert is None else f"c{index}(row[{name!r}])"
+            for index, (name, convert) in enumerate(zip(names, converters, strict=True))
+        ]
+        scope = {f"c{i}": convert for i, convert in enumerate(converters) if convert is not None}
+        # only column names (as repr() literals) and the converters go into the code
+        make = eval(f"lambda row: ({', '.join(items)},)", scope)
+        _ROW_MAKERS[key] = make
+    return make
 
 
 def _sqlite_insert_ignoring(
