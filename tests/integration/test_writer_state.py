@@ -235,6 +235,67 @@ def test_a_failed_transaction_is_forgotten(db_sqlite: Database, definition: Defi
     assert stored == list(result.persons) == owners
 
 
+def test_writes_that_do_not_touch_what_is_remembered_keep_it(
+    db_sqlite: Database, definition: Definition
+) -> None:
+    """The worker marking notifications delivered, a rep's new lead: the memory stays."""
+    state = WriterState(scorer_for(definition).relevant)
+    pipeline = Pipeline(definition, state=state)
+    page = {"type": "page", "anonymousId": "anon-1", "properties": {"path": "/pricing"}}
+    with db_sqlite.engine.connect() as writer:
+        with pipeline.transaction(writer):
+            (person,) = pipeline.ingest(
+                writer, [{**page, "messageId": "m1", "timestamp": START.isoformat()}], now=START
+            ).persons
+        with db_sqlite.begin() as connection:  # not a remembered column
+            connection.execute(
+                update(persons).where(persons.c.id == person).values(owner_team="emea")
+            )
+        with pipeline.transaction(writer):
+            pipeline.ingest(
+                writer, [{**page, "messageId": "m2", "timestamp": START.isoformat()}], now=START
+            )
+        assert state.stats == {"resets": 0, "foreign_writes": 0, "other_writes": 1}
+        assert person in state.rows
+        with db_sqlite.begin() as connection:  # a remembered column: forget
+            connection.execute(update(persons).where(persons.c.id == person).values(stage="sal"))
+        with pipeline.transaction(writer):
+            result = pipeline.ingest(
+                writer, [{**page, "messageId": "m3", "timestamp": START.isoformat()}], now=START
+            )
+        assert state.stats["foreign_writes"] == 1
+        assert not result.stage_changes  # sales own the lead now: scoring does not move it
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE persons SET traits = '{}'",
+        "UPDATE persons SET merged_into = NULL",
+        "INSERT INTO identities (person_id, kind, value, created_at) "
+        "VALUES (1, 'email', 'x@y.io', '2026-11-01 00:00:00.000000')",
+        "DELETE FROM identities WHERE kind = 'anonymous_id'",
+        "UPDATE events SET person_id = person_id",
+        "INSERT INTO accounts (domain, name, traits, created_at, updated_at) "
+        "VALUES ('z.io', 'Z', '{}', '2026-11-01 00:00:00.000000', '2026-11-01 00:00:00.000000')",
+    ],
+)
+def test_every_change_to_remembered_rows_moves_the_counter(
+    db_sqlite: Database, definition: Definition, change: str
+) -> None:
+    with db_sqlite.begin() as connection:
+        Pipeline(definition).ingest(
+            connection,
+            [{"type": "page", "anonymousId": "anon-1", "messageId": "m1", "properties": {}}],
+            now=START,
+        )
+    with db_sqlite.begin() as connection:
+        before = connection.exec_driver_sql("SELECT value FROM ingest_epoch").scalar_one()
+        connection.exec_driver_sql(change)
+        after = connection.exec_driver_sql("SELECT value FROM ingest_epoch").scalar_one()
+    assert after > before
+
+
 @pytest.fixture
 def db_sqlite(_sqlite_template: Path, tmp_path: Path) -> Any:
     database = _copy(_sqlite_template, tmp_path / "mql.db")

@@ -413,6 +413,7 @@ class Pipeline:
             ],
         )
         if state is not None:
+            state.end(connection)
             state.rows.update(current)
             version = self.definition.version
             for outcome in result.outcomes:

@@ -6,13 +6,17 @@ wrote — who owns which identity, each person's pipeline columns and traits, ea
 scoring-relevant events — and skip reading it back on the next batch. Reads were most of
 the per-event cost of real-time ingest.
 
-The memory is only trusted while nobody else has written: at the start of each
-transaction (under SQLite's write lock, ``BEGIN IMMEDIATE``) the writer asks
+The memory is only trusted while nobody else has changed what it holds. At the start of
+each transaction (under SQLite's write lock, ``BEGIN IMMEDIATE``) the writer asks
 ``PRAGMA data_version``, which changes exactly when *another* connection committed —
 another server process, the feedback endpoint's connection, a CLI command, the outbox
-worker. Then everything is forgotten and read again. A transaction that fails forgets
-everything too, since what it remembered was never committed. On PostgreSQL there is no
-such cheap check, so the state is not used there (every batch reads what it needs).
+worker. If it changed, the writer reads the ``ingest_epoch`` counter, which SQLite
+triggers bump on every change to the remembered rows (migration 0008): when the counter
+moved past what the writer's own last transaction left, everything is forgotten and read
+again; when it did not (the worker only marked notifications delivered), the memory
+stays. A transaction that fails forgets everything too, since what it remembered was
+never committed. On PostgreSQL there is no such cheap check, so the state is not used
+there (every batch reads what it needs).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class WriterState:
         self.accounts: dict[int, Any] = {}
         self.domain_accounts: dict[str, int] = {}
         self._version: int | None = None
-        self.stats = {"resets": 0, "foreign_writes": 0}
+        self._epoch: int | None = None
+        self.stats = {"resets": 0, "foreign_writes": 0, "other_writes": 0}
 
     # -- validity ----------------------------------------------------------------------
     def begin(self, connection: Connection) -> bool:
@@ -57,15 +62,30 @@ class WriterState:
             return False
         version = connection.exec_driver_sql("PRAGMA data_version").scalar_one()
         if self._version is not None and version != self._version:
-            self.stats["foreign_writes"] += 1
-            self.reset()
+            epoch = self._read_epoch(connection)
+            if epoch is None or epoch != self._epoch:
+                self.stats["foreign_writes"] += 1
+                self.reset()
+            else:
+                self.stats["other_writes"] += 1
+            self._epoch = epoch
         elif max(len(self.rows), len(self.events), len(self.verdicts)) > self.max_persons:
             self.reset()
         self._version = version
         return True
 
+    def end(self, connection: Connection) -> None:
+        """After the writer's own changes, before its commit: the counter as they left it."""
+        self._epoch = self._read_epoch(connection)
+
+    @staticmethod
+    def _read_epoch(connection: Connection) -> int | None:
+        row = connection.exec_driver_sql("SELECT value FROM ingest_epoch WHERE id = 1").first()
+        return None if row is None else int(row[0])
+
     def reset(self) -> None:
         """Forget everything (a failed transaction, another writer, the size bound)."""
+        self._epoch = None
         self.owner.clear()
         self.keys_of.clear()
         self.user_ids.clear()

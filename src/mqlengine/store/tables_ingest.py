@@ -7,7 +7,7 @@ looks at it with ``mql quarantine``.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
 from mqlengine.store.tables import Id, metadata
 from mqlengine.store.types import UTCDateTime
@@ -26,4 +26,14 @@ quarantine = Table(
     Column("payload", Text, nullable=False),  # the raw JSON (truncated if over the limit)
     Column("truncated", Integer, nullable=False, default=0),
     Index("ix_quarantine_received_at", "received_at"),
+)
+
+# One row (id 1): how many times the rows the ingest writer remembers between transactions
+# (persons' pipeline columns, identities, events, accounts) have changed. SQLite triggers
+# bump it (migration 0008); see mqlengine.ingest.writerstate.
+ingest_epoch = Table(
+    "ingest_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
 )
