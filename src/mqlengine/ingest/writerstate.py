@@ -36,7 +36,7 @@ class WriterState:
     """Identities, person rows and relevant events of the persons recently written."""
 
     def __init__(
-        self, keep: Callable[[Event], bool] | None = None, *, max_persons: int = 300_000
+        self, keep: Callable[[Event], bool] | None = None, *, max_persons: int = 100_000
     ) -> None:
         """``keep``: which events scoring needs (others are not held); ``max_persons``:
         when more persons than this are remembered, everything is forgotten (the cheapest
