@@ -296,6 +296,31 @@ def test_every_change_to_remembered_rows_moves_the_counter(
     assert after > before
 
 
+def test_past_its_bound_the_memory_starts_afresh(
+    db_sqlite: Database, definition: Definition
+) -> None:
+    state = WriterState(scorer_for(definition).relevant, max_persons=2)
+    pipeline = Pipeline(definition, state=state)
+
+    def page(visitor: int, number: int) -> dict[str, Any]:
+        return {
+            "type": "page",
+            "anonymousId": f"anon-{visitor}",
+            "messageId": f"m{number}",
+            "properties": {"path": "/pricing"},
+            "timestamp": START.isoformat(),
+        }
+
+    with db_sqlite.engine.connect() as writer:
+        with pipeline.transaction(writer):
+            first = pipeline.ingest(writer, [page(v, v) for v in range(3)], now=START)
+        assert len(state.rows) == 3
+        with pipeline.transaction(writer):
+            again = pipeline.ingest(writer, [page(0, 10)], now=START)
+    assert state.stats["resets"] == 1
+    assert set(state.rows) == again.persons == {min(first.persons)}
+
+
 @pytest.fixture
 def db_sqlite(_sqlite_template: Path, tmp_path: Path) -> Any:
     database = _copy(_sqlite_template, tmp_path / "mql.db")
