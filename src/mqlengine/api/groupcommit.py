@@ -65,16 +65,30 @@ class Stopped(Exception):
     """The server is shutting down."""
 
 
+class Contended(Exception):
+    """Other writers kept winning the same rows: the client should retry (a 503)."""
+
+
 _STOP = object()
-CONFLICT_RETRIES = 5
+CONFLICT_RETRIES = 12
 _CONFLICT_WORDS = ("deadlock", "could not serialize", "database is locked", "lock timeout")
+_UNIQUE_WORDS = ("unique constraint", "duplicate key")
 
 
 def _is_conflict(error: IntegrityError | OperationalError) -> bool:
-    if isinstance(error, IntegrityError):
-        return True  # a unique key another writer committed first; a real data error recurs
     text = str(error.orig).lower()
+    if isinstance(error, IntegrityError):
+        # a unique key another writer committed first; other violations are real errors
+        return getattr(error.orig, "sqlstate", None) == "23505" or any(
+            word in text for word in _UNIQUE_WORDS
+        )
     return any(word in text for word in _CONFLICT_WORDS)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry ``attempt`` (0-based): doubling from ~4 ms up to ~200 ms, with
+    jitter, so two writers that keep colliding fall out of step."""
+    return random.uniform(0.5, 1.5) * min(0.2, 0.004 * 2.0**attempt)
 
 
 _heap_frozen = False
@@ -127,6 +141,7 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.conflict_retries = CONFLICT_RETRIES
         self.stats = {"commits": 0, "jobs": 0, "messages": 0, "retries": 0, "conflicts": 0}
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -305,14 +320,19 @@ class GroupCommitter:
         created the same person (unique identity), a deadlock or a serialization failure,
         or SQLite's lock. The transaction rolled back whole, so running it again is safe,
         and the retry sees the other writer's rows (its events count as duplicates)."""
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in range(self.conflict_retries):
             try:
                 return self._commit(connection, jobs)
             except (IntegrityError, OperationalError) as error:
-                if attempt == CONFLICT_RETRIES - 1 or not _is_conflict(error):
+                if not _is_conflict(error):
                     raise
                 self.stats["conflicts"] += 1
-                time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))
+                if attempt == self.conflict_retries - 1:
+                    raise Contended(
+                        f"other writers changed the same rows {self.conflict_retries} times "
+                        "in a row; retry the request"
+                    ) from error
+                time.sleep(_backoff(attempt))
         raise AssertionError("unreachable")
 
     def _commit(self, connection: Connection, jobs: list[Job]) -> list[JobResult]:

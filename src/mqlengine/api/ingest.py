@@ -10,7 +10,8 @@ What a client can rely on:
   stored; every rejected payload is kept in the quarantine table (``mql quarantine``).
 * Errors are JSON ``{code, message, details}``: 400 bad JSON / every message invalid,
   401 wrong or missing write key, 413 over Segment's limits, 422 valid JSON of the wrong
-  shape, 429 over the key's rate limit, 503 the writer is overloaded or stopping.
+  shape, 429 over the key's rate limit, 503 the writer is overloaded or stopping, or other
+  writers kept changing the same rows (retry).
 
 The hot path avoids per-message pydantic: bodies are parsed with orjson and validated
 by :func:`mqlengine.ingest.messages.parse_message` inside the writer.
@@ -28,7 +29,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from mqlengine.api.auth import WriteKeys, key_from_header, unauthorized
-from mqlengine.api.groupcommit import GroupCommitter, Job, Overloaded, Stopped
+from mqlengine.api.groupcommit import Contended, GroupCommitter, Job, Overloaded, Stopped
 from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
 from mqlengine.ingest.messages import TYPES
 from mqlengine.ingest.pipeline import QUARANTINE_PAYLOAD_LIMIT
@@ -90,7 +91,7 @@ async def _refuse(
 ) -> ApiError:
     """Keep an authenticated but unusable body in quarantine, then return the error."""
     row = _quarantine_body(endpoint, error.code, error.message, body, field)
-    with contextlib.suppress(Overloaded, Stopped):
+    with contextlib.suppress(Overloaded, Stopped, Contended):
         await state.committer.ingest(Job([], endpoint, quarantine=[row]))
     return error
 
@@ -187,6 +188,8 @@ async def handle(request: Request, endpoint: str) -> Response:
         raise ApiError(503, "overloaded", str(error), headers={"Retry-After": "1"}) from None
     except Stopped as error:
         raise ApiError(503, "unavailable", str(error), headers={"Retry-After": "5"}) from None
+    except Contended as error:
+        raise ApiError(503, "contended", str(error), headers={"Retry-After": "1"}) from None
 
     rejected = [r.to_dict() for r in result.rejected]
     if oversize:
@@ -238,7 +241,7 @@ _BODY_DOC: dict[str, Any] = {
         "413": {"description": "Over 32 KB per message / 500 KB per batch"},
         "422": {"description": "JSON of the wrong shape"},
         "429": {"description": "Rate limited"},
-        "503": {"description": "Writer overloaded or stopping; retry"},
+        "503": {"description": "Writer overloaded, stopping or contended; retry"},
     },
 }
 
