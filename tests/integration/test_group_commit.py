@@ -16,6 +16,7 @@ from mqlengine.domain.rules import Definition
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons
+from rows import person_row
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -49,21 +50,7 @@ class Broken(Pipeline):
 @pytest.fixture
 def taken(db: Database) -> Database:
     with db.begin() as connection:
-        connection.execute(
-            persons.insert(),
-            {
-                "id": 1,
-                "traits": {},
-                "profile": {},
-                "flags": [],
-                "first_seen_at": NOW,
-                "last_seen_at": NOW,
-                "stage": "lead",
-                "stage_changed_at": NOW,
-                "created_at": NOW,
-                "updated_at": NOW,
-            },
-        )
+        connection.execute(persons.insert(), person_row(id=1))
         connection.execute(
             identities.insert(),
             {"person_id": 1, "kind": "anonymous_id", "value": "anon-1", "created_at": NOW},

@@ -15,24 +15,9 @@ from sqlalchemy.exc import StatementError
 from mqlengine.store.db import Database
 from mqlengine.store.schema import metadata
 from mqlengine.store.tables import accounts, persons, stage_history
+from rows import person_row
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def _person(**values: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "traits": {},
-        "profile": {},
-        "flags": [],
-        "first_seen_at": NOW,
-        "last_seen_at": NOW,
-        "stage": "lead",
-        "stage_changed_at": NOW,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    row.update(values)
-    return row
 
 
 def test_migrations_create_the_schema_and_are_idempotent(database_url: str) -> None:
@@ -74,7 +59,7 @@ def test_ids_are_big_integers_on_postgresql(db: Database) -> None:
     # the identity/sequence accepts values beyond 32 bits
     with db.begin() as connection:
         connection.exec_driver_sql("SELECT setval('persons_id_seq', 5000000000)")
-        new_id = connection.execute(persons.insert().values(**_person())).inserted_primary_key[0]
+        new_id = connection.execute(persons.insert().values(**person_row())).inserted_primary_key[0]
     assert new_id == 5000000001
 
 
@@ -83,7 +68,7 @@ def test_timestamps_round_trip_timezone_aware_utc(db: Database) -> None:
     created = datetime(2026, 3, 29, 2, 30, 15, 123456, tzinfo=paris)
     with db.begin() as connection:
         person_id = connection.execute(
-            persons.insert().values(**_person(created_at=created, mql_at=None))
+            persons.insert().values(**person_row(created_at=created, mql_at=None))
         ).inserted_primary_key[0]
     with db.read() as connection:
         row = connection.execute(select(persons).where(persons.c.id == person_id)).mappings().one()
@@ -104,7 +89,7 @@ def test_timestamps_round_trip_timezone_aware_utc(db: Database) -> None:
 
 def test_naive_timestamps_are_refused(db: Database) -> None:
     with pytest.raises(StatementError, match="timezone-aware"), db.begin() as connection:
-        connection.execute(persons.insert().values(**_person(created_at=datetime(2026, 1, 1))))
+        connection.execute(persons.insert().values(**person_row(created_at=datetime(2026, 1, 1))))
 
 
 def test_json_round_trips(db: Database) -> None:
@@ -120,7 +105,7 @@ def test_json_round_trips(db: Database) -> None:
     flags = ["bot", "spam"]
     with db.begin() as connection:
         person_id = connection.execute(
-            persons.insert().values(**_person(traits=traits, profile={}, flags=flags))
+            persons.insert().values(**person_row(traits=traits, profile={}, flags=flags))
         ).inserted_primary_key[0]
         account_id = connection.execute(
             accounts.insert().values(
@@ -139,7 +124,9 @@ def test_json_round_trips(db: Database) -> None:
 def test_missing_json_is_sql_null(db: Database) -> None:
     """A stage change without a score card stores SQL NULL, so ``IS NULL`` finds it."""
     with db.begin() as connection:
-        person_id = connection.execute(persons.insert().values(**_person())).inserted_primary_key[0]
+        person_id = connection.execute(
+            persons.insert().values(**person_row())
+        ).inserted_primary_key[0]
         for card in (None, {"total": 1.0}):
             connection.execute(
                 stage_history.insert().values(
