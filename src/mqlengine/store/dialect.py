@@ -21,10 +21,104 @@ def insert_ignoring_conflicts(
         pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
         connection.execute(pg_stmt, rows)
     else:
-        _sqlite_insert_ignoring(connection, table, rows, index)
+        _sqlite_insert(connection, table, rows, conflict_index=index)
 
 
-def _sqlite_converters(table: Table, names: list[str]) -> list[Any]:
+def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows that all carry the same columns."""
+    if not rows:
+        return
+    if connection.dialect.name == "sqlite":
+        _sqlite_insert(connection, table, rows)
+    else:
+        connection.execute(table.insert(), rows)
+
+
+def bulk_update(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    key: str = "id",
+    increment: tuple[str, ...] = (),
+) -> None:
+    """UPDATE many rows by ``key``; every row sets the same columns (its other keys), and
+    each column in ``increment`` goes up by one."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != key]
+    if connection.dialect.name != "sqlite":
+        values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
+        for name in increment:
+            values[name] = table.c[name] + 1
+        statement = update(table).where(table.c[key] == bindparam(f"b_{key}")).values(values)
+        connection.execute(
+            statement, [{f"b_{name}": value for name, value in row.items()} for row in rows]
+        )
+        return
+    assignments = [f"{name} = ?" for name in names]
+    assignments.extend(f"{name} = {name} + 1" for name in increment)
+    sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {key} = ?"
+    _sqlite_executemany(connection, sql, _sqlite_rows(table, (*names, key), rows))
+
+
+# --- SQLite's bulk path -------------------------------------------------------------------
+# Values are converted once per column kind and handed to the driver's executemany, without
+# SQLAlchemy's per-row parameter processing (the biggest cost of loading events). Storage
+# formats are exactly SQLAlchemy's own.
+
+
+def _sqlite_insert(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    conflict_index: list[str] | None = None,
+) -> None:
+    names = tuple(c.name for c in table.c if c.name in rows[0])
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+    if conflict_index:
+        sql += f" ON CONFLICT ({', '.join(conflict_index)}) DO NOTHING"
+    _sqlite_executemany(connection, sql, _sqlite_rows(table, names, rows))
+
+
+def _sqlite_executemany(connection: Connection, sql: str, params: list[tuple[Any, ...]]) -> None:
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def _sqlite_rows(
+    table: Table, names: tuple[str, ...], rows: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    make = _row_maker(table, names)
+    return [make(row) for row in rows]
+
+
+_ROW_MAKERS: dict[tuple[str, tuple[str, ...]], Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _row_maker(table: Table, names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``row -> (value, converted value, …)`` for one table and shape of rows, written out
+    as one expression (a generic loop over the columns cost more than the driver's insert)."""
+    key = (table.name, names)
+    make = _ROW_MAKERS.get(key)
+    if make is None:
+        converters = _sqlite_converters(table, names)
+        items = [
+            f"row[{name!r}]" if convert is None else f"c{index}(row[{name!r}])"
+            for index, (name, convert) in enumerate(zip(names, converters, strict=True))
+        ]
+        scope = {f"c{i}": convert for i, convert in enumerate(converters) if convert is not None}
+        # only column names (as repr() literals) and the converters go into the code
+        make = eval(f"lambda row: ({', '.join(items)},)", scope)
+        _ROW_MAKERS[key] = make
+    return make
+
+
+def _sqlite_converters(table: Table, names: tuple[str, ...]) -> list[Any]:
     """Per column, what turns a Python value into SQLite's storage form exactly as
     SQLAlchemy's own types would (None: stored as is)."""
     from mqlengine.store.types import UTCDateTime
@@ -41,107 +135,6 @@ def _sqlite_converters(table: Table, names: list[str]) -> list[Any]:
         else:
             converters.append(None)
     return converters
-
-
-def _sqlite_params(
-    rows: list[dict[str, Any]], names: list[str], converters: list[Any]
-) -> list[tuple[Any, ...]]:
-    make = _row_maker(tuple(names), tuple(converters))
-    return [make(row) for row in rows]
-
-
-_ROW_MAKERS: dict[tuple[tuple[str, ...], tuple[Any, ...]], Callable[[Any], tuple[Any, ...]]] = {}
-
-
-def _row_maker(
-    names: tuple[str, ...], converters: tuple[Any, ...]
-) -> Callable[[Any], tuple[Any, ...]]:
-    """``row -> (value, converted value, …)`` for one shape of rows, written out as one
-    expression (a generic loop over the columns cost more than the driver's insert)."""
-    key = (names, converters)
-    make = _ROW_MAKERS.get(key)
-    if make is None:
-        items = [
-            f"row[{name!r}]" if convert is None else f"c{index}(row[{name!r}])"
-            for index, (name, convert) in enumerate(zip(names, converters, strict=True))
-        ]
-        scope = {f"c{i}": convert for i, convert in enumerate(converters) if convert is not None}
-        # only column names (as repr() literals) and the converters go into the code
-        make = eval(f"lambda row: ({', '.join(items)},)", scope)
-        _ROW_MAKERS[key] = make
-    return make
-
-
-def _sqlite_insert_ignoring(
-    connection: Connection, table: Table, rows: list[dict[str, Any]], index: list[str]
-) -> None:
-    """The bulk path for SQLite: values are converted once per column kind and handed to
-    the driver's executemany, without SQLAlchemy's per-row parameter processing (the
-    biggest cost of loading events). Storage formats are exactly SQLAlchemy's own."""
-    names = [c.name for c in table.c if c.name in rows[0]]
-    params = _sqlite_params(rows, names, _sqlite_converters(table, names))
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "
-        f"VALUES ({', '.join('?' for _ in names)}) "
-        f"ON CONFLICT ({', '.join(index)}) DO NOTHING"
-    )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, params)
-    finally:
-        cursor.close()
-
-
-def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT many rows that all carry the same columns (SQLite: the driver's executemany
-    without SQLAlchemy's per-row parameter processing)."""
-    if not rows:
-        return
-    if connection.dialect.name != "sqlite":
-        connection.execute(table.insert(), rows)
-        return
-    names = [c.name for c in table.c if c.name in rows[0]]
-    params = _sqlite_params(rows, names, _sqlite_converters(table, names))
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, params)
-    finally:
-        cursor.close()
-
-
-def bulk_update(
-    connection: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    *,
-    key: str = "id",
-    increment: tuple[str, ...] = (),
-) -> None:
-    """UPDATE many rows by ``key``; every row sets the same columns (its other keys), and
-    each column in ``increment`` goes up by one. SQLite: straight to the driver."""
-    if not rows:
-        return
-    names = [name for name in rows[0] if name != key]
-    if connection.dialect.name != "sqlite":
-        values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
-        for name in increment:
-            values[name] = table.c[name] + 1
-        statement = update(table).where(table.c[key] == bindparam(f"b_{key}")).values(values)
-        connection.execute(
-            statement, [{f"b_{name}": value for name, value in row.items()} for row in rows]
-        )
-        return
-    columns = [*names, key]
-    params = _sqlite_params(rows, columns, _sqlite_converters(table, columns))
-    assignments = [f"{name} = ?" for name in names]
-    assignments.extend(f"{name} = {name} + 1" for name in increment)
-    sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {key} = ?"
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, params)
-    finally:
-        cursor.close()
 
 
 def _sqlite_bool(value: bool | None) -> int | None:
