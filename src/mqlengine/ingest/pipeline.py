@@ -305,6 +305,8 @@ class Pipeline:
         groups: dict[int, Message] = {}
         for message, keys, flags in keyed:
             person_id = graph.resolve(message, keys, channel_of(message))
+            if cache is not None and person_id in graph.created and not cache.knows(person_id):
+                cache.put(person_id, [])  # a new person: nothing scored before this batch
             if message.traits and message.type != "group":
                 trait_updates[person_id] = deep_merge(
                     trait_updates.get(person_id, {}), message.traits
@@ -338,17 +340,10 @@ class Pipeline:
                     message.message_id, message.name, message.timestamp, message.properties
                 )
                 if cache is not None:
-                    if person_id in graph.created and not cache.knows(person_id):
-                        cache.put(person_id, [])  # a new person: nothing before this batch
                     cache.add(person_id, event)
                 if replay and scorer.relevant(event):
                     rescore_needed.add(person_id)
         graph.flush()
-        if cache is not None:
-            merged_ids = {pid for pair in graph.merged for pid in pair}
-            for pid in graph.created:
-                if pid not in merged_ids and not cache.knows(pid):
-                    cache.put(pid, [])  # a new person: nothing scored before this batch
         result.merges = list(graph.merged)
         for survivor, merged in graph.merged:
             touched.pop(merged, None)
