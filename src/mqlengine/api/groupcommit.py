@@ -142,7 +142,14 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.conflict_retries = CONFLICT_RETRIES
-        self.stats = {"commits": 0, "jobs": 0, "messages": 0, "retries": 0, "conflicts": 0}
+        self.stats = {
+            "commits": 0,
+            "jobs": 0,
+            "messages": 0,
+            "retries": 0,
+            "conflicts": 0,
+            "gave_way": 0,  # times the writer let another writer of the file go first
+        }
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -320,7 +327,10 @@ class GroupCommitter:
         created the same person (unique identity), a deadlock or a serialization failure,
         or SQLite's lock. The transaction rolled back whole, so running it again is safe,
         and the retry sees the other writer's rows (its events count as duplicates)."""
+        turns = self.database.turns
         for attempt in range(self.conflict_retries):
+            if turns is not None and turns.wait_for_others() > 0:
+                self.stats["gave_way"] += 1
             try:
                 return self._commit(connection, jobs)
             except (IntegrityError, OperationalError) as error:
