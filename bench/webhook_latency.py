@@ -36,14 +36,18 @@ SECRET = signing.generate_secret()
 
 
 @contextmanager
-def receiver(arrivals: dict[int, float]) -> Iterator[str]:
+def receiver(arrivals: dict[Any, float], by_delivery: bool = False) -> Iterator[str]:
+    """A loopback webhook receiver that verifies each signature and records the first
+    arrival per person (or, with ``by_delivery``, per delivery: the ``webhook-id``)."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             now = time.perf_counter()
             signing.verify(SECRET, dict(self.headers.items()), body, now=time.time())
             payload = orjson.loads(body)
-            arrivals.setdefault(payload["data"]["person"]["id"], now)
+            key = self.headers["webhook-id"] if by_delivery else payload["data"]["person"]["id"]
+            arrivals.setdefault(key, now)
             self.send_response(204)
             self.end_headers()
 
