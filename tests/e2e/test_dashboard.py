@@ -220,3 +220,25 @@ def test_person_score_breakdown_adds_up(page: Any, server: LocalServer) -> None:
 def test_unauthorised_page_asks_for_a_key(page: Any, server: LocalServer) -> None:
     page.goto(f"{server.url}/reps")
     assert "read key is required" in page.content()
+
+
+def test_find_box_opens_a_person_by_email(page: Any, server: LocalServer) -> None:
+    lead = api(server, "/v1/reports/open-mqls", limit="1")["leads"][0]
+    assert lead["email"], "demo MQLs have an e-mail address"
+    page.goto(f"{server.url}/reps?key=reader")
+    page.fill("[data-testid='find']", lead["email"].upper())
+    page.press("[data-testid='find']", "Enter")
+    page.wait_for_selector("#score-card")
+    assert page.url.endswith(f"/persons/{lead['person_id']}")
+    page.fill("[data-testid='find']", "nobody@nowhere.example")
+    page.press("[data-testid='find']", "Enter")
+    page.wait_for_selector("[data-testid='error']")
+    assert "no person has email 'nobody@nowhere.example'" in page.content()
+    shot(page, "find-missing")
+    for params, status in (
+        ({"q": "nobody@nowhere.example", "key": "reader"}, 404),
+        ({"q": " ", "key": "reader"}, 400),
+        ({"q": "nobody@nowhere.example"}, 401),
+    ):
+        answer = httpx.get(f"{server.url}/find", params=params, timeout=30)
+        assert answer.status_code == status, (params, answer.status_code)

@@ -106,6 +106,21 @@ def test_anonymous_journey_is_linked_scored_and_qualified(
     account = client.get(f"/v1/accounts/{detail['account']['id']}").json()
     assert [p["id"] for p in account["persons"]] == [person_id]
 
+    # the SDK's ids find the person: e-mail normalised as ingest stores it, ids as sent
+    def lookup(**params: str) -> list[int]:
+        response = client.get("/v1/persons", params=params)
+        assert response.status_code == 200, response.text
+        return [p["id"] for p in response.json()["data"]]
+
+    assert lookup(email="  Ana@Northwind.IO ") == [person_id]
+    assert lookup(userId="u-1") == [person_id]
+    assert lookup(anonymousId="anon-1", stage="mql") == [person_id]
+    assert lookup(anonymousId="anon-1", stage="lead") == []
+    assert lookup(userId="u-1", email="someone@else.io") == []
+    assert lookup(userId="nobody") == []
+    bad = client.get("/v1/persons", params={"phone": "not a number"})
+    assert bad.status_code == 400 and bad.json()["details"] == {"parameter": "phone"}
+
 
 def test_retries_with_the_same_message_ids_count_once(client: httpx.Client, db_url: str) -> None:
     batch = {

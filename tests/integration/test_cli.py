@@ -151,6 +151,10 @@ def test_import_csv_persons_and_events_with_mapping(env: Path) -> None:
     assert lead["fit"] == 45  # director 20 + sales 10 + size 15
     code, out = mql("explain", str(lead["id"]), "--format", "json")
     card = json.loads(out)["score_card"]
+    # the same person by e-mail (any case) or kind:value
+    for ref in ("Cy@Acme-Analytics.com", "email:cy@acme-analytics.com"):
+        code, by_email = mql("explain", ref, "--format", "json")
+        assert code == 0 and json.loads(by_email)["person"]["id"] == lead["id"]
     rules = {c["rule"] for c in card["contributions"]}
     assert {
         "senior_buyer",
@@ -207,6 +211,12 @@ def test_bad_input_gives_one_clear_line(env: Path) -> None:
     mql("init")
     code, out = mql("explain", "999")
     assert code == 5 and "person 999 does not exist" in out
+    code, out = mql("explain", "nobody@nowhere.io")
+    assert code == 5 and "no person has email 'nobody@nowhere.io'" in out
+    code, out = mql("explain", "somebody")
+    assert code == 5 and "is not a person id, an e-mail address or kind:value" in out
+    code, out = mql("explain", "phone:12")
+    assert code == 4 and "phone: '12' is not a phone number" in out
     code, out = mql("leads", "--stage", "hot")
     assert code == 4 and "unknown stage 'hot'" in out
     code, out = mql("leads", "--since", "yesterday")

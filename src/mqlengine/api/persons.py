@@ -18,9 +18,15 @@ from mqlengine.api.auth import require_key
 from mqlengine.api.limits import ApiError
 from mqlengine.domain.explain import card_to_dict
 from mqlengine.engine import Engine, utcnow
-from mqlengine.errors import NotFoundError
+from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.ingest.messages import MessageError, parse_time
-from mqlengine.services.leads import STAGES, lead_row, person_detail
+from mqlengine.services.leads import (
+    IDENTITY_KINDS,
+    STAGES,
+    find_person_ids,
+    lead_row,
+    person_detail,
+)
 from mqlengine.store import repo
 from mqlengine.store.tables import accounts, persons
 
@@ -88,9 +94,13 @@ def list_page(
     since: datetime | None,
     after: tuple[datetime, int] | None,
     limit: int,
+    ids: list[int] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Persons in stage-change order (oldest first), keyset-paginated: stable under ingest."""
+    """Persons in stage-change order (oldest first), keyset-paginated: stable under ingest.
+    ``ids``: only these persons (an identity lookup)."""
     query = select(persons).where(persons.c.merged_into.is_(None))
+    if ids is not None:
+        query = query.where(persons.c.id.in_(ids))
     if stage is not None:
         query = query.where(persons.c.stage == stage)
     if since is not None:
@@ -108,13 +118,25 @@ def list_page(
     return rows[:limit], len(rows) > limit
 
 
-@router.get("/persons", summary="Persons by stage, changed since a time (paginated)")
+@router.get(
+    "/persons",
+    summary="Persons by stage, changed since a time (paginated), or by identity",
+)
 def list_persons(
     request: Request,
     stage: str | None = Query(None, description=f"one of {', '.join(STAGES)}"),
     since: str | None = Query(None, description="stage changed at or after (ISO 8601)"),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    email: str | None = Query(None, description="the person with this e-mail (normalised)"),
+    user_id: str | None = Query(None, alias="userId", description="… with this userId"),
+    anonymous_id: str | None = Query(
+        None, alias="anonymousId", description="… with this anonymousId"
+    ),
+    phone: str | None = Query(None, description="… with this phone number (E.164)"),
+    external_id: str | None = Query(
+        None, alias="externalId", description="… with this external (CRM) id"
+    ),
 ) -> dict[str, Any]:
     if stage is not None and stage not in STAGES:
         raise ApiError(400, "invalid_input", f"unknown stage {stage!r}", {"stages": STAGES})
@@ -122,10 +144,25 @@ def list_persons(
         moment = parse_time(since, "since") if since else None
     except MessageError as error:
         raise ApiError(400, "invalid_input", f"since: {error.reason}") from None
+    given = {
+        kind: value
+        for kind, value in zip(
+            IDENTITY_KINDS, (email, user_id, anonymous_id, phone, external_id), strict=True
+        )
+        if value is not None
+    }
     engine = _engine(request)
+    gmail = engine.definition().definition.identity.gmail_normalize if given else False
     with engine.db.read() as connection:
+        ids: list[int] | None = None
+        for kind, value in given.items():  # several identities: the persons that have all
+            try:
+                found = set(find_person_ids(connection, kind, value, gmail_normalize=gmail))
+            except ValidationError as error:
+                raise ApiError(400, "invalid_input", str(error), {"parameter": kind}) from None
+            ids = sorted(found if ids is None else found.intersection(ids))
         rows, more = list_page(
-            connection, stage=stage, since=moment, after=_cursor(cursor), limit=limit
+            connection, stage=stage, since=moment, after=_cursor(cursor), limit=limit, ids=ids
         )
     return {
         "data": rows,

@@ -340,7 +340,14 @@ def leads(
 @app.command()
 @handle_errors
 def explain(
-    person_id: Annotated[int, typer.Argument(help="Person id (see `mql leads`).")],
+    person: Annotated[
+        str,
+        typer.Argument(
+            metavar="PERSON",
+            help="Person id (see `mql leads`), an e-mail address, or kind:value with kind "
+            "user_id, anonymous_id, email, phone or external_id.",
+        ),
+    ],
     format: Annotated[ExplainFormat, typer.Option("--format", "-f")] = ExplainFormat.text,
     as_of: Annotated[
         str | None, typer.Option(help="Explain the score as of this ISO time.")
@@ -348,12 +355,15 @@ def explain(
 ) -> None:
     """Show why a person has its score and stage: every rule, event and cap."""
     from mqlengine.domain.explain import card_to_dict, explain_lines
-    from mqlengine.services.leads import person_detail
+    from mqlengine.services.leads import person_detail, resolve_person_ref
 
     eng = engine()
     definition = eng.definition().definition
     moment = _parse_when(as_of, "--as-of") or _now()
     with eng.db.read() as connection:
+        person_id = resolve_person_ref(
+            connection, person, gmail_normalize=definition.identity.gmail_normalize
+        )
         detail = person_detail(connection, definition, person_id, as_of=moment)
     card = detail.card
     if format is ExplainFormat.json:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
@@ -27,7 +27,7 @@ from mqlengine.api.reports import (
 from mqlengine.dashboard import charts
 from mqlengine.domain.explain import card_to_dict
 from mqlengine.engine import Engine, utcnow
-from mqlengine.errors import MqlError, NotFoundError, status_for
+from mqlengine.errors import MqlError, NotFoundError, ValidationError, status_for
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.metrics import Filters
@@ -255,6 +255,36 @@ def reps_page(request: Request) -> Response:
         return {**queues, "by_rep": by_rep, "speed_to_lead_hours": rules.speed_to_lead_hours}
 
     return _page(request, "reps.html", "reps", r=context, channels=lambda: _channels(request))
+
+
+@router.get("/find", response_class=HTMLResponse)
+def find_person(request: Request, q: str = "") -> Response:
+    """The header's search box: a person id, an e-mail address or kind:value (user_id,
+    anonymous_id, phone, external_id) opens that person's page."""
+    from mqlengine.services.leads import resolve_person_ref
+
+    problem: MqlError
+    if not q.strip():
+        problem = ValidationError(
+            "type a person id, an e-mail address or kind:value (e.g. user_id:u-1)"
+        )
+    elif _authorised(request):
+        engine = _engine(request)
+        gmail = engine.definition().definition.identity.gmail_normalize
+        try:
+            with engine.db.read() as connection:
+                person_id = resolve_person_ref(connection, q, gmail_normalize=gmail)
+        except MqlError as error:
+            problem = error
+        else:
+            return RedirectResponse(f"/persons/{person_id}", status_code=303)
+    else:
+        problem = NotFoundError("")  # _page answers 401 before it looks at this
+
+    def explain() -> str:
+        raise problem  # _page renders the error page with the error's status
+
+    return _page(request, "error.html", "", message=explain)
 
 
 @router.get("/persons/{person_id}", response_class=HTMLResponse)

@@ -14,6 +14,7 @@ from mqlengine.errors import NotFoundError
 from mqlengine.store import repo
 from mqlengine.store.tables import identities, persons
 
+IDENTITY_KINDS = ("email", "user_id", "anonymous_id", "phone", "external_id")
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified")
 
 
@@ -58,6 +59,64 @@ def list_leads(
         query = query.where(persons.c.stage_changed_at >= since)
     query = query.order_by(persons.c.total_score.desc(), persons.c.id).limit(limit).offset(offset)
     return [lead_row(r) for r in connection.execute(query).mappings()]
+
+
+def normalize_identity(kind: str, value: str, *, gmail_normalize: bool = False) -> str:
+    """``value`` as ingest stores an identity of ``kind``: e-mails trimmed and lower-cased
+    (and Gmail-normalised when the definition says so), phones in E.164, ids trimmed.
+    Raises :class:`ValidationError` for an unknown kind or a phone that is no number."""
+    from mqlengine.errors import ValidationError
+    from mqlengine.ingest.signals import normalize_phone
+    from mqlengine.ingest.validation import cached_check_email
+
+    text = value.strip()
+    if kind not in IDENTITY_KINDS:
+        raise ValidationError(
+            f"unknown identity kind '{kind}' (use one of: {', '.join(IDENTITY_KINDS)})"
+        )
+    if not text:
+        raise ValidationError(f"{kind}: empty value")
+    if kind == "email":
+        check = cached_check_email(text, gmail_normalize)
+        return check.normalized if check.valid and check.normalized else text.lower()
+    if kind == "phone":
+        phone = normalize_phone(text)
+        if phone is None:
+            raise ValidationError(f"phone: {value!r} is not a phone number in E.164 (+CC…)")
+        return phone
+    return text
+
+
+def find_person_ids(
+    connection: Connection, kind: str, value: str, *, gmail_normalize: bool = False
+) -> list[int]:
+    """The person that carries this identity (identities always point at live persons),
+    or ``[]``. A list, so callers can treat "one identity" like any other filter."""
+    normalized = normalize_identity(kind, value, gmail_normalize=gmail_normalize)
+    query = select(identities.c.person_id).where(
+        identities.c.kind == kind, identities.c.value == normalized
+    )
+    return [int(r.person_id) for r in connection.execute(query)]
+
+
+def resolve_person_ref(connection: Connection, ref: str, *, gmail_normalize: bool = False) -> int:
+    """A person named by id (``42``), ``kind:value`` (``user_id:u-1``, ``email:a@b.io``,
+    ``anonymous_id:…``, ``phone:+44…``, ``external_id:…``) or a bare e-mail address."""
+    text = ref.strip()
+    if text.isdigit():
+        return int(text)
+    kind, sep, value = text.partition(":")
+    if not sep or kind not in IDENTITY_KINDS:
+        if "@" not in text:
+            raise NotFoundError(
+                f"'{ref}' is not a person id, an e-mail address or kind:value with kind one "
+                f"of {', '.join(IDENTITY_KINDS)}"
+            )
+        kind, value = "email", text
+    found = find_person_ids(connection, kind, value, gmail_normalize=gmail_normalize)
+    if not found:
+        raise NotFoundError(f"no person has {kind} '{value}'")
+    return found[0]
 
 
 @dataclass
