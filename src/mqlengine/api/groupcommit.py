@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mqlengine.ingest.pipeline import Parsed, Pipeline, Rejection, quarantine_rows
 from mqlengine.store.db import Database
+from mqlengine.store.dialect import sqlite_checkpoint, sqlite_writer_setup
 from mqlengine.store.tables_ingest import quarantine
 
 log = logging.getLogger("mqlengine.ingest")
@@ -199,16 +200,12 @@ class GroupCommitter:
         bulk: deque[Job] = deque()  # batches: throughput-sensitive
         try:
             if self.database.is_sqlite:
-                raw = connection.connection.dbapi_connection
-                assert raw is not None
-                if self.durable:
-                    raw.execute("PRAGMA synchronous=FULL")
                 # Checkpoints (copying the WAL back into the database file) run on their
                 # own thread and connection, so commits seldom wait for one. The writer
                 # still checkpoints when the WAL has grown large: by then the other thread
                 # has copied nearly all of it, and only a checkpoint right after a commit
                 # lets the next transaction start the WAL file from its beginning again.
-                raw.execute(f"PRAGMA wal_autocheckpoint={self.WAL_PAGES}")
+                sqlite_writer_setup(connection, durable=self.durable, wal_pages=self.WAL_PAGES)
                 checkpointer = threading.Thread(
                     target=self._checkpoint, name="mql-checkpoint", daemon=True
                 )
@@ -247,15 +244,13 @@ class GroupCommitter:
         """Passive checkpoints while the writer runs: they never block it or readers."""
         connection = self.database.engine.connect()
         try:
-            raw = connection.connection.dbapi_connection
-            assert raw is not None
             while not self._stopping:
                 time.sleep(self.CHECKPOINT_EVERY)
                 try:
-                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    sqlite_checkpoint(connection)
                 except Exception:  # a checkpoint is an optimisation; the next one retries
                     log.warning("WAL checkpoint failed", exc_info=True)
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            sqlite_checkpoint(connection)
         finally:
             connection.close()
 

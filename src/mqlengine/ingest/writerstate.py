@@ -24,10 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from mqlengine.domain.scoring import Event, TraitVerdict
 from mqlengine.services.qualify import EventCache
+from mqlengine.store.dialect import sqlite_data_version
+from mqlengine.store.tables_ingest import ingest_epoch
+
+_EPOCH = select(ingest_epoch.c.value).where(ingest_epoch.c.id == 1)
 
 Key = tuple[str, str]
 
@@ -60,7 +64,7 @@ class WriterState:
         one; forget everything if someone did. False when the state cannot be used."""
         if connection.dialect.name != "sqlite":
             return False
-        version = connection.exec_driver_sql("PRAGMA data_version").scalar_one()
+        version = sqlite_data_version(connection)
         if self._version is not None and version != self._version:
             epoch = self._read_epoch(connection)
             if epoch is None or epoch != self._epoch:
@@ -80,7 +84,7 @@ class WriterState:
 
     @staticmethod
     def _read_epoch(connection: Connection) -> int | None:
-        row = connection.exec_driver_sql("SELECT value FROM ingest_epoch WHERE id = 1").first()
+        row = connection.execute(_EPOCH).first()
         return None if row is None else int(row[0])
 
     def reset(self) -> None:

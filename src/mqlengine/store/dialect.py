@@ -162,6 +162,31 @@ def _json_or_null(value: Any) -> str | None:
     return None if value is None else _json_dumps(value)
 
 
+# --- SQLite's write-ahead log and change counter (the API's writer uses these) -----------
+
+
+def sqlite_writer_setup(connection: Connection, *, durable: bool, wal_pages: int) -> None:
+    """A SQLite writer connection: ``synchronous=FULL`` when commits must survive power
+    loss, and its own WAL checkpoint threshold (in pages)."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    if durable:
+        raw.execute("PRAGMA synchronous=FULL")
+    raw.execute(f"PRAGMA wal_autocheckpoint={int(wal_pages)}")
+
+
+def sqlite_checkpoint(connection: Connection) -> None:
+    """A passive WAL checkpoint: copies what it can, never waits for readers or writers."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def sqlite_data_version(connection: Connection) -> int:
+    """SQLite's ``data_version``: changes exactly when another connection committed."""
+    return int(connection.exec_driver_sql("PRAGMA data_version").scalar_one())
+
+
 def lock_rows_clause(connection: Connection) -> bool:
     """Whether SELECT … FOR UPDATE is meaningful (SQLite locks the whole file instead)."""
     return connection.dialect.name == "postgresql"
