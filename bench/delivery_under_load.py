@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,9 +33,8 @@ from sqlalchemy import func, select
 
 from bench.common import report
 from bench.ingest_http import DEFINITION, drive, make_bodies, percentile
-from bench.webhook_latency import SECRET, receiver
+from bench.webhook_latency import receiver, setup_handoff, worker
 from mqlengine.api.localserver import local_server
-from mqlengine.services import outbox, reps
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import outbox as outbox_table
 
@@ -47,22 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _setup(url: str, hook: str) -> None:
     database = Database(url)
     database.migrate()
-    now = datetime.now(UTC)
     with database.begin() as connection:
-        reps.upsert_team(connection, "enterprise", now=now)
-        for k in range(4):
-            reps.upsert_rep(
-                connection, f"rep{k}", now=now, team="enterprise", capacity_per_day=1_000_000
-            )
-        outbox.add_destination(
-            connection,
-            name="hook",
-            kind="webhook",
-            url=hook,
-            now=now,
-            secret=SECRET,
-            topics=["mql.assigned"],
-        )
+        setup_handoff(connection, hook, now=datetime.now(UTC), capacity_per_day=1_000_000)
     database.dispose()
 
 
@@ -83,58 +66,40 @@ def measure(events_total: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, receiver(arrivals, by_delivery=True) as hook:
         url = f"sqlite:///{tmp}/bench.db"
         _setup(url, hook)
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mqlengine",
-                "--database",
-                url,
-                "--definition",
-                str(DEFINITION),
-                "worker",
-                "--sla-every",
-                "3600",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        )
-        try:
-            with local_server(url, DEFINITION, log=Path(tmp) / "server.log") as server:
-                latencies: list[float] = []
-                done = threading.Event()
+        with (
+            worker(url, DEFINITION),
+            local_server(url, DEFINITION, log=Path(tmp) / "server.log") as server,
+        ):
+            latencies: list[float] = []
+            done = threading.Event()
 
-                def manager() -> None:
-                    with httpx.Client(
-                        base_url=server.url, auth=(server.write_key, ""), timeout=60
-                    ) as http:
-                        n = 0
-                        while not done.is_set():
-                            started = time.perf_counter()
-                            response = http.put(f"/v1/teams/team{n % 5}", json={})
-                            latencies.append(time.perf_counter() - started)
-                            if response.status_code != 200:
-                                raise RuntimeError(f"{response.status_code}: {response.text}")
-                            n += 1
-                            done.wait(0.1)
+            def manager() -> None:
+                with httpx.Client(
+                    base_url=server.url, auth=(server.write_key, ""), timeout=60
+                ) as http:
+                    n = 0
+                    while not done.is_set():
+                        started = time.perf_counter()
+                        response = http.put(f"/v1/teams/team{n % 5}", json={})
+                        latencies.append(time.perf_counter() - started)
+                        if response.status_code != 200:
+                            raise RuntimeError(f"{response.status_code}: {response.text}")
+                        n += 1
+                        done.wait(0.1)
 
-                thread = threading.Thread(target=manager)
-                thread.start()
-                started = time.perf_counter()
-                asyncio.run(drive(server.url, server.write_key, bodies, 8))
-                elapsed = time.perf_counter() - started
-                during = len(arrivals)
-                done.set()
-                thread.join()
-                due = _rows(url)
-                drain_started = time.perf_counter()
-                while len(arrivals) < due and time.perf_counter() - drain_started < 120:
-                    time.sleep(0.02)
-                drained = time.perf_counter() - drain_started
-        finally:
-            worker.terminate()
-            worker.wait(30)
+            thread = threading.Thread(target=manager)
+            thread.start()
+            started = time.perf_counter()
+            asyncio.run(drive(server.url, server.write_key, bodies, 8))
+            elapsed = time.perf_counter() - started
+            during = len(arrivals)
+            done.set()
+            thread.join()
+            due = _rows(url)
+            drain_started = time.perf_counter()
+            while len(arrivals) < due and time.perf_counter() - drain_started < 120:
+                time.sleep(0.02)
+            drained = time.perf_counter() - drain_started
     return {
         "events": len(bodies) * 100,
         "events_per_second": round(len(bodies) * 100 / elapsed, 1),

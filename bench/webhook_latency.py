@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
 from bench.common import report
 from mqlengine.definition.compiler import load_definition
@@ -70,6 +71,44 @@ def receiver(arrivals: dict[Any, float], by_delivery: bool = False) -> Iterator[
         server.server_close()
 
 
+def setup_handoff(
+    connection: Connection, hook: str, *, now: datetime, capacity_per_day: int
+) -> None:
+    """A team of four reps and a webhook destination for ``mql.assigned``."""
+    reps.upsert_team(connection, "enterprise", now=now)
+    for k in range(4):
+        reps.upsert_rep(
+            connection, f"rep{k}", now=now, team="enterprise", capacity_per_day=capacity_per_day
+        )
+    outbox.add_destination(
+        connection,
+        name="hook",
+        kind="webhook",
+        url=hook,
+        now=now,
+        secret=SECRET,
+        topics=["mql.assigned"],
+    )
+
+
+@contextmanager
+def worker(url: str, definition: Path, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``mql worker`` process on ``url`` (SLA checks hourly), stopped afterwards."""
+    command = [sys.executable, "-m", "mqlengine", "--database", url]
+    command += ["--definition", str(definition), "worker", "--sla-every", "3600", *options]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def _messages(i: int, now: datetime) -> list[dict[str, Any]]:
     traits = {
         "email": f"lead{i}@company{i}.com",
@@ -108,41 +147,8 @@ def run(n: int, poll: float, spacing: float = 0.02) -> dict[str, Any]:
         started: dict[int, float] = {}
         with receiver(arrivals) as hook:
             with db.begin() as c:
-                reps.upsert_team(c, "enterprise", now=now)
-                for k in range(4):
-                    reps.upsert_rep(
-                        c, f"rep{k}", now=now, team="enterprise", capacity_per_day=10_000
-                    )
-                outbox.add_destination(
-                    c,
-                    name="hook",
-                    kind="webhook",
-                    url=hook,
-                    now=now,
-                    secret=SECRET,
-                    topics=["mql.assigned"],
-                )
-            env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mqlengine",
-                    "--database",
-                    url,
-                    "--definition",
-                    str(EXAMPLE),
-                    "worker",
-                    "--poll",
-                    str(poll),
-                    "--sla-every",
-                    "3600",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
-            try:
+                setup_handoff(c, hook, now=now, capacity_per_day=10_000)
+            with worker(url, EXAMPLE, "--poll", str(poll)):
                 pipeline = Pipeline(definition)
                 with db.begin() as c:  # warm-up: wait until the worker delivers at all
                     (warm,) = pipeline.ingest(c, _messages(-1, now), now=datetime.now(UTC)).persons
@@ -161,9 +167,6 @@ def run(n: int, poll: float, spacing: float = 0.02) -> dict[str, Any]:
                 deadline = time.time() + 30
                 while len(arrivals) < n and time.time() < deadline:
                     time.sleep(0.05)
-            finally:
-                worker.terminate()
-                worker.wait(10)
         db.dispose()
     latencies = sorted((arrivals[p] - started[p]) * 1000 for p in started if p in arrivals)
 
