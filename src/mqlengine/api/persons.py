@@ -23,7 +23,7 @@ from mqlengine.ingest.messages import MessageError, parse_time
 from mqlengine.services.leads import (
     IDENTITY_KINDS,
     STAGES,
-    find_person_ids,
+    find_person_id,
     lead_row,
     person_detail,
 )
@@ -155,12 +155,14 @@ def list_persons(
     gmail = engine.definition().definition.identity.gmail_normalize if given else False
     with engine.db.read() as connection:
         ids: list[int] | None = None
-        for kind, value in given.items():  # several identities: the persons that have all
-            try:
-                found = set(find_person_ids(connection, kind, value, gmail_normalize=gmail))
-            except ValidationError as error:
-                raise ApiError(400, "invalid_input", str(error), {"parameter": kind}) from None
-            ids = sorted(found if ids is None else found.intersection(ids))
+        if given:  # several identities: the person that has all of them
+            found: set[int | None] = set()
+            for kind, value in given.items():
+                try:
+                    found.add(find_person_id(connection, kind, value, gmail_normalize=gmail))
+                except ValidationError as error:
+                    raise ApiError(400, "invalid_input", str(error), {"parameter": kind}) from None
+            ids = [pid for pid in found if pid is not None] if len(found) == 1 else []
         rows, more = list_page(
             connection, stage=stage, since=moment, after=_cursor(cursor), limit=limit, ids=ids
         )

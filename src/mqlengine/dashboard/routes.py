@@ -130,10 +130,23 @@ def _filters(request: Request) -> Filters:
     )
 
 
+def _unauthorised_page(active: str) -> Response:
+    html = templates().get_template("unauthorized.html").render(nav=NAV, active=active)
+    return HTMLResponse(html, status_code=401)
+
+
+def _error_page(error: MqlError, active: str) -> Response:
+    html = (
+        templates()
+        .get_template("error.html")
+        .render(nav=NAV, active=active, query={}, message=error.message)
+    )
+    return HTMLResponse(html, status_code=status_for(error))
+
+
 def _page(request: Request, template: str, active: str, **context: Any) -> Response:
     if not _authorised(request):
-        html = templates().get_template("unauthorized.html").render(nav=NAV, active=active)
-        return HTMLResponse(html, status_code=401)
+        return _unauthorised_page(active)
     try:
         body = (
             templates()
@@ -147,12 +160,7 @@ def _page(request: Request, template: str, active: str, **context: Any) -> Respo
             )
         )
     except MqlError as error:
-        html = (
-            templates()
-            .get_template("error.html")
-            .render(nav=NAV, active=active, query={}, message=error.message)
-        )
-        return HTMLResponse(html, status_code=status_for(error))
+        return _error_page(error, active)
     response = HTMLResponse(body)
     key = request.query_params.get("key")
     if key:
@@ -263,28 +271,20 @@ def find_person(request: Request, q: str = "") -> Response:
     anonymous_id, phone, external_id) opens that person's page."""
     from mqlengine.services.leads import resolve_person_ref
 
-    problem: MqlError
-    if not q.strip():
-        problem = ValidationError(
-            "type a person id, an e-mail address or kind:value (e.g. user_id:u-1)"
-        )
-    elif _authorised(request):
+    if not _authorised(request):
+        return _unauthorised_page("")
+    try:
+        if not q.strip():
+            raise ValidationError(
+                "type a person id, an e-mail address or kind:value (e.g. user_id:u-1)"
+            )
         engine = _engine(request)
         gmail = engine.definition().definition.identity.gmail_normalize
-        try:
-            with engine.db.read() as connection:
-                person_id = resolve_person_ref(connection, q, gmail_normalize=gmail)
-        except MqlError as error:
-            problem = error
-        else:
-            return RedirectResponse(f"/persons/{person_id}", status_code=303)
-    else:
-        problem = NotFoundError("")  # _page answers 401 before it looks at this
-
-    def explain() -> str:
-        raise problem  # _page renders the error page with the error's status
-
-    return _page(request, "error.html", "", message=explain)
+        with engine.db.read() as connection:
+            person_id = resolve_person_ref(connection, q, gmail_normalize=gmail)
+    except MqlError as error:
+        return _error_page(error, "")
+    return RedirectResponse(f"/persons/{person_id}", status_code=303)
 
 
 @router.get("/persons/{person_id}", response_class=HTMLResponse)

@@ -32,6 +32,13 @@ Key = tuple[str, str]
 STRONG = "user_id"
 
 
+def email_identity(email: str, gmail_normalize: bool = False) -> str | None:
+    """An e-mail address as its identity value (trimmed, lower-cased, Gmail-normalised on
+    request), or None when it is no valid address."""
+    check = cached_check_email(email, gmail_normalize)
+    return check.normalized if check.valid and check.normalized else None
+
+
 def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Key]:
     keys: list[Key] = []
     if message.user_id:
@@ -45,9 +52,9 @@ def identity_keys(message: Message, *, gmail_normalize: bool = False) -> list[Ke
         traits = message.traits
         email = traits.get("email")
         if isinstance(email, str) and email.strip():
-            check = cached_check_email(email, gmail_normalize)
-            if check.valid and check.normalized:
-                keys.append(("email", check.normalized))
+            normalized = email_identity(email, gmail_normalize)
+            if normalized:
+                keys.append(("email", normalized))
         phone = traits.get("phone")
         if isinstance(phone, str | int) and str(phone).strip():
             region = traits.get("country") if isinstance(traits.get("country"), str) else None

@@ -10,7 +10,9 @@ from sqlalchemy import Connection, select
 
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard, score
-from mqlengine.errors import NotFoundError
+from mqlengine.errors import NotFoundError, ValidationError
+from mqlengine.ingest.identity import email_identity
+from mqlengine.ingest.signals import normalize_phone
 from mqlengine.store import repo
 from mqlengine.store.tables import identities, persons
 
@@ -49,8 +51,6 @@ def list_leads(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     if stage is not None and stage not in STAGES:
-        from mqlengine.errors import ValidationError
-
         raise ValidationError(f"unknown stage '{stage}' (use one of: {', '.join(STAGES)})")
     query = select(persons).where(persons.c.merged_into.is_(None))
     if stage is not None:
@@ -65,10 +65,6 @@ def normalize_identity(kind: str, value: str, *, gmail_normalize: bool = False) 
     """``value`` as ingest stores an identity of ``kind``: e-mails trimmed and lower-cased
     (and Gmail-normalised when the definition says so), phones in E.164, ids trimmed.
     Raises :class:`ValidationError` for an unknown kind or a phone that is no number."""
-    from mqlengine.errors import ValidationError
-    from mqlengine.ingest.signals import normalize_phone
-    from mqlengine.ingest.validation import cached_check_email
-
     text = value.strip()
     if kind not in IDENTITY_KINDS:
         raise ValidationError(
@@ -77,8 +73,7 @@ def normalize_identity(kind: str, value: str, *, gmail_normalize: bool = False) 
     if not text:
         raise ValidationError(f"{kind}: empty value")
     if kind == "email":
-        check = cached_check_email(text, gmail_normalize)
-        return check.normalized if check.valid and check.normalized else text.lower()
+        return email_identity(text, gmail_normalize) or text.lower()
     if kind == "phone":
         phone = normalize_phone(text)
         if phone is None:
@@ -87,16 +82,17 @@ def normalize_identity(kind: str, value: str, *, gmail_normalize: bool = False) 
     return text
 
 
-def find_person_ids(
+def find_person_id(
     connection: Connection, kind: str, value: str, *, gmail_normalize: bool = False
-) -> list[int]:
-    """The person that carries this identity (identities always point at live persons),
-    or ``[]``. A list, so callers can treat "one identity" like any other filter."""
+) -> int | None:
+    """The person that carries this identity (an identity is unique per kind and always
+    points at a live person), or None."""
     normalized = normalize_identity(kind, value, gmail_normalize=gmail_normalize)
     query = select(identities.c.person_id).where(
         identities.c.kind == kind, identities.c.value == normalized
     )
-    return [int(r.person_id) for r in connection.execute(query)]
+    found = connection.execute(query).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def resolve_person_ref(connection: Connection, ref: str, *, gmail_normalize: bool = False) -> int:
@@ -113,10 +109,10 @@ def resolve_person_ref(connection: Connection, ref: str, *, gmail_normalize: boo
                 f"of {', '.join(IDENTITY_KINDS)}"
             )
         kind, value = "email", text
-    found = find_person_ids(connection, kind, value, gmail_normalize=gmail_normalize)
-    if not found:
+    found = find_person_id(connection, kind, value, gmail_normalize=gmail_normalize)
+    if found is None:
         raise NotFoundError(f"no person has {kind} '{value}'")
-    return found[0]
+    return found
 
 
 @dataclass
