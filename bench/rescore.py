@@ -19,18 +19,18 @@ from bench.common import report
 from mqlengine.batch.rescore import rescore_all
 from mqlengine.demo.run import run_demo
 from mqlengine.domain.scoring import Scorer
-from mqlengine.engine import Engine
 from mqlengine.services import qualify
 from mqlengine.settings import Settings
 from mqlengine.store import repo
 from mqlengine.store.tables import events, persons
+from mqlengine.wiring import Wiring
 
 
 def main() -> None:
     persons_count = int(os.environ.get("MQL_BENCH_PERSONS", "5000"))
     with tempfile.TemporaryDirectory() as tmp:
         url = os.environ.get("MQL_BENCH_DATABASE_URL") or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        engine = Engine(Settings(database_url=url, definition_path=Path(tmp) / "none.yaml"))
+        engine = Wiring(Settings(database_url=url, definition_path=Path(tmp) / "none.yaml"))
         now = datetime.now(UTC).replace(microsecond=0)
         started = time.perf_counter()
         run_demo(engine, now=now, persons_count=persons_count)

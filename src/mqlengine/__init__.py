@@ -1,3 +1,24 @@
-"""MQL Engine: explainable Marketing Qualified Leads as code."""
+"""MQL Engine: explainable Marketing Qualified Leads as code.
+
+``mqlengine.open(database, definition=…)`` gives an engine with ``ingest``, ``import_file``,
+``explain``, ``report``, ``rescore`` and ``unmerge`` (see :mod:`mqlengine.facade`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqlengine.facade import MqlEngine
 
 __version__ = "0.1.0"
+
+
+def open(database: str | None = None, **options: Any) -> MqlEngine:
+    """An engine over ``database``; see :func:`mqlengine.facade.open` for the options."""
+    from mqlengine.facade import open as open_engine
+
+    return open_engine(database, **options)
+
+
+__all__ = ["__version__", "open"]

@@ -9,7 +9,9 @@ One root, a few branches; each branch maps once to an HTTP status and a CLI exit
     ├── NotFoundError        a person, account or object does not exist
     ├── ConflictError        the request contradicts current state (illegal stage change)
     ├── AuthError            missing or wrong credentials
-    └── ConfigError          settings are missing or contradictory
+    ├── ConfigError          settings are missing or contradictory
+    └── UnavailableError     something the engine needs cannot serve now (the database is
+                             unreachable, the writer is overloaded): try again later
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class ConfigError(MqlError):
     code = "config_invalid"
 
 
+class UnavailableError(MqlError):
+    code = "unavailable"
+
+
 HTTP_STATUS: dict[type[MqlError], int] = {
     DefinitionError: 422,
     ValidationError: 400,
@@ -66,6 +72,7 @@ HTTP_STATUS: dict[type[MqlError], int] = {
     ConflictError: 409,
     AuthError: 401,
     ConfigError: 500,
+    UnavailableError: 503,
     MqlError: 500,
 }
 
@@ -76,6 +83,7 @@ EXIT_CODE: dict[type[MqlError], int] = {
     ConflictError: 6,
     AuthError: 7,
     ConfigError: 8,
+    UnavailableError: 9,
     MqlError: 1,
 }
 

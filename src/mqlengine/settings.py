@@ -1,30 +1,74 @@
-"""Settings from the environment, read when asked (never at import time)."""
+"""Settings from the environment, read when asked (never at import time).
+
+This is the only module that reads ``MQL_*`` variables; everything else receives a
+:class:`Settings` (or what it needs of one) from the composition root, :mod:`mqlengine.wiring`.
+
+| variable | meaning |
+|---|---|
+| ``MQL_DATABASE_URL`` | the store (default ``sqlite:///mql.db``; PostgreSQL in production) |
+| ``MQL_DEFINITION`` | the definition file (default ``./mql.yaml``) |
+| ``MQL_WRITE_KEYS`` | comma-separated keys accepted by the ingest endpoints |
+| ``MQL_READ_KEYS`` | comma-separated keys accepted by reports and the dashboard |
+| ``MQL_FIRMOGRAPHICS_CSV`` | a CSV of company facts by domain, used to enrich profiles |
+| ``MQL_PUBLIC_URL`` | the dashboard's public address, for links in notifications |
+| ``MQL_CLOCK`` | an ISO time that freezes the engine's clock (reproducible runs) |
+| ``MQL_DEBUG`` | set to show tracebacks of unexpected CLI errors |
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from mqlengine.errors import ConfigError
 from mqlengine.store.db import DEFAULT_URL
+
+DEFAULT_PUBLIC_URL = "http://localhost:8000"
+
+
+def _keys(value: str | None) -> tuple[str, ...]:
+    return tuple(k.strip() for k in (value or "").split(",") if k.strip())
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def parse_clock(value: str) -> datetime:
+    """``MQL_CLOCK``: an ISO time; a time without zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"MQL_CLOCK: {value!r} is not an ISO time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
     definition_path: Path = Path("mql.yaml")
-    write_keys: tuple[str, ...] = field(default_factory=tuple)
-    firmographics_csv: Path | None = None  # MQL_FIRMOGRAPHICS_CSV: domain → company facts
+    write_keys: tuple[str, ...] = ()
+    read_keys: tuple[str, ...] = ()
+    firmographics_csv: Path | None = None
+    public_url: str = DEFAULT_PUBLIC_URL
+    frozen_now: datetime | None = None
+    debug: bool = False
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        keys = tuple(k.strip() for k in env.get("MQL_WRITE_KEYS", "").split(",") if k.strip())
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        csv = env.get("MQL_FIRMOGRAPHICS_CSV", "").strip()
+        clock = env.get("MQL_CLOCK", "").strip()
         return cls(
-            database_url=env.get("MQL_DATABASE_URL", DEFAULT_URL),
-            definition_path=Path(env.get("MQL_DEFINITION", "mql.yaml")),
-            write_keys=keys,
-            firmographics_csv=Path(env["MQL_FIRMOGRAPHICS_CSV"])
-            if env.get("MQL_FIRMOGRAPHICS_CSV")
-            else None,
+            database_url=env.get("MQL_DATABASE_URL", "").strip() or DEFAULT_URL,
+            definition_path=Path(env.get("MQL_DEFINITION", "").strip() or "mql.yaml"),
+            write_keys=_keys(env.get("MQL_WRITE_KEYS")),
+            read_keys=_keys(env.get("MQL_READ_KEYS")),
+            firmographics_csv=Path(csv) if csv else None,
+            public_url=env.get("MQL_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL,
+            frozen_now=parse_clock(clock) if clock else None,
+            debug=_truthy(env.get("MQL_DEBUG")),
         )

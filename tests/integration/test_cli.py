@@ -210,6 +210,11 @@ def test_demo_refuses_a_database_with_other_data(env: Path) -> None:
 def test_bad_input_gives_one_clear_line(env: Path) -> None:
     mql("init")
     code, out = mql("explain", "999")
+    assert code == 8 and "no database at" in out and "cli.db" in out  # reads never create one
+    assert not (env / "cli.db").exists()
+    code, out = mql("db", "upgrade")
+    assert code == 0 and "0008" in out
+    code, out = mql("explain", "999")
     assert code == 5 and "person 999 does not exist" in out
     code, out = mql("explain", "nobody@nowhere.io")
     assert code == 5 and "no person has email 'nobody@nowhere.io'" in out

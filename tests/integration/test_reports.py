@@ -14,13 +14,14 @@ from typer.testing import CliRunner
 
 from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.cli.app import app
-from mqlengine.engine import Engine
+from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports.data import clear_cache, report_data
 from mqlengine.reports.history import import_history_csv
 from mqlengine.reports.metrics import Filters
 from mqlengine.reports.service import notify_health_alerts, run_report
 from mqlengine.reports.spend import import_spend_csv
 from mqlengine.settings import Settings
+from mqlengine.wiring import Wiring
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
@@ -57,7 +58,7 @@ email,,not-a-month,5,USD
 """
 
 
-def _load(engine: Engine, tmp_path: Path) -> None:
+def _load(engine: Wiring, tmp_path: Path) -> None:
     history = tmp_path / "crm.csv"
     history.write_text(HISTORY_CSV, encoding="utf-8")
     report = import_history_csv(engine.db, history, MAPPING, now=NOW)
@@ -71,9 +72,9 @@ def _load(engine: Engine, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Engine]:
+def engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Wiring]:
     clear_cache()
-    eng = Engine(Settings(migrated_database_url, TEMPLATE))
+    eng = Wiring(Settings(migrated_database_url, TEMPLATE))
     _load(eng, tmp_path)
     yield eng
     eng.db.dispose()
@@ -82,8 +83,8 @@ def engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Engine]:
 Q1 = Filters(since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 4, 1, tzinfo=UTC))
 
 
-def test_imported_history_fills_the_funnel(engine: Engine, tmp_path: Path) -> None:
-    funnel = run_report(engine, "funnel", Q1, now=NOW)["rows"][0]
+def test_imported_history_fills_the_funnel(engine: Wiring, tmp_path: Path) -> None:
+    funnel = run_report(engine.db, "funnel", Q1, now=NOW, rules=HealthRules())["rows"][0]
     assert (funnel["new_leads"], funnel["mqls"]) == (4, 3)
     # cy went MQL → SQL without SAL: counts as accepted for the funnel.
     assert (funnel["sal"], funnel["sql"], funnel["opportunities"], funnel["customers"]) == (
@@ -98,20 +99,26 @@ def test_imported_history_fills_the_funnel(engine: Engine, tmp_path: Path) -> No
     assert funnel["cost_per_mql"] == pytest.approx(600.0)
     assert funnel["pipeline"] == pytest.approx(1000.0)
     assert funnel["revenue"] == pytest.approx(800.0)
-    cohorts = {r["key"]: r["mqls"] for r in run_report(engine, "cohorts", Q1, now=NOW)["rows"]}
+    cohorts = {
+        r["key"]: r["mqls"]
+        for r in run_report(engine.db, "cohorts", Q1, now=NOW, rules=HealthRules())["rows"]
+    }
     assert cohorts["2026-01"] == 2 and cohorts["2026-02"] == 1
     campaigns = {
-        r["key"]: r for r in run_report(engine, "channels", Q1, now=NOW, by="campaign")["rows"]
+        r["key"]: r
+        for r in run_report(engine.db, "channels", Q1, now=NOW, rules=HealthRules(), by="campaign")[
+            "rows"
+        ]
     }
     assert campaigns["brand"]["cost_per_mql"] == pytest.approx(750.0)
     # Importing the same file again adds nothing.
     again = tmp_path / "crm.csv"
     repeat = import_history_csv(engine.db, again, MAPPING, now=NOW)
     assert repeat.created == 0 and repeat.skipped == 4
-    assert run_report(engine, "funnel", Q1, now=NOW)["rows"][0]["mqls"] == 3
+    assert run_report(engine.db, "funnel", Q1, now=NOW, rules=HealthRules())["rows"][0]["mqls"] == 3
 
 
-def test_report_data_is_cached_until_the_store_changes(engine: Engine, tmp_path: Path) -> None:
+def test_report_data_is_cached_until_the_store_changes(engine: Wiring, tmp_path: Path) -> None:
     first = report_data(engine.db)
     assert report_data(engine.db) is first
     extra = tmp_path / "more.csv"
@@ -120,10 +127,10 @@ def test_report_data_is_cached_until_the_store_changes(engine: Engine, tmp_path:
     )
     import_history_csv(engine.db, extra, {}, now=NOW)
     assert report_data(engine.db) is not first
-    assert run_report(engine, "funnel", Q1, now=NOW)["rows"][0]["mqls"] == 4
+    assert run_report(engine.db, "funnel", Q1, now=NOW, rules=HealthRules())["rows"][0]["mqls"] == 4
 
 
-def test_health_alerts_reach_the_outbox_once(engine: Engine) -> None:
+def test_health_alerts_reach_the_outbox_once(engine: Wiring) -> None:
     from sqlalchemy import func, select
 
     from mqlengine.store.tables_handoff import destinations, outbox
@@ -145,8 +152,8 @@ def test_health_alerts_reach_the_outbox_once(engine: Engine) -> None:
         "score": 40,
         "window_days": 90,
     }
-    assert notify_health_alerts(engine, health, now=NOW) == 1
-    assert notify_health_alerts(engine, health, now=NOW) == 0  # once a day
+    assert notify_health_alerts(engine.db, health, now=NOW) == 1
+    assert notify_health_alerts(engine.db, health, now=NOW) == 0  # once a day
     with engine.db.read() as connection:
         count = connection.execute(
             select(func.count()).select_from(outbox).where(outbox.c.topic == "funnel.health_alert")
@@ -197,7 +204,7 @@ def test_cli_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LocalServer]:
     db = f"sqlite:///{tmp_path / 'api.db'}"
-    eng = Engine(Settings(db, TEMPLATE))
+    eng = Wiring(Settings(db, TEMPLATE))
     eng.definition()
     _load(eng, tmp_path)
     eng.db.dispose()

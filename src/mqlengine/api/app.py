@@ -17,16 +17,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine import __version__
-from mqlengine.api.auth import WriteKeys
+from mqlengine.api.auth import ReadAccess, WriteKeys
 from mqlengine.api.groupcommit import GroupCommitter
 from mqlengine.api.ingest import IngestState, RateLimiter
 from mqlengine.api.limits import ApiError
-from mqlengine.engine import Engine
 from mqlengine.errors import ConfigError, MqlError, status_for
-from mqlengine.ingest.firmographics import Enricher
-from mqlengine.ingest.pipeline import Pipeline
-from mqlengine.ingest.writerstate import WriterState
-from mqlengine.services.qualify import scorer_for
+from mqlengine.wiring import Wiring
 
 
 def error_response(
@@ -43,47 +39,29 @@ def error_response(
     )
 
 
-class _PipelineSource:
-    """The pipeline for the definition in force (rebuilt when another one is activated)."""
-
-    def __init__(self, engine: Engine, enrichers: Sequence[Enricher]) -> None:
-        self.engine = engine
-        self.enrichers = tuple(enrichers)
-        self._pipeline: Pipeline | None = None
-
-    def __call__(self) -> Pipeline:
-        definition = self.engine.definition().definition
-        if self._pipeline is None or self._pipeline.definition is not definition:
-            # The writer's memory between transactions is bound to the definition (it
-            # keeps only the events its rules can score), so it starts afresh with it.
-            state = WriterState(scorer_for(definition).relevant)
-            self._pipeline = Pipeline(definition, enricher=self.enrichers, state=state)
-        return self._pipeline
-
-
 def create_app(
-    engine: Engine | None = None,
+    wiring: Wiring | None = None,
     *,
     write_keys: Sequence[str] | None = None,
     require_write_keys: bool = False,
-    enrichers: Sequence[Enricher] = (),
     rate_limit: float | None = None,
     durable: bool = True,
 ) -> FastAPI:
-    """Build the app around one :class:`Engine` (database + definition in force).
+    """Build the app around one :class:`Wiring` (database, definition in force, clock,
+    enrichers, pipelines).
 
-    ``write_keys`` default to the engine's settings (``MQL_WRITE_KEYS``). Without any key
-    the ingest endpoints accept nothing; with ``require_write_keys`` (what ``mql serve``
-    does) the app refuses to be built at all rather than run without keys.
+    ``write_keys`` default to the settings' (``MQL_WRITE_KEYS``). Without any key the
+    ingest endpoints accept nothing; with ``require_write_keys`` (what ``mql serve`` does)
+    the app refuses to be built at all rather than run without keys.
     """
-    eng = engine or Engine()
+    eng = wiring or Wiring()
     keys = tuple(write_keys) if write_keys is not None else eng.settings.write_keys
     if require_write_keys and not keys:
         raise ConfigError(
             "no write key configured: set MQL_WRITE_KEYS or pass --write-key "
             "(the server does not accept anonymous writes)"
         )
-    committer = GroupCommitter(eng.db, _PipelineSource(eng, enrichers), durable=durable)
+    committer = GroupCommitter(eng.db, eng.pipeline_source(), durable=durable, clock=eng.clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -99,8 +77,9 @@ def create_app(
         description="Segment-compatible ingest, explainable lead scores, MQL lifecycle.",
         lifespan=lifespan,
     )
-    app.state.engine = eng
+    app.state.wiring = eng
     app.state.write_keys = WriteKeys(keys)
+    app.state.read_access = ReadAccess((*eng.settings.read_keys, *keys))
     app.state.ingest = IngestState(app.state.write_keys, committer, RateLimiter(rate_limit))
 
     @app.exception_handler(MqlError)
@@ -156,14 +135,6 @@ def create_app(
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory mqlengine.api.app:app_from_env``: settings from the
     environment, write keys required."""
-    from mqlengine.settings import Settings
-
-    settings = Settings.from_env()
-    enrichers: list[Enricher] = []
-    if settings.firmographics_csv is not None:
-        from mqlengine.ingest.firmographics import CsvFirmographics
-
-        enrichers.append(CsvFirmographics(settings.firmographics_csv))
-    engine = Engine(settings)
-    engine.definition()  # fail at start-up, not on the first request
-    return create_app(engine, require_write_keys=True, enrichers=enrichers)
+    wiring = Wiring()
+    wiring.definition()  # fail at start-up, not on the first request
+    return create_app(wiring, require_write_keys=True)

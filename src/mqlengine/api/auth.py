@@ -1,7 +1,11 @@
-"""Write keys: who may send events (and, until scoped keys arrive, read persons).
+"""Keys: who may send events, and who may read reports and the dashboard.
 
 Segment's convention: HTTP Basic auth with the write key as user name and an empty
 password, or ``writeKey`` in the JSON body. Keys are compared in constant time.
+Read access (reports, dashboard) takes a key from ``MQL_READ_KEYS`` or any write key, given
+as ``Authorization: Bearer KEY`` (or Basic), ``X-API-Key``, ``?key=`` or the dashboard's
+cookie; with no key configured at all, reads are open. The dashboard asks the app's
+:class:`ReadAccess` (``app.state.read_access``) rather than importing this module.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from collections.abc import Iterable
 from fastapi import Request
 
 from mqlengine.api.limits import ApiError
+from mqlengine.errors import AuthError
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="mql"'}
+COOKIE = "mql_key"
 
 
 class WriteKeys:
@@ -64,3 +70,41 @@ def require_key(request: Request) -> None:
     keys: WriteKeys = request.app.state.write_keys
     if not keys.valid(key_from_header(request.headers.get("authorization"))):
         raise unauthorized()
+
+
+def presented_key(request: Request) -> str | None:
+    """The key a reader presents: header (Bearer or Basic), ``X-API-Key``, ``?key=``, cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip() or None
+        if scheme.lower() == "basic":
+            try:
+                return base64.b64decode(value.strip()).decode().partition(":")[0] or None
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return (
+        request.headers.get("x-api-key")
+        or request.query_params.get("key")
+        or request.cookies.get(COOKIE)
+    )
+
+
+class ReadAccess:
+    """Who may read: the read keys plus the write keys; open when no key is configured."""
+
+    cookie = COOKIE
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = WriteKeys(dict.fromkeys(keys))
+
+    def allows(self, request: Request) -> bool:
+        return not self.keys or self.keys.valid(presented_key(request))
+
+
+def require_read_key(request: Request) -> None:
+    """Dependency of the report endpoints."""
+    access: ReadAccess = request.app.state.read_access
+    if not access.allows(request):
+        raise AuthError("a read key is required (MQL_READ_KEYS or a write key)")

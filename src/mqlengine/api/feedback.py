@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mqlengine.api.auth import require_key
-from mqlengine.engine import Engine, utcnow
 from mqlengine.errors import ValidationError
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.handoff import current_assignment
 from mqlengine.store import repo
+from mqlengine.wiring import Wiring
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_key)])
 
@@ -37,15 +37,15 @@ class FeedbackIn(BaseModel):
 
 @router.post("/persons/{person_id}/feedback", summary="Record sales feedback on a lead")
 def post_feedback(person_id: int, body: FeedbackIn, request: Request) -> dict[str, Any]:
-    engine: Engine = request.app.state.engine
-    definition = engine.definition().definition
-    now = utcnow()
+    wiring: Wiring = request.app.state.wiring
+    definition = wiring.definition().definition
+    now = wiring.clock()
     at = body.at or now
     if at.tzinfo is None:
         raise ValidationError("'at' needs a time zone (e.g. 2026-11-20T12:00:00Z)")
     if at > now:
         raise ValidationError("'at' is in the future")
-    with engine.db.begin() as connection:
+    with wiring.db.begin() as connection:
         change = apply_feedback(
             connection,
             definition,

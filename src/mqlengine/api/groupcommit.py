@@ -127,9 +127,11 @@ class GroupCommitter:
         max_bulk_wait: float = 1.0,
         max_pending_messages: int = 200_000,
         durable: bool = True,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.database = database
         self.pipeline = pipeline
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.max_batch = max_batch_messages
         self.small_job = small_job_messages
         self.interactive_batch = interactive_batch_messages
@@ -347,7 +349,7 @@ class GroupCommitter:
         for job in jobs:
             offsets.append(len(combined))
             combined.extend(job.messages)
-        now = datetime.now(UTC)
+        now = self.clock()
         results = self._commit_jobs(connection, pipeline, jobs, combined, offsets, now)
         self.stats["commits"] += 1
         self.stats["jobs"] += len(jobs)

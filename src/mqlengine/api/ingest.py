@@ -180,7 +180,7 @@ async def handle(request: Request, endpoint: str) -> Response:
         quarantined.append(row)
 
     # Parse and check here, while the writer is busy with earlier requests' transaction.
-    parsed = state.committer.pipeline().parse(kept, datetime.now(UTC)) if kept else None
+    parsed = state.committer.pipeline().parse(kept, state.committer.clock()) if kept else None
     try:
         job = Job(kept, endpoint, quarantine=quarantined, parsed=parsed)
         result = await state.committer.ingest(job)

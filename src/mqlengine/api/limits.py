@@ -13,12 +13,15 @@ from typing import Any
 
 from fastapi import Request
 
+from mqlengine.errors import MqlError
+
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
 
-class ApiError(Exception):
-    """An HTTP answer other than 200: becomes JSON ``{code, message, details}``."""
+class ApiError(MqlError):
+    """An HTTP refusal with its own status and headers (too large, rate limited, bad
+    credentials): becomes JSON ``{code, message, details}``."""
 
     def __init__(
         self,
@@ -28,11 +31,9 @@ class ApiError(Exception):
         details: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, details=details)
         self.status = status
         self.code = code
-        self.message = message
-        self.details = details
         self.headers = headers
 
 

@@ -12,56 +12,38 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import Connection, and_, or_, select
 
 from mqlengine.api.auth import require_key
 from mqlengine.api.limits import ApiError
 from mqlengine.domain.explain import card_to_dict
-from mqlengine.engine import Engine, utcnow
-from mqlengine.errors import NotFoundError, ValidationError
+from mqlengine.errors import ValidationError
+from mqlengine.ingest.lookup import IDENTITY_KINDS, find_person_id
 from mqlengine.ingest.messages import MessageError, parse_time
 from mqlengine.services.leads import (
-    IDENTITY_KINDS,
     STAGES,
-    find_person_id,
-    lead_row,
+    account_detail,
+    list_page,
+    person_account,
     person_detail,
 )
-from mqlengine.store import repo
-from mqlengine.store.tables import accounts, persons
+from mqlengine.wiring import Wiring
 
 router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(require_key)])
 MAX_PAGE = 500
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def account_summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "domain": row["domain"],
-        "group_id": row["group_id"],
-        "name": row["name"],
-        "traits": row["traits"],
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-    }
+def _wiring(request: Request) -> Wiring:
+    wiring: Wiring = request.app.state.wiring
+    return wiring
 
 
 @router.get("/persons/{person_id}", summary="A person: traits, identities, score card, history")
 def get_person(person_id: int, request: Request) -> dict[str, Any]:
-    engine = _engine(request)
-    definition = engine.definition().definition
-    with engine.db.read() as connection:
-        detail = person_detail(connection, definition, person_id, as_of=utcnow())
-        account = None
-        if detail.person["account_id"] is not None:
-            found = repo.accounts_by_id(connection, [detail.person["account_id"]])
-            row = found.get(detail.person["account_id"])
-            account = account_summary(row) if row is not None else None
+    wiring = _wiring(request)
+    definition = wiring.definition().definition
+    with wiring.db.read() as connection:
+        detail = person_detail(connection, definition, person_id, as_of=wiring.clock())
+        account = person_account(connection, detail.person["account_id"])
     return {
         "person": detail.person,
         "identities": detail.identities,
@@ -85,37 +67,6 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
 def _next_cursor(row: dict[str, Any]) -> str:
     text = f"{row['stage_changed_at']}|{row['id']}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def list_page(
-    connection: Connection,
-    *,
-    stage: str | None,
-    since: datetime | None,
-    after: tuple[datetime, int] | None,
-    limit: int,
-    ids: list[int] | None = None,
-) -> tuple[list[dict[str, Any]], bool]:
-    """Persons in stage-change order (oldest first), keyset-paginated: stable under ingest.
-    ``ids``: only these persons (an identity lookup)."""
-    query = select(persons).where(persons.c.merged_into.is_(None))
-    if ids is not None:
-        query = query.where(persons.c.id.in_(ids))
-    if stage is not None:
-        query = query.where(persons.c.stage == stage)
-    if since is not None:
-        query = query.where(persons.c.stage_changed_at >= since)
-    if after is not None:
-        moment, person_id = after
-        query = query.where(
-            or_(
-                persons.c.stage_changed_at > moment,
-                and_(persons.c.stage_changed_at == moment, persons.c.id > person_id),
-            )
-        )
-    query = query.order_by(persons.c.stage_changed_at, persons.c.id).limit(limit + 1)
-    rows = [lead_row(r) for r in connection.execute(query).mappings()]
-    return rows[:limit], len(rows) > limit
 
 
 @router.get(
@@ -151,9 +102,9 @@ def list_persons(
         )
         if value is not None
     }
-    engine = _engine(request)
-    gmail = engine.definition().definition.identity.gmail_normalize if given else False
-    with engine.db.read() as connection:
+    wiring = _wiring(request)
+    gmail = wiring.definition().definition.identity.gmail_normalize if given else False
+    with wiring.db.read() as connection:
         ids: list[int] | None = None
         if given:  # several identities: the person that has all of them
             found: set[int | None] = set()
@@ -175,21 +126,5 @@ def list_persons(
 
 @router.get("/accounts/{account_id}", summary="An account and its persons")
 def get_account(account_id: int, request: Request) -> dict[str, Any]:
-    engine = _engine(request)
-    with engine.db.read() as connection:
-        row = connection.execute(select(accounts).where(accounts.c.id == account_id))
-        account = row.mappings().first()
-        if account is None:
-            raise NotFoundError(f"account {account_id} does not exist")
-        members = [
-            lead_row(r)
-            for r in connection.execute(
-                select(persons)
-                .where(persons.c.account_id == account_id, persons.c.merged_into.is_(None))
-                .order_by(persons.c.total_score.desc(), persons.c.id)
-            ).mappings()
-        ]
-    stages: dict[str, int] = {}
-    for member in members:
-        stages[member["stage"]] = stages.get(member["stage"], 0) + 1
-    return {"account": account_summary(account), "persons": members, "stages": stages}
+    with _wiring(request).db.read() as connection:
+        return account_detail(connection, account_id)

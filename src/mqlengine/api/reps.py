@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mqlengine.api.auth import require_key
-from mqlengine.engine import Engine, utcnow
 from mqlengine.services import reps as service
+from mqlengine.wiring import Wiring
 
 router = APIRouter(prefix="/v1", tags=["reps"], dependencies=[Depends(require_key)])
 Key = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
@@ -41,24 +41,24 @@ class AbsenceIn(BaseModel):
     note: str | None = None
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _wiring(request: Request) -> Wiring:
+    wiring: Wiring = request.app.state.wiring
+    return wiring
 
 
 @router.get("/teams", summary="Teams with their managers and rep counts")
 def get_teams(request: Request) -> dict[str, Any]:
-    with _engine(request).db.read() as connection:
+    with _wiring(request).db.read() as connection:
         return {"teams": service.list_teams(connection)}
 
 
 @router.put("/teams/{name}", summary="Create or update a team")
 def put_team(name: str, body: TeamIn, request: Request) -> dict[str, Any]:
-    with _engine(request).db.begin() as connection:
+    with _wiring(request).db.begin() as connection:
         return service.upsert_team(
             connection,
             name,
-            now=utcnow(),
+            now=_wiring(request).clock(),
             manager_name=body.manager_name,
             manager_email=body.manager_email,
         )
@@ -66,25 +66,27 @@ def put_team(name: str, body: TeamIn, request: Request) -> dict[str, Any]:
 
 @router.get("/reps", summary="Reps with today's load and availability")
 def get_reps(request: Request) -> dict[str, Any]:
-    with _engine(request).db.read() as connection:
-        return {"reps": service.list_reps(connection, now=utcnow())}
+    with _wiring(request).db.read() as connection:
+        return {"reps": service.list_reps(connection, now=_wiring(request).clock())}
 
 
 @router.get("/reps/{key}", summary="One rep")
 def get_rep(key: str, request: Request) -> dict[str, Any]:
-    with _engine(request).db.read() as connection:
-        return service.rep_detail(connection, key, now=utcnow())
+    with _wiring(request).db.read() as connection:
+        return service.rep_detail(connection, key, now=_wiring(request).clock())
 
 
 @router.put("/reps/{key}", summary="Create a rep (team required) or change fields of one")
 def put_rep(key: str, body: RepIn, request: Request) -> dict[str, Any]:
-    with _engine(request).db.begin() as connection:
-        return service.upsert_rep(connection, key, now=utcnow(), **body.model_dump())
+    with _wiring(request).db.begin() as connection:
+        return service.upsert_rep(
+            connection, key, now=_wiring(request).clock(), **body.model_dump()
+        )
 
 
 @router.post("/reps/{key}/absences", summary="Record an out-of-office period", status_code=201)
 def post_absence(key: str, body: AbsenceIn, request: Request) -> dict[str, Any]:
-    with _engine(request).db.begin() as connection:
+    with _wiring(request).db.begin() as connection:
         return service.add_absence(
             connection, key, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note
         )

@@ -16,7 +16,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mqlengine.cli.common import console, engine, err_console, fail, handle_errors, state
+from mqlengine.cli.common import console, err_console, fail, handle_errors, state, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _parse_when
 
@@ -66,6 +66,7 @@ def main_options(
 ) -> None:
     state.database_url = database
     state.definition = definition
+    state.wiring = None
 
 
 def _progress() -> Progress:
@@ -87,7 +88,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write an annotated example definition to start from."""
-    from mqlengine.engine import TEMPLATE
+    from mqlengine.wiring import TEMPLATE
 
     if path.exists() and not force:
         fail(f"{path} already exists (use --force to overwrite)")
@@ -189,36 +190,19 @@ def import_(
     show: Annotated[int, typer.Option(help="How many bad rows to list.")] = 20,
 ) -> None:
     """Load history through the ingest pipeline; bad rows are reported, good rows load."""
-    from mqlengine.ingest.importer import (
-        csv_event_messages,
-        csv_person_messages,
-        jsonl_messages,
-        parse_mapping,
-        run_import,
-    )
-    from mqlengine.ingest.pipeline import Pipeline
+    from mqlengine.facade import MqlEngine
+    from mqlengine.ingest.importer import parse_mapping
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
-    chosen = kind
-    if chosen is ImportKind.auto:
-        if file.suffix in (".jsonl", ".ndjson", ".json"):
-            chosen = ImportKind.jsonl
-        else:
-            fail(f"{file}: say what the CSV holds with --kind persons or --kind events", 2)
+    if kind is ImportKind.auto and file.suffix not in (".jsonl", ".ndjson", ".json"):
+        fail(f"{file}: say what the CSV holds with --kind persons or --kind events", 2)
     columns = parse_mapping(mapping or [])
-    if chosen is ImportKind.jsonl:
-        rows = jsonl_messages(file)
-    elif chosen is ImportKind.persons:
-        rows = csv_person_messages(file, columns)
-    else:
-        rows = csv_event_messages(file, columns)
-    eng = engine()
-    pipeline = Pipeline(eng.definition().definition)
+    engine = MqlEngine(wiring())
     with _progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=None)
-        report = run_import(
-            eng.db, pipeline, rows, now=_now(), progress=lambda n: bar.advance(task, n)
+        report = engine.import_file(
+            file, kind=kind.value, mapping=columns, progress=lambda n: bar.advance(task, n)
         )
     console.print(
         f"{report.rows} rows: {report.accepted} loaded, {report.duplicates} duplicates skipped, "
@@ -249,7 +233,7 @@ def score(
     """Rescore every person with the definition in force (applies stage changes)."""
     from mqlengine.batch.rescore import rescore_all
 
-    eng = engine()
+    eng = wiring()
     loaded = eng.definition()
     moment = _parse_when(as_of, "--as-of")
     from mqlengine.store import repo
@@ -286,7 +270,7 @@ def leads(
     """List leads, highest score first."""
     from mqlengine.services.leads import list_leads
 
-    eng = engine()
+    eng = wiring(create=False)
     moment = _parse_when(since, "--since")
     with eng.db.read() as connection:
         rows = list_leads(connection, stage=stage, since=moment, limit=limit)
@@ -355,16 +339,10 @@ def explain(
 ) -> None:
     """Show why a person has its score and stage: every rule, event and cap."""
     from mqlengine.domain.explain import card_to_dict, explain_lines
-    from mqlengine.services.leads import person_detail, resolve_person_ref
+    from mqlengine.facade import MqlEngine
 
-    eng = engine()
-    definition = eng.definition().definition
-    moment = _parse_when(as_of, "--as-of") or _now()
-    with eng.db.read() as connection:
-        person_id = resolve_person_ref(
-            connection, person, gmail_normalize=definition.identity.gmail_normalize
-        )
-        detail = person_detail(connection, definition, person_id, as_of=moment)
+    moment = _parse_when(as_of, "--as-of")
+    detail = MqlEngine(wiring(create=False)).explain(person, as_of=moment)
     card = detail.card
     if format is ExplainFormat.json:
         payload = {
@@ -407,7 +385,7 @@ def demo(
 
     from mqlengine.demo.run import database_is_empty, reset_database, run_demo
 
-    eng = engine()
+    eng = wiring()
     if not database_is_empty(eng):
         if not _is_demo(eng):
             fail(
@@ -528,6 +506,10 @@ _handoff.register(app)
 from mqlengine.cli import report as _report  # noqa: E402
 
 _report.register(app)
+
+from mqlengine.cli import db as _db  # noqa: E402
+
+_db.register(app)
 
 
 def main() -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from mqlengine.errors import DefinitionError, MqlError, exit_code_for
+
+if TYPE_CHECKING:
+    from mqlengine.settings import Settings
+    from mqlengine.wiring import Wiring
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -24,27 +27,45 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CliState:
     database_url: str | None = None
     definition: Path | None = None
+    wiring: Wiring | None = None  # built by the first command that asks for it
 
 
 state = CliState()
 
 
-def engine() -> Any:
-    from mqlengine.engine import Engine
+def settings() -> Settings:
+    """The environment's settings with the global options (``--database``, ``--definition``)
+    in their place."""
     from mqlengine.settings import Settings
 
-    settings = Settings.from_env()
+    chosen = Settings.from_env()
     if state.database_url:
-        settings = Settings(state.database_url, settings.definition_path, settings.write_keys)
+        chosen = replace(chosen, database_url=state.database_url)
     if state.definition is not None:
-        settings = Settings(settings.database_url, state.definition, settings.write_keys)
-    return Engine(settings)
+        chosen = replace(chosen, definition_path=state.definition)
+    return chosen
+
+
+def wiring(*, create: bool = True, migrate: bool = True) -> Wiring:
+    """The composition root for this command. Commands that only read pass
+    ``create=False``: a mistyped ``--database`` is refused, not created empty."""
+    from mqlengine.wiring import Wiring
+
+    if state.wiring is None:
+        state.wiring = Wiring(settings(), create=create, migrate=migrate)
+    return state.wiring
 
 
 def now() -> datetime:
-    from mqlengine.engine import utcnow
+    """The engine's clock (``MQL_CLOCK`` freezes it)."""
+    return wiring().clock() if state.wiring is not None else _clock()
 
-    return utcnow()
+
+def _clock() -> datetime:
+    from mqlengine.wiring import frozen_clock, system_clock
+
+    frozen = settings().frozen_now
+    return frozen_clock(frozen)() if frozen is not None else system_clock()
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:
@@ -78,10 +99,18 @@ def handle_errors(func: F) -> F:
             fail(error.message, exit_code_for(error))
         except MqlError as error:
             fail(error.message, exit_code_for(error))
-        except (OSError, ValueError) as error:
-            if os.environ.get("MQL_DEBUG"):
-                raise
+        except OSError as error:  # a file the user named: missing, unreadable, a directory
             fail(str(error), 2)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if settings().debug:
+                raise
+            fail(
+                f"unexpected {type(error).__name__}: {error} "
+                "(a bug: set MQL_DEBUG=1 to see where, and report it)",
+                70,
+            )
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -14,7 +14,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 
@@ -56,7 +56,7 @@ def reps_list(
         return
     from mqlengine.services.reps import list_reps
 
-    eng = engine()
+    eng = wiring(create=False)
     with eng.db.read() as connection:
         rows = list_reps(connection, now=_now())
     if as_json:
@@ -105,7 +105,7 @@ def reps_set(
     """Create a rep (needs --team) or change some of its fields."""
     from mqlengine.services.reps import upsert_rep
 
-    eng = engine()
+    eng = wiring()
     with eng.db.begin() as connection:
         row = upsert_rep(
             connection,
@@ -138,7 +138,7 @@ def reps_away(
 
     starts, ends = _when(start, "--from"), _when(until, "--until")
     assert starts is not None and ends is not None
-    eng = engine()
+    eng = wiring()
     with eng.db.begin() as connection:
         add_absence(connection, key, starts_at=starts, ends_at=ends, note=note)
     console.print(
@@ -156,7 +156,7 @@ def reps_team(
     """Create or update a team (its manager is notified of SLA breaches)."""
     from mqlengine.services.reps import upsert_team
 
-    eng = engine()
+    eng = wiring()
     with eng.db.begin() as connection:
         upsert_team(
             connection, name, now=_now(), manager_name=manager_name, manager_email=manager_email
@@ -170,7 +170,7 @@ def reps_teams() -> None:
     """List teams."""
     from mqlengine.services.reps import list_teams
 
-    eng = engine()
+    eng = wiring(create=False)
     with eng.db.read() as connection:
         rows = list_teams(connection)
     table = Table(title="Teams")
@@ -193,7 +193,7 @@ def route_simulate(
     """Replay recent MQLs through today's rules and reps: load per rep and fairness."""
     from mqlengine.services.reps import simulate
 
-    eng = engine()
+    eng = wiring(create=False)
     definition = eng.definition().definition
     now = _now()
     with eng.db.read() as connection:
@@ -246,12 +246,10 @@ def worker(
     ] = None,
 ) -> None:
     """Deliver outbox notifications (webhooks, Slack, e-mail) and escalate SLA breaches."""
-    import os
-
     from mqlengine.notify.senders import SendOptions
     from mqlengine.notify.worker import run_worker
 
-    eng = engine()
+    eng = wiring(create=False)
     eng.definition()
     stop = threading.Event()
 
@@ -261,13 +259,14 @@ def worker(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     options = SendOptions(
-        base_url=base_url or os.environ.get("MQL_PUBLIC_URL", "http://localhost:8000"),
+        base_url=base_url or eng.settings.public_url,
         timeout=timeout,
     )
     err_console.print(f"worker: delivering from {eng.db.url}", highlight=False)
     stats = run_worker(
-        eng,
-        clock=_now,
+        eng.db,
+        lambda: eng.definition().definition,
+        clock=eng.clock,
         stop=stop,
         once=once,
         poll=poll,
@@ -302,7 +301,7 @@ def outbox_list(
         return
     from mqlengine.services import outbox
 
-    eng = engine()
+    eng = wiring(create=False)
     with eng.db.read() as connection:
         rows = outbox.list_outbox(
             connection, status=status, topic=topic, person_id=person, limit=limit
@@ -354,7 +353,7 @@ def outbox_replay(
 
     numbers = [int(i) for i in ids or [] if i.isdigit()]
     message_ids = [i for i in ids or [] if not i.isdigit()]
-    eng = engine()
+    eng = wiring(create=False)
     with eng.db.begin() as connection:
         n = outbox.replay(connection, now=_now(), ids=numbers, message_ids=message_ids, dead=dead)
     console.print(f"{n} message(s) queued for delivery again", highlight=False)
@@ -366,7 +365,7 @@ def outbox_destinations() -> None:
     """List notification destinations."""
     from mqlengine.services import outbox
 
-    eng = engine()
+    eng = wiring(create=False)
     with eng.db.read() as connection:
         rows = outbox.list_destinations(connection)
     table = Table(title="Destinations")
@@ -408,7 +407,7 @@ def outbox_add_destination(
     if secret == "generate":
         secret = generate_secret()
         console.print(f"signing secret: [bold]{secret}[/]", highlight=False)
-    eng = engine()
+    eng = wiring()
     with eng.db.begin() as connection:
         outbox.add_destination(
             connection,
@@ -429,7 +428,7 @@ def outbox_remove_destination(name: Annotated[str, typer.Argument()]) -> None:
     """Deactivate a destination (its pending rows stay; replay or let them die)."""
     from mqlengine.services import outbox
 
-    eng = engine()
+    eng = wiring(create=False)
     with eng.db.begin() as connection:
         outbox.remove_destination(connection, name)
     console.print(f"destination {name} deactivated")
@@ -462,7 +461,7 @@ def feedback(
     """Record sales feedback on a lead (lands in stage history with actor and time)."""
     from mqlengine.services.feedback import apply_feedback
 
-    eng = engine()
+    eng = wiring(create=False)
     definition = eng.definition().definition
     now = _now()
     moment = _when(at, "--at") or now
@@ -511,7 +510,7 @@ def import_outcomes(
         if not column:
             fail(f"--map {item!r}: use target=Column", 2)
         columns[target.strip()] = column.strip()
-    eng = engine()
+    eng = wiring(create=False)
     report = run(
         eng.db, eng.definition().definition, file, now=_now(), mapping=columns, default_actor=actor
     )

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 
@@ -193,9 +193,11 @@ def _emit(
 
 
 def _run(name: str, filters: Any, by: str | None) -> dict[str, Any]:
-    from mqlengine.reports.service import run_report
+    from mqlengine.reports.service import health_rules, run_report
 
-    return run_report(engine(), name, filters, now=_now(), by=by)
+    eng = wiring(create=False)
+    rules = health_rules(eng.definition_or_none())
+    return run_report(eng.db, name, filters, now=eng.clock(), rules=rules, by=by)
 
 
 def _tabular(
@@ -326,14 +328,14 @@ def health_cmd(
     campaign: CampaignOpt = None,
 ) -> None:
     """Health alerts (rules of thumb from the definition) and the 0–100 health score."""
-    from mqlengine.reports.service import notify_health_alerts
+    from mqlengine.reports.service import health_rules, notify_health_alerts, run_report
 
+    eng = wiring(create=False)
     now = _now()
-    eng = engine()
-    from mqlengine.reports.service import run_report
-
-    result = run_report(eng, "health", _filters(None, None, channel, campaign, "UTC"), now=now)
-    notified = notify_health_alerts(eng, result, now=now) if notify else 0
+    rules = health_rules(eng.definition_or_none())
+    filters = _filters(None, None, channel, campaign, "UTC")
+    result = run_report(eng.db, "health", filters, now=now, rules=rules)
+    notified = notify_health_alerts(eng.db, result, now=now) if notify else 0
     result["notified"] = notified
     if format is not OutputFormat.table:
         _emit(
@@ -384,9 +386,12 @@ def html_cmd(
     tz: TzOpt = "UTC",
 ) -> None:
     """A self-contained HTML report with charts (opens offline)."""
-    from mqlengine.reports.html import render_report
+    from mqlengine.dashboard.offline import render_report
+    from mqlengine.reports.service import health_rules
 
-    html = render_report(engine(), _filters(since, until, channel, campaign, tz), now=_now())
+    eng = wiring(create=False)
+    filters = _filters(since, until, channel, campaign, tz)
+    html = render_report(eng.db, filters, now=_now(), rules=health_rules(eng.definition_or_none()))
     out.write_text(html, encoding="utf-8")
     console.print(f"wrote {out} ({len(html) / 1024:,.0f} KiB)", highlight=False)
 
@@ -408,7 +413,7 @@ def spend_import(
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
-    eng = engine()
+    eng = wiring()
     with eng.db.begin() as connection:
         report = import_spend_csv(connection, file, parse_mapping(mapping or []), now=_now())
     totals = (
@@ -432,7 +437,7 @@ def spend_list(format: FormatOpt = OutputFormat.table) -> None:
     """Show the stored spend."""
     from mqlengine.reports.spend import spend_summary
 
-    with engine().db.read() as connection:
+    with wiring(create=False).db.read() as connection:
         rows = spend_summary(connection)
     _emit(rows, ("month", "channel", "campaign", "amount", "currency"), format, "spend", rows)
 
@@ -450,7 +455,7 @@ def history_import(
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
-    eng = engine()
+    eng = wiring()
     report = import_history_csv(eng.db, file, parse_mapping(mapping or []), now=_now())
     console.print(
         f"{report.rows} rows: {report.created} leads created, "

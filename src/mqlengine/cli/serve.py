@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
 from rich.table import Table
 
-from mqlengine.cli.common import console, engine, err_console, fail, handle_errors
+from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 
 
 def serve(
@@ -40,9 +41,13 @@ def serve(
     import uvicorn
 
     from mqlengine.api.app import create_app
-    from mqlengine.settings import Settings
+    from mqlengine.cli.common import settings
+    from mqlengine.wiring import Wiring
 
-    eng = engine()
+    chosen = settings()
+    if firmographics is not None:
+        chosen = replace(chosen, firmographics_csv=firmographics)
+    eng = Wiring(chosen)
     keys = tuple(write_key or ()) or eng.settings.write_keys
     if not keys:
         fail(
@@ -51,15 +56,7 @@ def serve(
             8,
         )
     loaded = eng.definition()  # fail now, not on the first request
-    enrichers: list[Any] = []
-    csv_path = firmographics or Settings.from_env().firmographics_csv
-    if csv_path is not None:
-        from mqlengine.ingest.firmographics import CsvFirmographics
-
-        enrichers.append(CsvFirmographics(csv_path))
-    app = create_app(
-        eng, write_keys=keys, require_write_keys=True, enrichers=enrichers, rate_limit=rate_limit
-    )
+    app = create_app(eng, write_keys=keys, require_write_keys=True, rate_limit=rate_limit)
     err_console.print(
         f"mql serve: http://{host}:{port} (docs /docs), definition {loaded.definition.version}, "
         f"{len(keys)} write key(s), database {eng.db.url}",
@@ -81,7 +78,7 @@ def quarantine(
 
     from mqlengine.store.tables_ingest import quarantine as table
 
-    eng = engine()
+    eng = wiring(create=False)
     if show is not None:
         with eng.db.read() as connection:
             row = connection.execute(select(table).where(table.c.id == show)).mappings().first()
@@ -128,12 +125,10 @@ def unmerge(
     limit: Annotated[int, typer.Option(min=1, help="With --list: at most this many.")] = 20,
 ) -> None:
     """Undo an identity merge: both persons get their own identities, events and scores."""
-    from mqlengine.engine import utcnow
-    from mqlengine.ingest.pipeline import Pipeline
+    from mqlengine.facade import MqlEngine
     from mqlengine.ingest.unmerge import list_merges
-    from mqlengine.ingest.unmerge import unmerge as undo
 
-    eng = engine()
+    eng = wiring(create=False)
     if list_ or merge_id is None:
         with eng.db.read() as connection:
             rows = list_merges(connection, person_id=person, limit=limit)
@@ -152,9 +147,7 @@ def unmerge(
             )
         console.print(view)
         return
-    pipeline = Pipeline(eng.definition().definition)
-    with eng.db.begin() as connection:
-        result = undo(connection, pipeline, merge_id, now=utcnow())
+    result = MqlEngine(eng).unmerge(merge_id)
     console.print(
         f"undid merge {result.merge_id}: person {result.merged_id} is separate from "
         f"{result.survivor_id} again ({result.identities_moved} identities, "

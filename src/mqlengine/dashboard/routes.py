@@ -1,8 +1,8 @@
 """The web dashboard: server-rendered pages (Jinja2) over the reports, charts by Chart.js.
 
 Every asset is served by the app from ``static/`` (no CDN), so the dashboard works offline.
-Pages read with a read key (see :mod:`mqlengine.api.reports`); ``?key=`` once sets a cookie
-so the links between pages keep working.
+Pages read with a read key (the app's ``read_access``, see :mod:`mqlengine.api.auth`);
+``?key=`` once sets a cookie so the links between pages keep working.
 """
 
 from __future__ import annotations
@@ -11,27 +11,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
 
-from mqlengine.api.reports import (
-    COOKIE,
-    filters_from,
-    key_is_valid,
-    presented_key,
-    read_keys,
-)
 from mqlengine.dashboard import charts
+from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
 from mqlengine.domain.explain import card_to_dict
-from mqlengine.engine import Engine, utcnow
 from mqlengine.errors import MqlError, NotFoundError, ValidationError, status_for
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
+from mqlengine.reports.filters import filters_from
 from mqlengine.reports.metrics import Filters
 from mqlengine.reports.service import health_rules, run_report
+from mqlengine.store import lookups
+from mqlengine.wiring import Wiring
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -72,47 +66,14 @@ def templates() -> Environment:
     return _env
 
 
-def fmt_number(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and digits:
-        return f"{value:,.{digits}f}"
-    return f"{round(value):,}" if isinstance(value, float) else f"{value:,}"
-
-
-def fmt_percent(value: Any) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
-
-
-def fmt_money(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-
-
-def fmt_hours(value: Any) -> str:
-    if value is None:
-        return "—"
-    if value < 1:
-        return f"{value * 60:.0f} min"
-    if value < 48:
-        return f"{value:.1f} h"
-    return f"{value / 24:.1f} d"
-
-
-def to_json(value: Any) -> str:
-    """JSON for a <script type="application/json"> block (no '</' can close the tag)."""
-    return orjson.dumps(value, default=str).decode().replace("</", "<\\/")
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _wiring(request: Request) -> Wiring:
+    wiring: Wiring = request.app.state.wiring
+    return wiring
 
 
 def _authorised(request: Request) -> bool:
-    keys = read_keys(request)
-    return not keys or key_is_valid(keys, presented_key(request))
+    """The app's read access (the API sets it; the dashboard does not check keys itself)."""
+    return bool(request.app.state.read_access.allows(request))
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -164,12 +125,20 @@ def _page(request: Request, template: str, active: str, **context: Any) -> Respo
     response = HTMLResponse(body)
     key = request.query_params.get("key")
     if key:
-        response.set_cookie(COOKIE, key, httponly=True, samesite="strict")
+        response.set_cookie(
+            request.app.state.read_access.cookie, key, httponly=True, samesite="strict"
+        )
     return response
 
 
+def _report(request: Request, name: str, by: str | None = None) -> dict[str, Any]:
+    wiring = _wiring(request)
+    rules = health_rules(wiring.definition_or_none())
+    return run_report(wiring.db, name, _filters(request), now=wiring.clock(), rules=rules, by=by)
+
+
 def _channels(request: Request) -> list[str]:
-    return metrics.dimension_values(report_data(_engine(request).db), "channel")
+    return metrics.dimension_values(report_data(_wiring(request).db), "channel")
 
 
 @router.get("/static/{name}")
@@ -184,13 +153,11 @@ def static(name: str) -> FileResponse:
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request) -> Response:
     def build() -> dict[str, Any]:
-        return run_report(_engine(request), "overview", _filters(request), now=utcnow())
+        return _report(request, "overview")
 
     def context() -> dict[str, Any]:
         data = build()
-        sla_rows = run_report(
-            _engine(request), "sla", _filters(request), now=utcnow(), by="channel"
-        )
+        sla_rows = _report(request, "sla", by="channel")
         return {
             **data,
             "charts": {
@@ -209,10 +176,8 @@ def overview_page(request: Request) -> Response:
 @router.get("/cohorts", response_class=HTMLResponse)
 def cohorts_page(request: Request) -> Response:
     def context() -> dict[str, Any]:
-        result = run_report(_engine(request), "cohorts", _filters(request), now=utcnow())
-        velocity = run_report(
-            _engine(request), "velocity", _filters(request), now=utcnow(), by="cohort"
-        )
+        result = _report(request, "cohorts")
+        velocity = _report(request, "velocity", by="cohort")
         return {
             "rows": result["rows"],
             "chart": charts.cohort_chart(result["rows"]),
@@ -229,9 +194,8 @@ def channels_page(request: Request) -> Response:
         by = "channel"
 
     def context() -> dict[str, Any]:
-        engine = _engine(request)
-        result = run_report(engine, "channels", _filters(request), now=utcnow(), by=by)
-        reasons = run_report(engine, "reasons", _filters(request), now=utcnow())
+        result = _report(request, "channels", by=by)
+        reasons = _report(request, "reasons")
         return {
             "rows": result["rows"],
             "by": by,
@@ -249,11 +213,11 @@ def channels_page(request: Request) -> Response:
 @router.get("/reps", response_class=HTMLResponse)
 def reps_page(request: Request) -> Response:
     def context() -> dict[str, Any]:
-        engine = _engine(request)
-        rules = health_rules(engine)
-        data = report_data(engine.db)
+        wiring = _wiring(request)
+        rules = health_rules(wiring.definition_or_none())
+        data = report_data(wiring.db)
         filters = _filters(request)
-        now = utcnow()
+        now = wiring.clock()
         queues = metrics.open_mqls(
             data, filters, now=now, speed_to_lead_hours=rules.speed_to_lead_hours, limit=100
         )
@@ -278,9 +242,9 @@ def find_person(request: Request, q: str = "") -> Response:
             raise ValidationError(
                 "type a person id, an e-mail address or kind:value (e.g. user_id:u-1)"
             )
-        engine = _engine(request)
-        gmail = engine.definition().definition.identity.gmail_normalize
-        with engine.db.read() as connection:
+        wiring = _wiring(request)
+        gmail = wiring.definition().definition.identity.gmail_normalize
+        with wiring.db.read() as connection:
             person_id = resolve_person_ref(connection, q, gmail_normalize=gmail)
     except MqlError as error:
         return _error_page(error, "")
@@ -291,20 +255,12 @@ def find_person(request: Request, q: str = "") -> Response:
 def person_page(request: Request, person_id: int) -> Response:
     def context() -> dict[str, Any]:
         from mqlengine.services.leads import person_detail
-        from mqlengine.store.tables import events
 
-        engine = _engine(request)
-        definition = engine.definition().definition
-        now = utcnow()
-        with engine.db.read() as connection:
-            detail = person_detail(connection, definition, person_id, as_of=now)
-            live_id = detail.person["id"]
-            rows = connection.execute(
-                select(events.c.timestamp, events.c.type, events.c.name, events.c.properties)
-                .where(events.c.person_id == live_id)
-                .order_by(events.c.timestamp.desc())
-                .limit(200)
-            ).all()
+        wiring = _wiring(request)
+        definition = wiring.definition().definition
+        with wiring.db.read() as connection:
+            detail = person_detail(connection, definition, person_id, as_of=wiring.clock())
+            rows = lookups.latest_events(connection, detail.person["id"], limit=200)
         card = card_to_dict(detail.card, with_hits=False)
         rule_sum = sum(c["points"] for c in card["contributions"])
         adjustments = (
@@ -337,23 +293,11 @@ def person_page(request: Request, person_id: int) -> Response:
 def definition_page(request: Request) -> Response:
     def context() -> dict[str, Any]:
         from mqlengine.definition.compiler import parse_definition
-        from mqlengine.store.tables import definition_versions as dv
 
-        engine = _engine(request)
-        loaded = engine.definition()
-        with engine.db.read() as connection:
-            versions = connection.execute(
-                select(
-                    dv.c.version,
-                    dv.c.description,
-                    dv.c.created_at,
-                    dv.c.activated_at,
-                    dv.c.active,
-                    dv.c.content,
-                )
-                .order_by(dv.c.created_at.desc(), dv.c.id.desc())
-                .limit(20)
-            ).all()
+        wiring = _wiring(request)
+        loaded = wiring.definition()
+        with wiring.db.read() as connection:
+            versions = lookups.definition_versions_newest_first(connection, limit=20)
         changes: list[dict[str, Any]] = []
         previous = next((v for v in versions if v.version != loaded.definition.version), None)
         if previous is not None:
@@ -367,7 +311,7 @@ def definition_page(request: Request) -> Response:
         d = loaded.definition
         return {
             "d": d,
-            "health": health_rules(engine),
+            "health": health_rules(loaded),
             "versions": versions,
             "previous": previous.version if previous is not None else None,
             "changes": changes,

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from mqlengine.errors import DefinitionError
+
 Path = tuple[str | int, ...]
 
 
@@ -33,10 +35,12 @@ class SourceMap:
         return f"{self.filename}:{line}:{column}"
 
 
-class YamlProblem(Exception):
+class YamlProblem(DefinitionError):
+    """One problem at a place in a definition file (``file:line:col: what``)."""
+
     def __init__(self, filename: str, line: int, column: int, message: str) -> None:
-        super().__init__(f"{filename}:{line}:{column}: {message}")
         self.diagnostic = f"{filename}:{line}:{column}: {message}"
+        super().__init__(self.diagnostic, diagnostics=[self.diagnostic])
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:

@@ -20,14 +20,13 @@ from mqlengine.batch.rescore import rescore_all
 from mqlengine.demo.generator import DemoDataset, SalesStep, generate
 from mqlengine.demo.sales_team import check_sla, setup_sales_team
 from mqlengine.domain.lifecycle import Stage
-from mqlengine.engine import Engine
 from mqlengine.errors import ConflictError, MqlError
 from mqlengine.ingest.messages import parse_time
-from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.qualify import EventCache, scorer_for
 from mqlengine.store import repo
 from mqlengine.store.tables import identities, persons
+from mqlengine.wiring import Wiring
 
 Progress = Callable[[str, int, int], None]
 DEMO_MARKER = "demo"
@@ -43,7 +42,7 @@ class DemoReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def reset_database(engine: Engine) -> None:
+def reset_database(engine: Wiring) -> None:
     """Drop every table (the demo owns this database) and migrate again."""
     reflected = MetaData()
     with engine.db.begin() as connection:
@@ -52,12 +51,12 @@ def reset_database(engine: Engine) -> None:
     engine.db.migrate()
 
 
-def database_is_empty(engine: Engine) -> bool:
+def database_is_empty(engine: Wiring) -> bool:
     with engine.db.read() as connection:
         return repo.count(connection, persons) == 0
 
 
-def _user_ids(engine: Engine, person_ids: list[int]) -> dict[int, str]:
+def _user_ids(engine: Wiring, person_ids: list[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     with engine.db.read() as connection:
         for part in repo.chunks(person_ids):
@@ -72,7 +71,7 @@ def _user_ids(engine: Engine, person_ids: list[int]) -> dict[int, str]:
 
 
 def run_demo(
-    engine: Engine,
+    engine: Wiring,
     *,
     now: datetime,
     persons_count: int = 5000,
@@ -92,7 +91,7 @@ def run_demo(
     definition = loaded.definition
     setup_sales_team(engine, now=now, start=now - timedelta(days=days))
     cache = EventCache(scorer_for(definition).relevant)
-    pipeline = Pipeline(definition, cache=cache)
+    pipeline = engine.pipeline(definition, cache=cache)
 
     by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
     start = now - timedelta(days=days)
@@ -156,7 +155,7 @@ def run_demo(
 
 
 def _apply_due(
-    engine: Engine,
+    engine: Wiring,
     definition: Any,
     queue: list[tuple[datetime, int, int, int]],
     plans: dict[int, tuple[SalesStep, ...]],
@@ -199,7 +198,7 @@ def _apply_due(
 # --------------------------------------------------------------------------- spend (reports)
 
 
-def load_demo_spend(engine: Engine, data: DemoDataset, *, now: datetime) -> int:
+def load_demo_spend(engine: Wiring, data: DemoDataset, *, now: datetime) -> int:
     """Store the generator's spend per channel/campaign/month, so cost per MQL and CAC
     reports have numbers (same path as `mql spend import`)."""
     from mqlengine.reports.spend import load_spend_dicts

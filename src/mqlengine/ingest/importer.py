@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from mqlengine.errors import ValidationError
 from mqlengine.ingest.messages import content_message_id
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
 from mqlengine.store.db import Database
@@ -47,7 +48,7 @@ def parse_mapping(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         target, sep, source = pair.partition("=")
         if not sep or not target.strip() or not source.strip():
-            raise ValueError(f"bad column mapping {pair!r}: use target=Source Column")
+            raise ValidationError(f"bad column mapping {pair!r}: use target=Source Column")
         mapping[target.strip()] = source.strip()
     return mapping
 
@@ -100,7 +101,7 @@ def csv_person_messages(
         effective = dict(mapping) or {c: c for c in columns}
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
-            raise ValueError(
+            raise ValidationError(
                 f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
             )
         for number, row in enumerate(reader, start=2):
@@ -142,11 +143,11 @@ def csv_event_messages(
                 effective[name] = name
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
-            raise ValueError(
+            raise ValidationError(
                 f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
             )
         if "event" not in effective:
-            raise ValueError(f"{path}: map a column to 'event' (e.g. --map event=Activity)")
+            raise ValidationError(f"{path}: map a column to 'event' (e.g. --map event=Activity)")
         used = set(effective.values())
         for number, row in enumerate(reader, start=2):
             values = {t: (row.get(s) or "").strip() for t, s in effective.items()}
@@ -180,6 +181,27 @@ def csv_event_messages(
                 message["timestamp"] = values["timestamp"]
             message["messageId"] = values.get("message_id") or "csv-" + content_message_id(message)
             yield number, message, None
+
+
+def file_rows(
+    path: Path, kind: str = "auto", mapping: dict[str, str] | None = None
+) -> Iterator[tuple[int, Any, str | None]]:
+    """The rows of an import file as (line, message, problem): ``kind`` is ``jsonl``,
+    ``persons`` or ``events`` (CSV), or ``auto`` (JSONL by extension; a CSV must say)."""
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if kind == "auto":
+        if path.suffix not in (".jsonl", ".ndjson", ".json"):
+            raise ValidationError(f"{path}: say what the CSV holds with --kind persons or events")
+        kind = "jsonl"
+    if kind == "jsonl":
+        return jsonl_messages(path)
+    if kind == "persons":
+        return csv_person_messages(path, mapping or {})
+    if kind == "events":
+        return csv_event_messages(path, mapping or {})
+    raise ValidationError(f"unknown import kind {kind!r} (auto, jsonl, persons or events)")
 
 
 def run_import(

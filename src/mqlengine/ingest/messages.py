@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from mqlengine.errors import ValidationError
+
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 SCORED_TYPES = frozenset({"track", "page", "screen"})
 PAGE_EVENT = "Page Viewed"
@@ -27,11 +29,11 @@ _PAGE_KEYS = ("path", "url", "referrer", "title", "search")  # copied from conte
 _fromisoformat = datetime.fromisoformat
 
 
-class MessageError(ValueError):
+class MessageError(ValidationError, ValueError):
     """A message that cannot be accepted; ``field`` says where."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}" if field else reason)
+        super().__init__(f"{field}: {reason}" if field else reason, details={"field": field})
         self.field = field
         self.reason = reason
 

@@ -21,14 +21,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from mqlengine import __version__
+from mqlengine.errors import UnavailableError
 from mqlengine.notify import format, signing
 
 USER_AGENT = f"mqlengine-webhooks/{__version__}"
 
 
-class DeliveryError(Exception):
+class DeliveryError(UnavailableError):
+    """A destination did not take a notification (retried later; ``status``: its answer)."""
+
     def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, details={"status": status})
         self.status = status
 
 

@@ -14,11 +14,13 @@ import hmac
 import secrets
 from collections.abc import Mapping
 
+from mqlengine.errors import AuthError
+
 PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
 
 
-class SignatureError(Exception):
+class SignatureError(AuthError):
     """The payload was not signed with the expected secret (or is too old)."""
 
 

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+from mqlengine.domain.rules import Definition
 from mqlengine.notify.relay import RelayStats, deliver_due
 from mqlengine.notify.senders import SendOptions
 from mqlengine.services import outbox
+from mqlengine.store.db import Database
 
 
 @dataclass
@@ -33,7 +34,8 @@ def default_worker_id() -> str:
 
 
 def run_worker(
-    engine: Any,
+    database: Database,
+    definition: Callable[[], Definition],
     *,
     clock: Callable[[], datetime],
     stop: threading.Event | None = None,
@@ -58,13 +60,12 @@ def run_worker(
         while not stop.is_set():
             now = clock()
             if last_sla is None or now.timestamp() - last_sla >= sla_every:
-                definition = engine.definition().definition
-                with engine.db.begin() as connection:
-                    found = check_breaches(connection, definition, now=now)
+                with database.begin() as connection:
+                    found = check_breaches(connection, definition(), now=now)
                 stats.breaches += len(found)
                 last_sla = now.timestamp()
             relay = deliver_due(
-                engine.db,
+                database,
                 worker=worker,
                 clock=clock,
                 options=options,

@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mqlengine.errors import ValidationError
+from mqlengine.ingest.lookup import find_person_id
 from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons, stage_history
@@ -157,15 +159,9 @@ def stage_steps(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _find_person(connection: Connection, row: Mapping[str, Any]) -> int | None:
     for kind, value in (("user_id", row["user_id"]), ("email", row["email"])):
-        if not value:
-            continue
-        found = connection.execute(
-            select(identities.c.person_id).where(
-                identities.c.kind == kind, identities.c.value == value
-            )
-        ).first()
+        found = find_person_id(connection, kind, value) if value else None
         if found is not None:
-            return repo.live_person_id(connection, int(found.person_id))
+            return found
     return None
 
 
@@ -275,7 +271,7 @@ def import_history_csv(
         columns = reader.fieldnames or []
         unknown = [t for t in mapping if t not in TARGETS]
         if unknown:
-            raise ValueError(
+            raise ValidationError(
                 f"unknown history field(s) {', '.join(unknown)} (use: {', '.join(TARGETS)})"
             )
         lowered = {c.strip().lower(): c for c in columns}
@@ -283,7 +279,7 @@ def import_history_csv(
         effective.update(mapping)
         missing = [s for s in effective.values() if s not in columns]
         if missing:
-            raise ValueError(
+            raise ValidationError(
                 f"{path}: no column(s) {', '.join(missing)} (has: {', '.join(columns)})"
             )
         batch: list[tuple[int, dict[str, Any]]] = []

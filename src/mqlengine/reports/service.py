@@ -1,4 +1,4 @@
-"""The reports as one library call each: ``run_report(engine, "funnel", filters, …)``.
+"""The reports as one library call each: ``run_report(database, "funnel", filters, …)``.
 
 The CLI, the API and the dashboard are thin shells over :func:`run_report`, so all three
 show the same numbers. Health alerts can be written to the outbox (when the handoff's
@@ -14,43 +14,38 @@ from typing import Any
 
 from sqlalchemy import inspect, select
 
-from mqlengine.domain.funnel import HealthRules
-from mqlengine.engine import Engine
-from mqlengine.errors import MqlError, ValidationError
+from mqlengine.definition.compiler import LoadedDefinition
+from mqlengine.domain.funnel import HealthRules, health_rules_from
+from mqlengine.errors import ValidationError
 from mqlengine.reports import metrics
 from mqlengine.reports.data import ReportData, report_data
 from mqlengine.reports.metrics import Filters
+from mqlengine.store.db import Database
 
 HEALTH_TOPIC = "funnel.health_alert"
 REPORTS = ("funnel", "cohorts", "channels", "sla", "velocity", "reasons", "health", "overview")
 
 
-def health_rules(engine: Engine) -> HealthRules:
+def health_rules(loaded: LoadedDefinition | None) -> HealthRules:
     """The definition's ``health:`` section; the field's defaults without a definition."""
-    try:
-        loaded = engine.definition()
-    except MqlError:
-        return HealthRules()
-    spec = getattr(loaded.spec, "health", None)
-    if spec is None:
-        return HealthRules()
-    return HealthRules(**spec.model_dump())
+    spec = getattr(loaded.spec, "health", None) if loaded is not None else None
+    return health_rules_from(spec.model_dump() if spec is not None else None)
 
 
 def run_report(
-    engine: Engine,
+    database: Database,
     name: str,
     filters: Filters,
     *,
     now: datetime,
+    rules: HealthRules,
     by: str | None = None,
     data: ReportData | None = None,
 ) -> dict[str, Any]:
     """One named report as JSON-ready data: ``{report, filters, by, rows | …}``."""
     if name not in REPORTS:
         raise ValidationError(f"unknown report '{name}' (use one of: {', '.join(REPORTS)})")
-    data = data or report_data(engine.db)
-    rules = health_rules(engine)
+    data = data or report_data(database)
     result: dict[str, Any] = {"report": name, "filters": filters.as_dict(), "by": by}
     if name == "funnel":
         result["rows"] = metrics.funnel_report(data, filters, by)
@@ -86,7 +81,7 @@ def filters_without_period(filters: Filters) -> Filters:
     return replace(filters, since=None, until=None)
 
 
-def notify_health_alerts(engine: Engine, health: dict[str, Any], *, now: datetime) -> int:
+def notify_health_alerts(database: Database, health: dict[str, Any], *, now: datetime) -> int:
     """Write each alert to the outbox (topic ``funnel.health_alert``) through the handoff's
     :func:`enqueue`, once per alert code and day; returns how many alerts were new.
     Without the outbox (no handoff room) nothing is written."""
@@ -100,7 +95,7 @@ def notify_health_alerts(engine: Engine, health: dict[str, Any], *, now: datetim
         return 0
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     written = 0
-    with engine.db.begin() as connection:
+    with database.begin() as connection:
         if not inspect(connection).has_table("outbox"):
             return 0
         sent_today = {

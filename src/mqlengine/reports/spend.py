@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from mqlengine.domain.funnel import parse_month
+from mqlengine.errors import ValidationError
 from mqlengine.store.tables_reports import spend
 
 TARGETS = ("channel", "campaign", "month", "amount", "currency")
@@ -108,17 +109,19 @@ def import_spend_csv(
         effective.update(mapping)
         unknown = [f"{t}={s}" for t, s in mapping.items() if t not in TARGETS]
         if unknown:
-            raise ValueError(
+            raise ValidationError(
                 f"unknown spend field(s) {', '.join(unknown)} (use: {', '.join(TARGETS)})"
             )
         missing = [src for src in effective.values() if src not in columns]
         if missing:
-            raise ValueError(
+            raise ValidationError(
                 f"{path}: no column(s) {', '.join(missing)} (has: {', '.join(columns)})"
             )
         for needed in ("month", "amount"):
             if needed not in effective:
-                raise ValueError(f"{path}: map a column to '{needed}' (e.g. --map {needed}=Column)")
+                raise ValidationError(
+                    f"{path}: map a column to '{needed}' (e.g. --map {needed}=Column)"
+                )
         for number, raw in enumerate(reader, start=2):
             report.rows += 1
             values = {t: raw.get(s) for t, s in effective.items()}

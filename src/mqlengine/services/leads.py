@@ -6,17 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard, score
 from mqlengine.errors import NotFoundError, ValidationError
-from mqlengine.ingest.identity import email_identity
-from mqlengine.ingest.signals import normalize_phone
+from mqlengine.ingest.lookup import IDENTITY_KINDS, find_person_id
 from mqlengine.store import repo
-from mqlengine.store.tables import identities, persons
+from mqlengine.store.tables import accounts, identities, persons
 
-IDENTITY_KINDS = ("email", "user_id", "anonymous_id", "phone", "external_id")
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified")
 
 
@@ -59,40 +57,6 @@ def list_leads(
         query = query.where(persons.c.stage_changed_at >= since)
     query = query.order_by(persons.c.total_score.desc(), persons.c.id).limit(limit).offset(offset)
     return [lead_row(r) for r in connection.execute(query).mappings()]
-
-
-def normalize_identity(kind: str, value: str, *, gmail_normalize: bool = False) -> str:
-    """``value`` as ingest stores an identity of ``kind``: e-mails trimmed and lower-cased
-    (and Gmail-normalised when the definition says so), phones in E.164, ids trimmed.
-    Raises :class:`ValidationError` for an unknown kind or a phone that is no number."""
-    text = value.strip()
-    if kind not in IDENTITY_KINDS:
-        raise ValidationError(
-            f"unknown identity kind '{kind}' (use one of: {', '.join(IDENTITY_KINDS)})"
-        )
-    if not text:
-        raise ValidationError(f"{kind}: empty value")
-    if kind == "email":
-        return email_identity(text, gmail_normalize) or text.lower()
-    if kind == "phone":
-        phone = normalize_phone(text)
-        if phone is None:
-            raise ValidationError(f"phone: {value!r} is not a phone number in E.164 (+CC…)")
-        return phone
-    return text
-
-
-def find_person_id(
-    connection: Connection, kind: str, value: str, *, gmail_normalize: bool = False
-) -> int | None:
-    """The person that carries this identity (an identity is unique per kind and always
-    points at a live person), or None."""
-    normalized = normalize_identity(kind, value, gmail_normalize=gmail_normalize)
-    query = select(identities.c.person_id).where(
-        identities.c.kind == kind, identities.c.value == normalized
-    )
-    found = connection.execute(query).scalar_one_or_none()
-    return None if found is None else int(found)
 
 
 def resolve_person_ref(connection: Connection, ref: str, *, gmail_normalize: bool = False) -> int:
@@ -166,3 +130,74 @@ def person_detail(
         for h in repo.stage_history_of(connection, live_id)
     ]
     return PersonDetail(person, ids, card, history)
+
+
+def account_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "domain": row["domain"],
+        "group_id": row["group_id"],
+        "name": row["name"],
+        "traits": row["traits"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+def person_account(connection: Connection, account_id: int | None) -> dict[str, Any] | None:
+    """The summary of a person's account, or None."""
+    if account_id is None:
+        return None
+    row = repo.accounts_by_id(connection, [account_id]).get(account_id)
+    return account_summary(row) if row is not None else None
+
+
+def account_detail(connection: Connection, account_id: int) -> dict[str, Any]:
+    """An account, its live persons (highest score first) and how many are at each stage."""
+    account = connection.execute(select(accounts).where(accounts.c.id == account_id))
+    row = account.mappings().first()
+    if row is None:
+        raise NotFoundError(f"account {account_id} does not exist")
+    members = [
+        lead_row(r)
+        for r in connection.execute(
+            select(persons)
+            .where(persons.c.account_id == account_id, persons.c.merged_into.is_(None))
+            .order_by(persons.c.total_score.desc(), persons.c.id)
+        ).mappings()
+    ]
+    stages: dict[str, int] = {}
+    for member in members:
+        stages[member["stage"]] = stages.get(member["stage"], 0) + 1
+    return {"account": account_summary(row), "persons": members, "stages": stages}
+
+
+def list_page(
+    connection: Connection,
+    *,
+    stage: str | None,
+    since: datetime | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    ids: list[int] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Persons in stage-change order (oldest first), keyset-paginated: stable under ingest.
+    ``ids``: only these persons (an identity lookup)."""
+    query = select(persons).where(persons.c.merged_into.is_(None))
+    if ids is not None:
+        query = query.where(persons.c.id.in_(ids))
+    if stage is not None:
+        query = query.where(persons.c.stage == stage)
+    if since is not None:
+        query = query.where(persons.c.stage_changed_at >= since)
+    if after is not None:
+        moment, person_id = after
+        query = query.where(
+            or_(
+                persons.c.stage_changed_at > moment,
+                and_(persons.c.stage_changed_at == moment, persons.c.id > person_id),
+            )
+        )
+    query = query.order_by(persons.c.stage_changed_at, persons.c.id).limit(limit + 1)
+    rows = [lead_row(r) for r in connection.execute(query).mappings()]
+    return rows[:limit], len(rows) > limit

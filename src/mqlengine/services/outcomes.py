@@ -253,7 +253,12 @@ def import_outcomes(
             reason = _code(reason_text) if reason_text else DEFAULT_REASONS.get(_norm(status))
             actor = get("actor") or default_actor
             with db.begin() as connection:
-                person_id = _person(connection, get("email"), get("person_id"))
+                person_id = _person(
+                    connection,
+                    get("email"),
+                    get("person_id"),
+                    gmail_normalize=definition.identity.gmail_normalize,
+                )
                 current = Stage(
                     connection.execute(
                         select(persons.c.stage).where(persons.c.id == person_id)
@@ -283,8 +288,11 @@ def import_outcomes(
     return report
 
 
-def _person(connection: Any, email: str | None, person_id: str | None) -> int:
+def _person(
+    connection: Any, email: str | None, person_id: str | None, *, gmail_normalize: bool
+) -> int:
     from mqlengine.errors import NotFoundError
+    from mqlengine.ingest.lookup import find_person_id
 
     if person_id:
         try:
@@ -293,11 +301,7 @@ def _person(connection: Any, email: str | None, person_id: str | None) -> int:
             raise ValidationError(f"not a person id: {person_id!r}") from None
     if not email:
         raise ValidationError("no email or person id in this row")
-    found = connection.execute(
-        select(persons.c.id)
-        .where(persons.c.email == email.strip().lower(), persons.c.merged_into.is_(None))
-        .limit(1)
-    ).first()
+    found = find_person_id(connection, "email", email, gmail_normalize=gmail_normalize)
     if found is None:
         raise NotFoundError(f"no person with email {email}")
-    return int(found.id)
+    return found

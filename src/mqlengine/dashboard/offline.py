@@ -13,22 +13,24 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mqlengine.dashboard import charts
-from mqlengine.engine import Engine
+from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
+from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports.data import report_data
 from mqlengine.reports.metrics import Filters
 from mqlengine.reports.service import run_report
+from mqlengine.store.db import Database
 
 HERE = Path(__file__).parent
-STATIC = HERE.parent / "dashboard" / "static"
+STATIC = HERE / "static"
 
 
-def render_report(engine: Engine, filters: Filters, *, now: datetime) -> str:
-    from mqlengine.dashboard.routes import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
-
-    data = report_data(engine.db)
+def render_report(
+    database: Database, filters: Filters, *, now: datetime, rules: HealthRules
+) -> str:
+    data = report_data(database)
 
     def run(name: str, by: str | None = None) -> dict[str, Any]:
-        return run_report(engine, name, filters, now=now, by=by, data=data)
+        return run_report(database, name, filters, now=now, rules=rules, by=by, data=data)
 
     overview = run("overview")
     cohorts = run("cohorts")

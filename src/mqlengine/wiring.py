@@ -1,0 +1,175 @@
+"""The composition root: the one place that turns :class:`Settings` into working parts.
+
+Every shell — the HTTP API, each CLI command, the worker, the demo, import and unmerge —
+asks a :class:`Wiring` for the database, the definition in force, the clock, the enrichers
+and the ingest pipeline; none assembles its own. Before this existed the pipeline was built
+in four places with different parts, and the same ``identify`` message scored fit 55
+through the API but 30 through ``mql import`` (the import had no enrichers). Library code
+below this module takes what it uses (a database, a definition, ``now``), never the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mqlengine.definition.compiler import LoadedDefinition, load_definition, parse_definition
+from mqlengine.domain.rules import Definition
+from mqlengine.errors import ConfigError, DefinitionError, MqlError
+from mqlengine.settings import Settings
+from mqlengine.store import repo
+from mqlengine.store.admin import open_store
+from mqlengine.store.db import Database
+
+if TYPE_CHECKING:
+    from mqlengine.ingest.firmographics import Enricher
+    from mqlengine.ingest.pipeline import Pipeline
+    from mqlengine.services.qualify import EventCache
+
+TEMPLATE = Path(__file__).parent / "definition" / "templates" / "mql.yaml"
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def frozen_clock(moment: datetime) -> Clock:
+    """A clock that always says ``moment`` (``MQL_CLOCK``: reproducible runs and tests)."""
+
+    def clock() -> datetime:
+        return moment
+
+    return clock
+
+
+def build_enrichers(settings: Settings) -> tuple[Enricher, ...]:
+    """The firmographic providers the settings name, asked in order by the pipeline."""
+    if settings.firmographics_csv is None:
+        return ()
+    from mqlengine.ingest.firmographics import CsvFirmographics
+
+    return (CsvFirmographics(settings.firmographics_csv),)
+
+
+class Wiring:
+    """Database, definition source, clock, enrichers and pipelines, built once from settings.
+
+    ``create``: whether a missing SQLite file may be created (commands that only read pass
+    False, so a mistyped ``--database`` is refused instead of answering from an empty
+    database). ``migrate``: bring the schema to the newest revision on open.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        database: Database | None = None,
+        clock: Clock | None = None,
+        enrichers: Sequence[Enricher] | None = None,
+        create: bool = True,
+        migrate: bool = True,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        if clock is None:
+            frozen = self.settings.frozen_now
+            clock = frozen_clock(frozen) if frozen is not None else system_clock
+        self.clock: Clock = clock
+        self.db = (
+            database
+            if database is not None
+            else open_store(self.settings.database_url, create=create, migrate=migrate)
+        )
+        self.enrichers: tuple[Enricher, ...] = (
+            tuple(enrichers) if enrichers is not None else build_enrichers(self.settings)
+        )
+        self._definition: LoadedDefinition | None = None
+
+    # -- the definition in force ---------------------------------------------------------
+    def definition(self, path: Path | None = None) -> LoadedDefinition:
+        """The definition in force: the file (registered as a version when new), else the
+        version last activated in the store."""
+        if self._definition is not None and path is None:
+            return self._definition
+        file = path or self.settings.definition_path
+        if file.exists():
+            loaded = load_definition(file)
+            self.register(loaded)
+        else:
+            with self.db.read() as connection:
+                row = repo.active_definition(connection)
+            if row is None:
+                raise ConfigError(
+                    f"no definition: {file} does not exist and none is stored "
+                    "(create one with `mql init`, or run `mql demo`)"
+                )
+            loaded = parse_definition(row["content"], f"<stored {row['version']}>")
+        self._definition = loaded
+        return loaded
+
+    def definition_or_none(self) -> LoadedDefinition | None:
+        """The definition in force, or None when there is none yet (reports still run)."""
+        try:
+            return self.definition()
+        except MqlError:
+            return None
+
+    def register(self, loaded: LoadedDefinition) -> None:
+        """Store ``loaded`` as a version (once per content) and make it the one in force."""
+        with self.db.begin() as connection:
+            _, conflict = repo.save_definition(
+                connection,
+                version=loaded.definition.version,
+                content_hash=loaded.definition.content_hash,
+                content=loaded.text,
+                description=loaded.definition.description,
+                now=self.clock(),
+            )
+        if conflict:
+            raise DefinitionError(conflict, diagnostics=[f"{loaded.filename}:1:1: {conflict}"])
+        self._definition = loaded
+
+    def use_template(self) -> LoadedDefinition:
+        loaded = parse_definition(TEMPLATE.read_text(encoding="utf-8"), "mql.yaml")
+        self.register(loaded)
+        return loaded
+
+    # -- the write path ------------------------------------------------------------------
+    def pipeline(
+        self,
+        definition: Definition | None = None,
+        *,
+        memory: bool = False,
+        cache: EventCache | None = None,
+    ) -> Pipeline:
+        """The ingest pipeline for ``definition`` (default: the one in force) with this
+        wiring's enrichers. ``memory``: keep what the API's single writer wrote between
+        its transactions; ``cache``: the scoring-relevant events of the persons a replay
+        (the demo) has seen, shared with its nightly rescoring."""
+        from mqlengine.ingest.pipeline import Pipeline
+        from mqlengine.ingest.writerstate import WriterState
+        from mqlengine.services.qualify import scorer_for
+
+        chosen = definition if definition is not None else self.definition().definition
+        state = WriterState(scorer_for(chosen).relevant) if memory else None
+        return Pipeline(chosen, enricher=self.enrichers, state=state, cache=cache)
+
+    def pipeline_source(self) -> Callable[[], Pipeline]:
+        """For a long-lived writer: the pipeline of the definition in force, with its
+        memory, rebuilt when another definition is activated (the memory keeps only the
+        events its definition's rules can score, so it starts afresh with a new one)."""
+        current: list[Pipeline] = []
+
+        def source() -> Pipeline:
+            definition = self.definition().definition
+            if not current or current[0].definition is not definition:
+                current[:] = [self.pipeline(definition, memory=True)]
+            return current[0]
+
+        return source
+
+    def close(self) -> None:
+        self.db.dispose()
