@@ -56,6 +56,13 @@ def wiring(*, create: bool = True, migrate: bool = True) -> Wiring:
     return state.wiring
 
 
+def close_wiring() -> None:
+    """Release the command's database connections (a command ends, its store closes)."""
+    if state.wiring is not None:
+        state.wiring.close()
+        state.wiring = None
+
+
 def now() -> datetime:
     """The engine's clock (``MQL_CLOCK`` freezes it)."""
     return wiring().clock() if state.wiring is not None else _clock()
@@ -111,6 +118,8 @@ def handle_errors(func: F) -> F:
                 "(a bug: set MQL_DEBUG=1 to see where, and report it)",
                 70,
             )
+        finally:
+            close_wiring()
         return None
 
     return wrapper  # type: ignore[return-value]
