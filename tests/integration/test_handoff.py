@@ -17,7 +17,7 @@ from mqlengine.errors import ConflictError, ValidationError
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.services import outbox, reps
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.handoff import check_breaches
+from mqlengine.services.handoff.sla import check_breaches
 from mqlengine.services.outcomes import import_outcomes
 from mqlengine.store.db import Database
 from mqlengine.store.tables import persons, stage_history

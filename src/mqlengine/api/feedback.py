@@ -15,7 +15,7 @@ from mqlengine.api.auth import require_key
 from mqlengine.engine import Engine, utcnow
 from mqlengine.errors import ValidationError
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.handoff import current_assignment
+from mqlengine.services.handoff.assign import current_assignment
 from mqlengine.store import repo
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_key)])
