@@ -17,7 +17,7 @@ from mqlengine.cli.app import app
 from mqlengine.engine import Engine
 from mqlengine.reports.data import clear_cache, report_data
 from mqlengine.reports.history import import_history_csv
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import notify_health_alerts, run_report
 from mqlengine.reports.spend import import_spend_csv
 from mqlengine.settings import Settings

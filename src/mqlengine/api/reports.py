@@ -18,7 +18,7 @@ from mqlengine.engine import Engine, utcnow
 from mqlengine.errors import AuthError, ValidationError
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import REPORTS, health_rules, run_report
 
 COOKIE = "mql_key"

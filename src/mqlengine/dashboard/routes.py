@@ -30,7 +30,7 @@ from mqlengine.engine import Engine, utcnow
 from mqlengine.errors import MqlError, NotFoundError, ValidationError, status_for
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import health_rules, run_report
 
 HERE = Path(__file__).parent

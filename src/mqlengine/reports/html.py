@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mqlengine.dashboard import charts
 from mqlengine.engine import Engine
 from mqlengine.reports.data import report_data
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import run_report
 
 HERE = Path(__file__).parent

@@ -19,7 +19,7 @@ from mqlengine.engine import Engine
 from mqlengine.errors import MqlError, ValidationError
 from mqlengine.reports import metrics
 from mqlengine.reports.data import ReportData, report_data
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 
 HEALTH_TOPIC = "funnel.health_alert"
 REPORTS = ("funnel", "cohorts", "channels", "sla", "velocity", "reasons", "health", "overview")
