@@ -7,7 +7,6 @@ so the links between pages keep working.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -401,7 +400,3 @@ def rule_changes(before: Any, after: Any) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -8,13 +8,12 @@ notifies twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect, select
 
-from mqlengine.domain.funnel import HealthRules
+from mqlengine.domain.funnel import HealthRules, health_rules_from
 from mqlengine.engine import Engine
 from mqlengine.errors import MqlError, ValidationError
 from mqlengine.reports import metrics
@@ -32,9 +31,7 @@ def health_rules(engine: Engine) -> HealthRules:
     except MqlError:
         return HealthRules()
     spec = getattr(loaded.spec, "health", None)
-    if spec is None:
-        return HealthRules()
-    return HealthRules(**spec.model_dump())
+    return health_rules_from(spec.model_dump() if spec is not None else None)
 
 
 def run_report(
@@ -118,7 +115,3 @@ def notify_health_alerts(engine: Engine, health: dict[str, Any], *, now: datetim
             enqueue(connection, HEALTH_TOPIC, data, now=now)
             written += 1
     return written
-
-
-def filters_dict(filters: Filters) -> dict[str, Any]:
-    return asdict(filters)
