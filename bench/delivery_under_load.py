@@ -34,9 +34,9 @@ from sqlalchemy import func, select
 from bench.common import report
 from bench.ingest_http import DEFINITION, drive, make_bodies, percentile
 from bench.webhook_latency import receiver, setup_handoff, worker
-from mqlengine.api.localserver import local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import outbox as outbox_table
+from support.localserver import local_server
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,9 +33,9 @@ import orjson
 from sqlalchemy import func, select
 
 from bench.common import report
-from mqlengine.api.localserver import local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, stage_history
+from support.localserver import local_server
 
 DEFINITION = Path(__file__).resolve().parents[1] / "src/mqlengine/definition/templates/mql.yaml"
 PATHS = [

@@ -27,9 +27,9 @@ from sqlalchemy import select
 
 from bench.common import report
 from bench.ingest_http import DEFINITION, make_message, percentile
-from mqlengine.api.localserver import local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons
+from support.localserver import local_server
 
 VP = {
     "email": "probe@northwind.io",

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mqlengine.api.localserver import LocalServer, local_server
+from support.localserver import LocalServer, local_server
 
 pytestmark = pytest.mark.browser
 

@@ -14,10 +14,10 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, persons
 from mqlengine.store.tables_ingest import quarantine
+from support.localserver import LocalServer, local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, stage_history
 from mqlengine.store.tables_handoff import assignments
+from support.localserver import LocalServer, local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"

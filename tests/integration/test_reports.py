@@ -12,7 +12,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.cli.app import app
 from mqlengine.engine import Engine
 from mqlengine.reports.data import clear_cache, report_data
@@ -21,6 +20,7 @@ from mqlengine.reports.query import Filters
 from mqlengine.reports.service import notify_health_alerts, run_report
 from mqlengine.reports.spend import import_spend_csv
 from mqlengine.settings import Settings
+from support.localserver import LocalServer, local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"

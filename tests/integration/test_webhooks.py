@@ -152,7 +152,7 @@ def test_dead_letter_after_max_attempts_then_replay(db: Database) -> None:
 
 
 def test_unreachable_receiver_is_an_error_not_a_crash(db: Database) -> None:
-    from mqlengine.api.localserver import free_port
+    from support.localserver import free_port
 
     setup(db, f"http://127.0.0.1:{free_port()}/nobody")
     stats = deliver_due(db, worker="t", clock=Clock(START))

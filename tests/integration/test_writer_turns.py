@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from mqlengine.api.localserver import local_server
 from mqlengine.store import db as dbmodule
 from mqlengine.store.db import Database, WriterTurns
 from mqlengine.store.tables import events
+from support.localserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
