@@ -29,9 +29,8 @@ from mqlengine.store.tables_handoff import (
 from mqlengine.store.tables_handoff import (
     outbox as outbox_table,
 )
+from support.paths import EXAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
 
