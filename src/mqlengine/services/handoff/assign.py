@@ -225,10 +225,9 @@ def _advance_cursor(connection: Connection, team: str, rep_key: str, now: dateti
         )
 
 
-# --- touches ---------------------------------------------------------------------------------
-
-
 def current_assignment(connection: Connection, person_id: int) -> RowMapping | None:
+    """The person's latest assignment (its latest MQL episode, latest reassignment): the
+    one a touch stops the clock of."""
     return (
         connection.execute(
             select(assignments)

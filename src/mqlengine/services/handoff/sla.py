@@ -20,6 +20,8 @@ from mqlengine.services.handoff.reads import lead_of, routing_state_for
 from mqlengine.store.tables import persons
 from mqlengine.store.tables_handoff import assignments, reps, sla_breaches, touches
 
+# --- touches ---------------------------------------------------------------------------------
+
 
 def record_touch(
     connection: Connection,
