@@ -5,7 +5,8 @@ example definition (fit traits, decayed intent, exclusions, MQL paths) and the s
 loop, without shipping anyone's real data. Everything is drawn from one seeded
 `random.Random` and `now` is a parameter, so the same arguments always give the same dataset.
 The values it draws from (names, titles, companies, campaigns, pages) are the tables of
-:mod:`mqlengine.demo.tables`.
+:mod:`mqlengine.demo.tables`; who the visitors are comes from :mod:`mqlengine.demo.people`,
+what they do is simulated here.
 
 Messages follow the Segment spec (identify / track / page / group). Page views stay
 `type: page`; the engine treats them as the definition's `Page Viewed` event.
@@ -17,12 +18,12 @@ import bisect
 import itertools
 import math
 import random
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
+from mqlengine.demo.people import Person, Population
 from mqlengine.demo.tables import (
     ACCOUNT_EXCLUDED,
     ACTION_PAGES,
@@ -31,40 +32,23 @@ from mqlengine.demo.tables import (
     BLOG,
     BOT_USER_AGENT,
     CAMPAIGNS,
-    CHANNEL_MIX,
     CHANNELS,
-    COMPETITORS,
     COUNTRIES,
-    DISPOSABLE,
+    DAY_MS,
     FORMS,
-    FREE_MAIL,
     GROUP_ORDER,
+    HOUR_MS,
     HOUR_WEIGHTS,
-    INDUSTRIES,
     INTERESTS,
     IP_HEADS,
-    JUNK_NAMES,
-    NAME_DESIGNATIONS,
-    NAME_HEADS,
-    NAME_TAILS,
-    NAMES_BY_COUNTRY,
-    NAMES_EN,
+    MINUTE_MS,
     PAGE_GROUPS,
     REASONS,
-    ROLE_LOCALS,
     SECTION_NAMES,
-    SERVED,
-    TARGET_INDUSTRIES,
-    TITLE_MIX,
-    TITLES,
-    UNIVERSITIES,
-    UNSERVED,
     USER_AGENTS,
     VERDICTS,
     WEEKDAY_FACTOR,
-    Behaviour,
     Campaign,
-    Title,
 )
 
 __all__ = ["CHANNELS", "DemoDataset", "SalesStep", "generate"]
@@ -88,20 +72,12 @@ class DemoDataset:
     channels: tuple[str, ...]
 
 
-_DAY: Final = 86_400_000
-_HOUR: Final = 3_600_000
-_MINUTE: Final = 60_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SITE: Final = "https://www.lumen-analytics.example"
 
 
 def _cumulative(weights: Sequence[float]) -> list[float]:
     return list(itertools.accumulate(weights))
-
-
-def _ascii(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in folded.lower() if ch.isalnum())
 
 
 def _page_name(path: str) -> str:
@@ -112,39 +88,6 @@ def _page_title(path: str) -> str:
     slug = path.rstrip("/").rsplit("/", 1)[-1]
     label = slug.replace("-", " ").title() if slug else "Home"
     return f"{label} | Lumen Analytics"
-
-
-@dataclass
-class _Company:
-    index: int
-    name: str
-    domain: str
-    employees: int
-    industry: str
-    country: str
-    capacity: int
-    pool: str
-    members: int = 1
-    group_pending: bool = False
-
-
-@dataclass
-class _Person:
-    archetype: str
-    behaviour: Behaviour
-    user_id: str
-    anonymous_id: str
-    imported: bool  # first known through a server-side import (badge scan, partner list)
-    known_first: bool
-    country: str
-    tz_ms: int
-    channel: str
-    campaign: Campaign
-    traits: dict[str, Any]
-    cold: bool
-    group: dict[str, Any] | None = None
-    identified: bool = False
-    hand_raised: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,17 +108,11 @@ class _Simulation:
     def __init__(self, rng: random.Random, now_ms: int, days: int) -> None:
         self.rng = rng
         self.now_ms = now_ms
-        self.start_ms = now_ms - days * _DAY
-        self.day0_ms = self.start_ms // _DAY * _DAY
-        self.grid = (now_ms - self.day0_ms) // _DAY + 1  # day indices 0..grid-1
+        self.start_ms = now_ms - days * DAY_MS
+        self.day0_ms = self.start_ms // DAY_MS * DAY_MS
+        self.grid = (now_ms - self.day0_ms) // DAY_MS + 1  # day indices 0..grid-1
         self.out: list[tuple[int, int, dict[str, Any]]] = []
         self.seq = itertools.count()
-        self.companies: list[_Company] = []
-        self.open_companies: dict[str, list[_Company]] = {}
-        self.domains: set[str] = set()
-        self.emails: set[str] = set()
-        self.user_ids: set[str] = set()
-        self.business_people: list[_Person] = []
         self.iso_days: dict[int, str] = {}
         self.hour_cum = _cumulative(HOUR_WEIGHTS)
         self.interest_cum = {k: _cumulative(v) for k, v in INTERESTS.items()}
@@ -183,6 +120,7 @@ class _Simulation:
         self.by_channel = {ch: [c for c in CAMPAIGNS if c.channel == ch] for ch in CHANNELS}
         self.by_name = {c.name: c for c in CAMPAIGNS}
         self.revisit_paid = self.by_channel["paid_social"] + self.by_channel["paid_search"]
+        self.people = Population(rng, self.by_channel)
         self.sends = self._email_schedule()
         self.send_times = [s.at for s in self.sends]
         self.webinars = self._webinars()
@@ -190,7 +128,7 @@ class _Simulation:
     # ----------------------------------------------------------------- calendar
 
     def weekday(self, day: int) -> int:
-        return (self.day0_ms // _DAY + day + 3) % 7  # 1970-01-01 was a Thursday
+        return (self.day0_ms // DAY_MS + day + 3) % 7  # 1970-01-01 was a Thursday
 
     def flight_day(self, fraction: float) -> int:
         return 1 + int(fraction * (self.grid - 2))
@@ -218,7 +156,7 @@ class _Simulation:
 
         def add(day: int, hour: int, name: str, subject: str) -> None:
             if 1 <= day < self.grid:
-                at = self.day0_ms + day * _DAY + hour * _HOUR + rng.randrange(_HOUR)
+                at = self.day0_ms + day * DAY_MS + hour * HOUR_MS + rng.randrange(HOUR_MS)
                 sends.append(_Send(at, self.by_name[name], subject, f"em-{name}-{day}"))
 
         for day in range(1, self.grid):
@@ -245,24 +183,24 @@ class _Simulation:
                 day = self.flight_day(campaign.flights[0])
                 while self.weekday(day) != 3 and day > 1:  # webinars run on Thursdays
                     day -= 1
-                result.append((self.day0_ms + day * _DAY + 16 * _HOUR, campaign))
+                result.append((self.day0_ms + day * DAY_MS + 16 * HOUR_MS, campaign))
         return result
 
     def local_time(self, day: int, tz_ms: int) -> int:
         """A moment on `day` drawn from business hours on the person's own clock."""
         rng = self.rng
         hour = bisect.bisect(self.hour_cum, rng.random() * self.hour_cum[-1])
-        at = self.day0_ms + day * _DAY + hour * _HOUR + rng.randrange(_HOUR) - tz_ms
-        return max(at, self.start_ms + rng.randrange(1000, _HOUR))
+        at = self.day0_ms + day * DAY_MS + hour * HOUR_MS + rng.randrange(HOUR_MS) - tz_ms
+        return max(at, self.start_ms + rng.randrange(1000, HOUR_MS))
 
     def iso(self, ms: int) -> str:
-        day, rem = divmod(ms, _DAY)
+        day, rem = divmod(ms, DAY_MS)
         prefix = self.iso_days.get(day)
         if prefix is None:
             prefix = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
             self.iso_days[day] = prefix
-        hours, rem = divmod(rem, _HOUR)
-        minutes, rem = divmod(rem, _MINUTE)
+        hours, rem = divmod(rem, HOUR_MS)
+        minutes, rem = divmod(rem, MINUTE_MS)
         seconds, millis = divmod(rem, 1000)
         return f"{prefix}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
 
@@ -326,22 +264,6 @@ class _Simulation:
         self.emit(at, message)
         return at + 1
 
-    # ----------------------------------------------------------------- identities
-
-    def pick(self, weighted: Sequence[tuple[str, float]]) -> str:
-        return self.rng.choices([k for k, _ in weighted], [w for _, w in weighted])[0]
-
-    def new_user_id(self) -> str:
-        while True:
-            user_id = f"usr_{self.rng.getrandbits(48):012x}"
-            if user_id not in self.user_ids:
-                self.user_ids.add(user_id)
-                return user_id
-
-    def new_anonymous_id(self) -> str:
-        h = f"{self.rng.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
-
     def new_ip(self) -> str:
         rng = self.rng
         return (
@@ -349,245 +271,9 @@ class _Simulation:
             f"{rng.randrange(256)}.{rng.randrange(1, 255)}"
         )
 
-    def unique_email(self, local: str, domain: str) -> str:
-        email = f"{local}@{domain}"
-        n = 1
-        while email in self.emails:
-            n += 1
-            email = f"{local}{n}@{domain}"
-        self.emails.add(email)
-        return email
-
-    def company(self, pool_name: str, country: str) -> _Company:
-        """Join an open buying committee or found a new company (most are singletons)."""
-        rng = self.rng
-        pool = self.open_companies.setdefault(pool_name, [])
-        if pool and rng.random() < 0.55:
-            company = rng.choice(pool)
-            company.members += 1
-            if company.members >= company.capacity:
-                pool.remove(company)
-            return company
-        if pool_name == "ideal":
-            employees = int(math.exp(rng.uniform(math.log(200), math.log(5000))))
-            industry = self.pick(TARGET_INDUSTRIES)
-        else:
-            band = rng.random()
-            low, high = (
-                (1, 19)
-                if band < 0.3
-                else (20, 199)
-                if band < 0.6
-                else (200, 5000)
-                if band < 0.85
-                else (5001, 100_000)
-            )
-            employees = int(math.exp(rng.uniform(math.log(low), math.log(high))))
-            industry = self.pick(INDUSTRIES)
-        for attempt in itertools.count():
-            base = rng.choice(NAME_HEADS) + rng.choice(NAME_TAILS)
-            tld = rng.choice(COUNTRIES[country].tlds)
-            slug = _ascii(base) + (str(attempt) if attempt > 5 else "")
-            domain = slug + tld
-            if domain not in self.domains:
-                break
-        self.domains.add(domain)
-        capacity = (
-            rng.randint(3, 10) if rng.random() < (0.35 if pool_name == "ideal" else 0.2) else 1
-        )
-        company = _Company(
-            len(self.companies),
-            base + rng.choice(NAME_DESIGNATIONS),
-            domain,
-            employees,
-            industry,
-            country,
-            capacity,
-            pool_name,
-            group_pending=rng.random() < 0.4,
-        )
-        self.companies.append(company)
-        if capacity > 1:
-            pool.append(company)
-        return company
-
-    def title(self, mix: str) -> Title:
-        return self.rng.choice(TITLES[self.pick(TITLE_MIX[mix])])
-
-    def names(self, country: str) -> tuple[str, str]:
-        firsts, lasts = NAMES_BY_COUNTRY.get(country, NAMES_EN)
-        return self.rng.choice(firsts), self.rng.choice(lasts)
-
-    def phone(self, country: str) -> str:
-        rng = self.rng
-        digits = "".join(str(rng.randrange(10)) for _ in range(10))
-        prefix = COUNTRIES[country].phone_prefix
-        if prefix == "+1":
-            style = rng.random()
-            if style < 0.4:
-                return f"+1 ({digits[:3]}) 555-{digits[3:7]}"
-            if style < 0.7:
-                return f"{digits[:3]}-555-{digits[3:7]}"
-            return f"+1{digits[:3]}555{digits[3:7]}"
-        return f"{prefix} {digits[:3]} {digits[3:6]} {digits[6:]}"
-
-    # ----------------------------------------------------------------- people
-
-    def make_person(self, archetype: str, behaviour: Behaviour) -> _Person:
-        rng = self.rng
-        family = "ideal_buyer" if archetype == "unserved" else archetype
-        channel = rng.choices(CHANNELS, CHANNEL_MIX.get(family, CHANNEL_MIX["default"]))[0]
-        campaigns = self.by_channel[channel]
-        campaign = rng.choices(campaigns, [c.weight for c in campaigns])[0]
-        cold = archetype != "spam" and rng.random() < 0.15
-        traits, country, group = self.traits(archetype, behaviour, channel)
-        known_first = rng.random() < behaviour.known_first
-        imported = known_first and channel in {"events", "partner"} and rng.random() < 0.6
-        return _Person(
-            archetype=archetype,
-            behaviour=behaviour,
-            user_id=self.new_user_id(),
-            anonymous_id=self.new_anonymous_id(),
-            imported=imported,
-            known_first=known_first,
-            country=country,
-            tz_ms=int(rng.choice(COUNTRIES[country].utc_offsets) * _HOUR),
-            channel=channel,
-            campaign=campaign,
-            traits=traits,
-            cold=cold,
-            group=group,
-        )
-
-    def duplicate_traits(self, channel: str) -> tuple[dict[str, Any], str, None]:
-        """The same human as an earlier lead, signing up again with another address."""
-        rng = self.rng
-        original = rng.choice(self.business_people)
-        traits = dict(original.traits)
-        if isinstance(traits.get("company"), dict):
-            traits["company"] = dict(traits["company"])
-        first = str(traits.get("first_name", "Alex"))
-        last = str(traits.get("last_name", "Kim"))
-        domain = str(traits["email"]).split("@", 1)[1]
-        local = f"{_ascii(first)[:1]}{_ascii(last)}" if rng.random() < 0.5 else _ascii(first)
-        traits["email"] = self.unique_email(local, domain)
-        traits["lead_source"] = channel
-        return traits, original.country, None
-
-    def traits(
-        self, archetype: str, behaviour: Behaviour, channel: str
-    ) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
-        """Identify traits (and an optional group call) consistent with the archetype."""
-        rng = self.rng
-        if archetype == "duplicate" and self.business_people:
-            return self.duplicate_traits(channel)
-        company: dict[str, Any] | None = None
-        group: dict[str, Any] | None = None
-        local: str | None = None
-        title: Title | None = None
-        country = self.pick(UNSERVED) if archetype == "unserved" else self.pick(SERVED)
-        first, last = self.names(country)
-        if archetype == "student":
-            university, domain, country = rng.choice(UNIVERSITIES)
-            first, last = self.names(country)
-            employees = rng.randint(3000, 20000)
-            company = {"name": university, "employees": employees, "industry": "education"}
-            title = rng.choice(TITLES["student"])
-            if rng.random() < 0.4:
-                local = f"{_ascii(first)[:1]}{_ascii(last)[:6]}{rng.randint(10, 99)}"
-        elif archetype == "competitor":
-            name, domain, employees, industry, country = rng.choice(COMPETITORS)
-            first, last = self.names(country)
-            company = {"name": name, "employees": employees, "industry": industry}
-            title = rng.choice(TITLES["competitor"])
-        elif archetype == "spam":
-            domain = rng.choice(DISPOSABLE) if rng.random() < 0.8 else self.pick(FREE_MAIL)
-            if rng.random() < 0.3:
-                country = self.pick(UNSERVED)
-            junk = rng.choice(JUNK_NAMES)
-            if rng.random() < 0.5:
-                first = last = junk
-            else:
-                first = "".join(
-                    rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(rng.randint(5, 9))
-                )
-                last = rng.choice((junk, first[::-1], "Doe"))
-            local = rng.choice((junk, first)) + str(rng.randint(1, 9999))
-            title = rng.choice(
-                ((junk, None, None), ("CEO", "c_level", "executive"), ("x", None, None))
-            )
-            company = {
-                "name": rng.choice((junk, "N/A", "test", first)),
-                "employees": rng.choice((1, 5, 100_000, 999_999)),
-                "industry": rng.choice(("software", "other", junk)),
-            }
-        elif archetype == "free_mail":
-            domain = self.pick(FREE_MAIL)
-            title = self.title("free_mail")
-            if rng.random() < 0.6:
-                company = {
-                    "name": rng.choice(NAME_HEADS) + " Consulting",
-                    "employees": rng.randint(1, 30),
-                    "industry": self.pick(INDUSTRIES),
-                }
-            if rng.random() < 0.5:
-                local = f"{_ascii(first)}{_ascii(last)}{rng.randint(1, 99)}"
-        else:
-            if archetype == "unserved":
-                pool_name = "unserved"
-            elif archetype == "ideal_buyer" or (archetype == "evaluator" and rng.random() < 0.4):
-                pool_name = "ideal"
-            else:
-                pool_name = "general"
-            firm = self.company(pool_name, country)
-            if archetype == "unserved" or rng.random() < 0.9:
-                country = firm.country
-            domain = firm.domain
-            company = {"name": firm.name, "employees": firm.employees, "industry": firm.industry}
-            if archetype == "job_seeker" and rng.random() < 0.6:
-                domain = self.pick(FREE_MAIL)
-            if archetype == "role_account":
-                local = rng.choice(ROLE_LOCALS)
-            else:
-                title = self.title(behaviour.titles)
-            if archetype == "bad_data":  # a typo in the domain: mail to it bounces
-                domain = domain.replace(".", "", 1) if rng.random() < 0.5 else domain + "m"
-            if firm.group_pending:
-                firm.group_pending = False
-                group = {
-                    "groupId": f"acc_{firm.index:05d}",
-                    "traits": {
-                        "name": firm.name,
-                        "industry": firm.industry,
-                        "employees": firm.employees,
-                        "website": f"https://www.{firm.domain}",
-                    },
-                }
-        if local is None:
-            a, b = _ascii(first), _ascii(last)
-            formats = (f"{a}.{b}", f"{a[:1]}{b}", a, f"{a}{b[:1]}", f"{a}_{b}", f"{b}.{a}")
-            local = rng.choices(formats, (45, 20, 15, 10, 5, 5))[0]
-        traits: dict[str, Any] = {"email": self.unique_email(local, domain)}
-        if archetype != "role_account":
-            traits["first_name"] = first.capitalize() if archetype == "spam" else first
-            traits["last_name"] = last
-        if title is not None and (archetype == "spam" or rng.random() < 0.93):
-            traits["title"] = title[0]
-            if title[1] is not None:
-                traits["seniority"] = title[1]
-                traits["department"] = title[2]
-        if company is not None:
-            traits["company"] = company
-        traits["country"] = country
-        if rng.random() < (0.9 if archetype == "spam" else 0.35):
-            traits["phone"] = "1234567890" if archetype == "spam" else self.phone(country)
-        traits["consent_marketing"] = archetype != "no_consent" and rng.random() > 0.01
-        traits["lead_source"] = channel
-        return traits, country, group
-
     # ----------------------------------------------------------------- journeys
 
-    def session_days(self, person: _Person) -> list[int]:
+    def session_days(self, person: Person) -> list[int]:
         """Days with a website visit: first touch near the campaign, then sparser revisits."""
         rng = self.rng
         behaviour = person.behaviour
@@ -613,7 +299,7 @@ class _Simulation:
             days.append(day)
         return days
 
-    def plan_actions(self, person: _Person) -> tuple[str, list[str]]:
+    def plan_actions(self, person: Person) -> tuple[str, list[str]]:
         """The hand-raising actions a person takes and which one made them known."""
         rng = self.rng
         behaviour = person.behaviour
@@ -637,7 +323,7 @@ class _Simulation:
             trigger = "contact" if rng.random() < 0.3 else "newsletter"
         return trigger, actions
 
-    def journey(self, person: _Person) -> None:
+    def journey(self, person: Person) -> None:
         rng = self.rng
         behaviour = person.behaviour
         user_id = person.user_id
@@ -661,7 +347,7 @@ class _Simulation:
         device2: str | None = None
         device2_sessions: set[int] = set()
         if n >= 3 and rng.random() < 0.08:  # the same person on a phone
-            device2 = self.new_anonymous_id()
+            device2 = self.people.new_anonymous_id()
             device2_sessions = {rng.randrange(n), rng.randrange(n)}
         bot = person.archetype == "spam"
         ua = BOT_USER_AGENT if bot else rng.choice(USER_AGENTS)
@@ -673,7 +359,7 @@ class _Simulation:
         trial_at = -1
         cursor = 0
         for index, day in enumerate(days):
-            t = max(self.local_time(day, person.tz_ms), cursor + rng.randint(5, 90) * _MINUTE)
+            t = max(self.local_time(day, person.tz_ms), cursor + rng.randint(5, 90) * MINUTE_MS)
             on_device2 = device2 is not None and index in device2_sessions
             anon = device2 if device2 is not None and on_device2 else person.anonymous_id
             context: dict[str, Any] = {"userAgent": ua2 if on_device2 else ua, "ip": ip}
@@ -722,7 +408,7 @@ class _Simulation:
         context: dict[str, Any],
         interest: str,
         count: int,
-        person: _Person,
+        person: Person,
         index: int,
     ) -> int:
         """One visit: a landing page carrying the UTM campaign, then pages of interest."""
@@ -751,7 +437,7 @@ class _Simulation:
 
     def identify(
         self,
-        person: _Person,
+        person: Person,
         t: int,
         anon: str | None,
         context: dict[str, Any],
@@ -785,7 +471,7 @@ class _Simulation:
 
     def form_action(
         self,
-        person: _Person,
+        person: Person,
         t: int,
         anon: str | None,
         uid: str | None,
@@ -822,7 +508,7 @@ class _Simulation:
 
     # ----------------------------------------------------------------- server-side sources
 
-    def email_history(self, person: _Person, identified_at: int) -> None:
+    def email_history(self, person: Person, identified_at: int) -> None:
         """Marketing e-mail engagement: opens, clicks (with the visit), bounces, unsubscribes."""
         rng = self.rng
         behaviour = person.behaviour
@@ -830,7 +516,7 @@ class _Simulation:
             return
         uid = person.user_id
         open_rate = rng.uniform(*behaviour.open_rate)
-        cold_after = identified_at + rng.randint(10, 40) * _DAY if person.cold else self.now_ms
+        cold_after = identified_at + rng.randint(10, 40) * DAY_MS if person.cold else self.now_ms
         email = str(person.traits["email"])
         undeliverable = email.endswith(("10minutemail.com", "trashmail.com"))
         undeliverable = undeliverable or person.archetype == "bad_data"
@@ -840,7 +526,7 @@ class _Simulation:
         opens = 0
         esp = _server("marketo-webhook", "2.0")
         locale = COUNTRIES[person.country].locale
-        start = bisect.bisect(self.send_times, identified_at + _HOUR)
+        start = bisect.bisect(self.send_times, identified_at + HOUR_MS)
         for send in self.sends[start:]:
             name = send.campaign.name
             if bounce is not None or rng.random() < 0.004:
@@ -878,18 +564,18 @@ class _Simulation:
                 context["locale"] = locale
                 self.page(at + 1500, person.anonymous_id, uid, context, path, campaign)
 
-    def webinar_history(self, person: _Person, identified_at: int, registered: bool) -> None:
+    def webinar_history(self, person: Person, identified_at: int, registered: bool) -> None:
         """Registrations (a browser form) and attendance (synced from the webinar platform)."""
         rng = self.rng
         platform = _server("zoom-webinar-sync", "3.1")
         for at, campaign in self.webinars:
-            if at <= identified_at + _HOUR:
+            if at <= identified_at + HOUR_MS:
                 continue
             if not (registered and campaign is person.campaign):
                 if rng.random() >= person.behaviour.webinar:
                     continue
-                lo = max(identified_at + _HOUR, at - 14 * _DAY)
-                hi = at - 2 * _HOUR
+                lo = max(identified_at + HOUR_MS, at - 14 * DAY_MS)
+                hi = at - 2 * HOUR_MS
                 if lo >= hi:
                     continue
                 form = {
@@ -905,12 +591,12 @@ class _Simulation:
                 )
             if rng.random() < 0.45:
                 properties = {"webinar": campaign.name, "duration_minutes": rng.randint(5, 60)}
-                attended_at = at + rng.randint(0, 12) * _MINUTE
+                attended_at = at + rng.randint(0, 12) * MINUTE_MS
                 self.track(
                     attended_at, None, person.user_id, platform, "Webinar Attended", properties
                 )
 
-    def product_history(self, person: _Person, trial_at: int) -> None:
+    def product_history(self, person: Person, trial_at: int) -> None:
         """Product usage after a trial: activation, then events no rule scores."""
         rng = self.rng
         behaviour = person.behaviour
@@ -919,14 +605,14 @@ class _Simulation:
         app = _server("analytics-node", "6.2.0")
         uid = person.user_id
         workspace = f"ws_{rng.getrandbits(32):08x}"
-        activated = trial_at + int(rng.lognormvariate(2.5, 1.2) * _HOUR)
+        activated = trial_at + int(rng.lognormvariate(2.5, 1.2) * HOUR_MS)
         properties: dict[str, Any] = {"workspace_id": workspace, "members": rng.randint(1, 12)}
         self.track(activated, None, uid, app, "Workspace Activated", properties)
         span = rng.randint(10, 90)
-        first_day = (activated - self.day0_ms) // _DAY
+        first_day = (activated - self.day0_ms) // DAY_MS
         for _ in range(rng.randint(*behaviour.product_events)):
             day = first_day + int(rng.random() ** 1.6 * span)
-            at = max(self.local_time(day, person.tz_ms), activated + _MINUTE)
+            at = max(self.local_time(day, person.tz_ms), activated + MINUTE_MS)
             if rng.random() < 0.7:
                 kind = rng.choice(("funnel", "attribution", "cohort", "pipeline"))
                 properties = {"workspace_id": workspace, "report_type": kind}
@@ -938,7 +624,7 @@ class _Simulation:
 
     # ----------------------------------------------------------------- sales
 
-    def quality(self, person: _Person) -> float:
+    def quality(self, person: Person) -> float:
         """Latent lead quality in [0, 1]: fit with the ideal buyer, plus noise."""
         traits = person.traits
         company = traits.get("company")
@@ -960,7 +646,7 @@ class _Simulation:
             score -= 0.15
         return min(1.0, max(0.0, score + self.rng.gauss(0.0, 0.12)))
 
-    def sales_plan(self, person: _Person) -> tuple[SalesStep, ...]:
+    def sales_plan(self, person: Person) -> tuple[SalesStep, ...]:
         """What sales will do once this person is an MQL; empty = never touched."""
         rng = self.rng
 
@@ -1024,7 +710,7 @@ class _Simulation:
         rng = self.rng
         start = _EPOCH + timedelta(milliseconds=self.start_ms)
         end = _EPOCH + timedelta(milliseconds=self.now_ms)
-        day0 = self.day0_ms // _DAY
+        day0 = self.day0_ms // DAY_MS
         rows: list[dict[str, Any]] = []
         year, month = start.year, start.month
         while (year, month) <= (end.year, end.month):
@@ -1058,13 +744,13 @@ class _Simulation:
         rng = self.rng
         names = list(ARCHETYPES)
         shares = [ARCHETYPES[name][0] for name in names]
-        people: list[_Person] = []
+        people: list[Person] = []
         for _ in range(persons):
             archetype = rng.choices(names, shares)[0]
-            person = self.make_person(archetype, ARCHETYPES[archetype][1])
+            person = self.people.make_person(archetype, ARCHETYPES[archetype][1])
             self.journey(person)
             if archetype not in ACCOUNT_EXCLUDED and "company" in person.traits:
-                self.business_people.append(person)
+                self.people.business_people.append(person)
             people.append(person)
         plans = {p.user_id: self.sales_plan(p) for p in people if p.identified}
         self.out.sort(key=_sort_key)

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+# The simulation's clock counts milliseconds since the epoch.
+DAY_MS: Final = 86_400_000
+HOUR_MS: Final = 3_600_000
+MINUTE_MS: Final = 60_000
+
 CHANNELS: Final = (
     "organic_search",
     "paid_search",
