@@ -32,13 +32,12 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.common import report
-from bench.ingest_http import DEFINITION, drive, make_bodies, percentile
+from bench.ingest_http import drive, make_bodies, percentile
 from bench.webhook_latency import receiver, setup_handoff, worker
-from mqlengine.api.localserver import local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import outbox as outbox_table
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.localserver import local_server
+from support.paths import EXAMPLE
 
 
 def _setup(url: str, hook: str) -> None:
@@ -67,8 +66,8 @@ def measure(events_total: int) -> dict[str, Any]:
         url = f"sqlite:///{tmp}/bench.db"
         _setup(url, hook)
         with (
-            worker(url, DEFINITION),
-            local_server(url, DEFINITION, log=Path(tmp) / "server.log") as server,
+            worker(url, EXAMPLE),
+            local_server(url, EXAMPLE, log=Path(tmp) / "server.log") as server,
         ):
             latencies: list[float] = []
             done = threading.Event()

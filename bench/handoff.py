@@ -43,15 +43,8 @@ from mqlengine.services import outbox
 from mqlengine.services.qualify import apply_stage_change
 from mqlengine.store.db import Database
 from mqlengine.store.tables import accounts, persons
+from support.paths import EXAMPLE
 
-DEFINITION = (
-    Path(__file__).resolve().parents[1]
-    / "src"
-    / "mqlengine"
-    / "definition"
-    / "templates"
-    / "mql.yaml"
-)
 # Tuesday 2026-11-17, 10:00 in New York: the demo team's working hours
 NOW = datetime(2026, 11, 17, 15, 0, tzinfo=UTC)
 BATCH = int(os.environ.get("MQL_BENCH_BATCH", "20"))
@@ -195,7 +188,7 @@ def main() -> None:
     background = int(os.environ.get("MQL_BENCH_BACKGROUND", "2000"))
     measured = int(os.environ.get("MQL_BENCH_MQLS", "400"))
     profile = os.environ.get("MQL_BENCH_PROFILE") == "1"
-    definition = load_definition(DEFINITION).definition
+    definition = load_definition(EXAMPLE).definition
     assert definition.routing is not None and definition.sla is not None
     scorer = Scorer(definition)
     start = NOW - timedelta(days=2)

@@ -38,7 +38,7 @@ from fastapi.responses import Response
 
 from bench.common import report
 from bench.ingest_http import cpu_seconds, drive, make_bodies, percentile
-from mqlengine.api.localserver import free_port
+from support.localserver import free_port
 
 INSERT = (
     "INSERT OR IGNORE INTO events (message_id, person_id, type, name, anonymous_id, user_id,"

@@ -33,11 +33,11 @@ import orjson
 from sqlalchemy import func, select
 
 from bench.common import report
-from mqlengine.api.localserver import local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, stage_history
+from support.localserver import local_server
+from support.paths import EXAMPLE
 
-DEFINITION = Path(__file__).resolve().parents[1] / "src/mqlengine/definition/templates/mql.yaml"
 PATHS = [
     "/",
     "/pricing",
@@ -148,7 +148,7 @@ def measure(events_total: int, clients: int, batch: int, visitors: int, mix: str
     bodies = make_bodies(events_total, batch, visitors, seed=7, mix=mix)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
-        with local_server(url, DEFINITION, log=Path(tmp) / "server.log") as server:
+        with local_server(url, EXAMPLE, log=Path(tmp) / "server.log") as server:
             warm = make_bodies(batch * 20, batch, visitors, seed=1, mix=mix)
             asyncio.run(drive(server.url, server.write_key, warm, clients))
             before = Database(url)

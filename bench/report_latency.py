@@ -27,7 +27,7 @@ from bench.common import report
 from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports import metrics
 from mqlengine.reports.data import ReportData
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 CHANNELS = (

@@ -26,10 +26,11 @@ import orjson
 from sqlalchemy import select
 
 from bench.common import report
-from bench.ingest_http import DEFINITION, make_message, percentile
-from mqlengine.api.localserver import local_server
+from bench.ingest_http import make_message, percentile
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons
+from support.localserver import local_server
+from support.paths import EXAMPLE
 
 VP = {
     "email": "probe@northwind.io",
@@ -69,7 +70,7 @@ def run(probes: int = 200, load: int = 2000) -> dict[str, Any]:
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
-        with local_server(url, DEFINITION, log=Path(tmp) / "server.log") as server:
+        with local_server(url, EXAMPLE, log=Path(tmp) / "server.log") as server:
             http = httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=30)
             for i in range(probes):  # known, fitting, not yet qualified
                 traits = {**VP, "email": f"probe{i}@northwind.io"}

@@ -30,9 +30,8 @@ from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.notify import signing
 from mqlengine.services import outbox, reps
 from mqlengine.store.db import Database
+from support.paths import EXAMPLE, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 SECRET = signing.generate_secret()
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the full test suite uses, only when they are missing:
 # a PostgreSQL server (integration tests start their own throw-away cluster, see
-# tests/pg.py) and Chromium (dashboard tests drive it headless through Playwright).
+# tests/support/pg.py) and Chromium (dashboard tests drive it headless through Playwright).
 set -euo pipefail
 need=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)

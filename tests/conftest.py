@@ -3,19 +3,17 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-import pg  # tests/pg.py: the throw-away PostgreSQL cluster
 from mqlengine.definition.compiler import load_definition
 from mqlengine.domain.rules import Definition
 from mqlengine.store.db import Database
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+from support import pg  # the throw-away PostgreSQL cluster
+from support.clock import NOW
+from support.paths import EXAMPLE
 
 
 @pytest.fixture
@@ -63,7 +61,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _postgres_template(postgres_url: str) -> Iterator[str]:
-    """Name of a database migrated once per session; tests get ``CREATE DATABASE … TEMPLATE``."""
+    """Name of a database migrated once per session; tests get ``CREATE DATABASE … EXAMPLE``."""
     url = pg.create_database(postgres_url)
     database = Database(url)
     database.migrate()

@@ -19,12 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mqlengine.api.localserver import LocalServer, local_server
+from support.localserver import LocalServer, local_server
+from support.paths import EXAMPLE, ROOT
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -60,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         timeout=300,
     )
     with local_server(
-        db, TEMPLATE, log=tmp / "server.log", env={"MQL_READ_KEYS": "reader"}
+        db, EXAMPLE, log=tmp / "server.log", env={"MQL_READ_KEYS": "reader"}
     ) as running:
         yield running
 

@@ -9,12 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
+from support.localserver import LocalServer, local_server
+from support.paths import EXAMPLE
 
 pytestmark = pytest.mark.slow
 TRAITS = {
@@ -32,7 +30,7 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def server(tmp_path: Path, db_url: str) -> Iterator[LocalServer]:
-    with local_server(db_url, TEMPLATE, log=tmp_path / "server.log") as running:
+    with local_server(db_url, EXAMPLE, log=tmp_path / "server.log") as running:
         yield running
 
 

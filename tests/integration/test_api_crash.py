@@ -21,15 +21,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.definition.compiler import load_definition
 from mqlengine.services.qualify import rescore
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons, stage_history
 from mqlengine.store.tables_handoff import assignments
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
+from support.localserver import LocalServer, local_server
+from support.paths import EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +123,7 @@ def check_consistent(database_url: str) -> set[str]:
     """Every live person with events is scored, its stored score is what scoring its
     stored events gives at the time it was scored, and each MQL has one history row and
     one assignment. Returns the visitors (anonymous ids) who are MQL."""
-    definition = load_definition(TEMPLATE).definition
+    definition = load_definition(EXAMPLE).definition
     database = Database(database_url)
     try:
         with database.engine.connect() as connection:
@@ -184,7 +182,7 @@ def test_killed_server_loses_no_acknowledged_event_and_the_resend_completes_the_
 ) -> None:
     batches = make_batches(seed=11)
     definition = tmp_path / "mql.yaml"
-    definition.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    definition.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
 
     with local_server(database_url, definition, log=tmp_path / "first.log") as server:
         acknowledged, unexpected = send_until_killed(server, batches, clients=4)

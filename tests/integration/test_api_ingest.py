@@ -14,19 +14,17 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, persons
 from mqlengine.store.tables_ingest import quarantine
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
+from support.localserver import LocalServer, local_server
+from support.paths import EXAMPLE
 
 pytestmark = pytest.mark.slow
 
 
 def _definition(tmp_path: Path, replace: dict[str, str] | None = None) -> Path:
-    text = TEMPLATE.read_text(encoding="utf-8")
+    text = EXAMPLE.read_text(encoding="utf-8")
     for old, new in (replace or {}).items():
         assert old in text
         text = text.replace(old, new)

@@ -15,13 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, stage_history
 from mqlengine.store.tables_handoff import assignments
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
+from support.localserver import LocalServer, local_server
+from support.paths import EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +34,7 @@ VP = {
 @pytest.fixture
 def servers(tmp_path: Path, database_url: str) -> Iterator[tuple[LocalServer, LocalServer]]:
     definition = tmp_path / "mql.yaml"
-    definition.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    definition.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
     with (
         local_server(database_url, definition, log=tmp_path / "a.log") as first,
         local_server(database_url, definition, log=tmp_path / "b.log") as second,

@@ -4,7 +4,6 @@ statement is simply wrong (not retried)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,9 +15,8 @@ from mqlengine.domain.rules import Definition
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons
-from rows import person_row
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+from support.clock import NOW
+from support.rows import person_row
 
 
 class Colliding(Pipeline):

@@ -17,7 +17,7 @@ from mqlengine.errors import ConflictError, ValidationError
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.services import outbox, reps
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.handoff import check_breaches
+from mqlengine.services.handoff.sla import check_breaches
 from mqlengine.services.outcomes import import_outcomes
 from mqlengine.store.db import Database
 from mqlengine.store.tables import persons, stage_history
@@ -29,9 +29,8 @@ from mqlengine.store.tables_handoff import (
 from mqlengine.store.tables_handoff import (
     outbox as outbox_table,
 )
+from support.paths import EXAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
 
@@ -214,7 +213,7 @@ def test_touch_stops_the_clock_and_late_touch_is_a_breach(
 def test_feedback_api_records_history_and_refuses_illegal_moves(
     db: Database, definition: Definition, migrated_database_url: str, tmp_path: Path
 ) -> None:
-    from mqlengine.api.localserver import local_server
+    from support.localserver import local_server
 
     team(db)
     person_id = ingest(db, definition, hand_raiser("u1", "ana@northwind.io"), now=datetime.now(UTC))

@@ -17,14 +17,9 @@ from mqlengine.domain.routing import match_rule, route
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event, Scorer
 from mqlengine.services import outbox, reps, txcache
-from mqlengine.services.handoff import (
-    lead_of,
-    load_reps,
-    on_stage_change,
-    rep_directory,
-    routing_state,
-    routing_state_for,
-)
+from mqlengine.services.handoff.directory import load_reps, rep_directory
+from mqlengine.services.handoff.hook import on_stage_change
+from mqlengine.services.handoff.reads import lead_of, routing_state, routing_state_for
 from mqlengine.services.qualify import apply_stage_change
 from mqlengine.store.db import Database
 from mqlengine.store.tables import accounts, persons

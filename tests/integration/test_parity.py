@@ -29,8 +29,6 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, NOW
-from mqlengine.api.localserver import local_server
 from mqlengine.cli.app import app
 from mqlengine.demo.generator import DemoDataset
 from mqlengine.demo.run import run_demo
@@ -41,6 +39,9 @@ from mqlengine.settings import Settings
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, merges, persons, stage_history
 from mqlengine.wiring import Wiring
+from support.clock import NOW
+from support.localserver import local_server
+from support.paths import EXAMPLE
 
 FIRMOGRAPHICS = (
     "domain,company,industry,employees,country\n"

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,25 +28,13 @@ from mqlengine.services import outbox, reps
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import assignments, destinations
 from mqlengine.store.tables_handoff import outbox as outbox_table
+from support.clock import Clock
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
 SENDER = "mql-alerts@example.com"
 OWNER = "ana@example.com"
 DESK = "sales-desk@example.com"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 # --- a real SMTP server ---------------------------------------------------------------------

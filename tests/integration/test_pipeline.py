@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,9 +20,8 @@ from mqlengine.services.qualify import apply_stage_change, rescore
 from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
+from support.clock import NOW
 
-EXAMPLE = "src/mqlengine/definition/templates/mql.yaml"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 THREADS = 8
 
 

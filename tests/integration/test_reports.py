@@ -12,19 +12,18 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from mqlengine.api.localserver import LocalServer, local_server
 from mqlengine.cli.app import app
 from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports.data import clear_cache, report_data
 from mqlengine.reports.history import import_history_csv
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import notify_health_alerts, run_report
 from mqlengine.reports.spend import import_spend_csv
 from mqlengine.settings import Settings
 from mqlengine.wiring import Wiring
+from support.localserver import LocalServer, local_server
+from support.paths import EXAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 NOW = datetime(2026, 4, 1, tzinfo=UTC)
 
 HISTORY_CSV = """E-mail,Created,Channel,Campaign,MQL date,MQL type,SAL date,SQL date,Opp date,Pipeline,Won date,Revenue,Rejected,Reject reason
@@ -74,7 +73,7 @@ def _load(engine: Wiring, tmp_path: Path) -> None:
 @pytest.fixture
 def engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Wiring]:
     clear_cache()
-    eng = Wiring(Settings(migrated_database_url, TEMPLATE))
+    eng = Wiring(Settings(migrated_database_url, EXAMPLE))
     _load(eng, tmp_path)
     yield eng
     eng.db.dispose()
@@ -166,7 +165,7 @@ def test_cli_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MQL_DATABASE_URL", db)
-    monkeypatch.setenv("MQL_DEFINITION", str(TEMPLATE))
+    monkeypatch.setenv("MQL_DEFINITION", str(EXAMPLE))
     runner = CliRunner()
     (tmp_path / "crm.csv").write_text(HISTORY_CSV, encoding="utf-8")
     (tmp_path / "spend.csv").write_text(SPEND_CSV, encoding="utf-8")
@@ -204,12 +203,12 @@ def test_cli_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LocalServer]:
     db = f"sqlite:///{tmp_path / 'api.db'}"
-    eng = Wiring(Settings(db, TEMPLATE))
+    eng = Wiring(Settings(db, EXAMPLE))
     eng.definition()
     _load(eng, tmp_path)
     eng.db.dispose()
     with local_server(
-        db, TEMPLATE, log=tmp_path / "server.log", env={"MQL_READ_KEYS": "reader-key"}
+        db, EXAMPLE, log=tmp_path / "server.log", env={"MQL_READ_KEYS": "reader-key"}
     ) as running:
         yield running
 

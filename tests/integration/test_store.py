@@ -15,9 +15,8 @@ from sqlalchemy.exc import StatementError
 from mqlengine.store.db import Database
 from mqlengine.store.schema import metadata
 from mqlengine.store.tables import accounts, persons, stage_history
-from rows import person_row
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+from support.clock import NOW
+from support.rows import person_row
 
 
 def test_migrations_create_the_schema_and_are_idempotent(database_url: str) -> None:

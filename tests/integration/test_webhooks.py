@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -23,22 +22,11 @@ from mqlengine.notify.senders import SendOptions
 from mqlengine.services import outbox
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import outbox as outbox_table
+from support.clock import Clock
+from support.paths import EXAMPLE, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 START = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 def setup(db: Database, url: str, n: int = 1, *, secret: str | None = SECRET) -> list[str]:
@@ -152,7 +140,7 @@ def test_dead_letter_after_max_attempts_then_replay(db: Database) -> None:
 
 
 def test_unreachable_receiver_is_an_error_not_a_crash(db: Database) -> None:
-    from mqlengine.api.localserver import free_port
+    from support.localserver import free_port
 
     setup(db, f"http://127.0.0.1:{free_port()}/nobody")
     stats = deliver_due(db, worker="t", clock=Clock(START))

@@ -15,13 +15,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from mqlengine.api.localserver import local_server
 from mqlengine.store import db as dbmodule
 from mqlengine.store.db import Database, WriterTurns
 from mqlengine.store.tables import events
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "src" / "mqlengine" / "definition" / "templates" / "mql.yaml"
+from support.localserver import local_server
+from support.paths import EXAMPLE
 
 
 def test_busy_writer_goes_on_at_once_when_nobody_waits(tmp_path: Path) -> None:
@@ -156,7 +154,7 @@ def test_the_api_writer_lets_a_waiting_writer_go_first(tmp_path: Path) -> None:
     commits nothing (the request waits); once it is done, the request is committed."""
     url = f"sqlite:///{tmp_path}/api.db"
     definition = tmp_path / "mql.yaml"
-    definition.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    definition.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
     with local_server(url, definition, log=tmp_path / "server.log") as server:
         turns = WriterTurns(f"{tmp_path}/api.db")
         answers: list[int] = []

@@ -111,9 +111,9 @@ def test_fast_path_agrees_with_general_comparison(op: Op, options: list[str], ac
     assert ev(fast, {"t": actual}) is compare(op, actual, value, None)
 
 
-from conftest import EXAMPLE  # noqa: E402
 from mqlengine.definition.compiler import parse_definition  # noqa: E402
 from mqlengine.domain.conditions import trait_predicate  # noqa: E402
+from support.paths import EXAMPLE  # noqa: E402
 
 EXAMPLE_DEFINITION = parse_definition(EXAMPLE.read_text(encoding="utf-8")).definition
 TRAIT_CONDITIONS = [r.when for r in EXAMPLE_DEFINITION.fit_rules] + [

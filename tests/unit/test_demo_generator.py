@@ -7,19 +7,16 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from mqlengine.demo.generator import CHANNELS, DemoDataset, SalesStep, generate
+from support.paths import EXAMPLE
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 DAYS = 180
-DEFINITION_PATH = (
-    Path(__file__).resolve().parents[2] / "src/mqlengine/definition/templates/mql.yaml"
-)
 SENIORITIES = {
     "c_level", "vp", "head", "director", "manager", "senior", "individual", "intern", "student",
 }  # fmt: skip
@@ -46,7 +43,7 @@ def dataset() -> DemoDataset:
 
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
-    loaded = yaml.safe_load(DEFINITION_PATH.read_text())
+    loaded = yaml.safe_load(EXAMPLE.read_text())
     assert isinstance(loaded, dict)
     return loaded
 

@@ -22,7 +22,7 @@ import pytest
 from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports import metrics
 from mqlengine.reports.data import ReportData
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 
 
 def t(text: str) -> datetime:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from mqlengine.definition.compiler import parse_definition
 from mqlengine.domain.scoring import Event, decay_factor, score
+from support.clock import NOW
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DEFINITION = parse_definition(
     """
 version: t1
@@ -166,7 +166,6 @@ def test_more_time_never_increases_positive_decayed_points(events, extra_days) -
 
 from collections.abc import Mapping  # noqa: E402
 
-from conftest import EXAMPLE  # noqa: E402
 from mqlengine.domain.conditions import (  # noqa: E402
     MISSING,
     Context,
@@ -175,6 +174,7 @@ from mqlengine.domain.conditions import (  # noqa: E402
     lookup_path,
 )
 from mqlengine.domain.scoring import ScoreCard, Scorer  # noqa: E402
+from support.paths import EXAMPLE  # noqa: E402
 
 EXAMPLE_DEFINITION = parse_definition(EXAMPLE.read_text(encoding="utf-8")).definition
 # Paths that mix traits with rules, events and scores, and a rule read both by a path and

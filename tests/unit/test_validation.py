@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,9 +19,7 @@ from mqlengine.ingest.validation import (
     check_message,
     signal_hits,
 )
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
+from support.clock import NOW
 
 # --- the reference: every check run and the policy consulted per hit ----------------------
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mqlengine.api.auth import require_key
 from mqlengine.errors import ValidationError
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.handoff import current_assignment
+from mqlengine.services.handoff.assign import current_assignment
 from mqlengine.store import repo
 from mqlengine.wiring import Wiring
 

@@ -13,7 +13,7 @@ from mqlengine.api.auth import require_read_key
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.filters import filters_from
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import REPORTS, health_rules, run_report
 from mqlengine.wiring import Wiring
 

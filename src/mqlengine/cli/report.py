@@ -135,7 +135,7 @@ LABELS = {
 def _filters(
     since: str | None, until: str | None, channel: str | None, campaign: str | None, tz: str
 ) -> Any:
-    from mqlengine.reports.metrics import Filters
+    from mqlengine.reports.query import Filters
 
     return Filters(
         since=_when(since, "--since"),

@@ -16,7 +16,7 @@ from mqlengine.dashboard import charts
 from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
 from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports.data import report_data
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import run_report
 from mqlengine.store.db import Database
 

@@ -7,7 +7,6 @@ Pages read with a read key (the app's ``read_access``, see :mod:`mqlengine.api.a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from mqlengine.errors import MqlError, NotFoundError, ValidationError, status_fo
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.filters import filters_from
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.reports.service import health_rules, run_report
 from mqlengine.store import lookups
 from mqlengine.wiring import Wiring
@@ -345,7 +344,3 @@ def rule_changes(before: Any, after: Any) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

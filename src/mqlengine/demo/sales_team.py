@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from mqlengine.domain.rules import Definition
-from mqlengine.services.handoff import check_breaches
+from mqlengine.services.handoff.sla import check_breaches
 from mqlengine.services.reps import add_absence, upsert_rep, upsert_team
 
 TEAM_FILE = Path(__file__).with_name("team.yaml")

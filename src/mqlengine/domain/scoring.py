@@ -443,11 +443,6 @@ def _canonical_key(event: Event) -> tuple[float, str]:
     return (event.epoch, event.id)
 
 
-def canonical_order(events: Iterable[Event]) -> list[Event]:
-    """Time, then id: the order every computation over events uses."""
-    return sorted(events, key=_canonical_key)
-
-
 class Scorer:
     """Scores persons under one definition, remembering which intent rules each event
     matches: matching depends only on the event, never on the moment, so rescoring the

@@ -50,7 +50,7 @@ def run_worker(
     on_pass: Callable[[WorkerStats], None] | None = None,
     lease: timedelta | None = None,
 ) -> WorkerStats:
-    from mqlengine.services.handoff import check_breaches
+    from mqlengine.services.handoff.sla import check_breaches
 
     stop = stop or threading.Event()
     worker = worker_id or default_worker_id()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -489,7 +489,3 @@ def report_data(database: Database, *, refresh: bool = False) -> ReportData:
 def clear_cache() -> None:
     with _CACHE.lock:
         _CACHE.entries.clear()
-
-
-def table_names() -> Sequence[str]:
-    return tuple(SCHEMAS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from mqlengine.errors import ValidationError
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 
 
 def parse_moment(value: str | None, name: str) -> datetime | None:

@@ -22,7 +22,7 @@ Cohort months are calendar months in ``tz`` (UTC unless asked otherwise).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,114 +30,7 @@ from mqlengine.domain import funnel
 from mqlengine.domain.funnel import HealthInputs, HealthRules, rate
 from mqlengine.errors import ValidationError
 from mqlengine.reports.data import ReportData
-
-# Dimension → (SQL over entries, SQL over leads or None when leads have no such attribute).
-DIMENSIONS: dict[str, tuple[str, str | None]] = {
-    "channel": ("coalesce(channel, 'unknown')", "coalesce(channel, 'unknown')"),
-    "source": ("coalesce(source, 'unknown')", "coalesce(source, 'unknown')"),
-    "campaign": ("coalesce(campaign, 'unknown')", "coalesce(campaign, 'unknown')"),
-    "mql_type": ("mql_type", None),
-    "definition_version": ("definition_version", None),
-    "team": ("coalesce(team, 'unassigned')", "coalesce(team, 'unassigned')"),
-    "rep": ("coalesce(owner, 'unassigned')", "coalesce(owner, 'unassigned')"),
-    "cohort": (
-        "strftime(date_trunc('month', timezone($tz, mql_at)), '%Y-%m')",
-        "strftime(date_trunc('month', timezone($tz, first_seen_at)), '%Y-%m')",
-    ),
-    "week": (
-        "strftime(date_trunc('week', timezone($tz, mql_at)), '%Y-%m-%d')",
-        "strftime(date_trunc('week', timezone($tz, first_seen_at)), '%Y-%m-%d')",
-    ),
-}
-FILTER_COLUMNS = ("channel", "source", "campaign", "mql_type", "definition_version", "team", "rep")
-_FILTER_SQL = {
-    "channel": "coalesce(channel, 'unknown')",
-    "source": "coalesce(source, 'unknown')",
-    "campaign": "coalesce(campaign, 'unknown')",
-    "mql_type": "mql_type",
-    "definition_version": "definition_version",
-    "team": "coalesce(team, 'unassigned')",
-    "rep": "coalesce(owner, 'unassigned')",
-}
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The period ``[since, until)`` and attribute filters every report accepts."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    channel: str | None = None
-    source: str | None = None
-    campaign: str | None = None
-    mql_type: str | None = None
-    definition_version: str | None = None
-    team: str | None = None
-    rep: str | None = None
-    tz: str = "UTC"
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("since", "until"):
-            data[key] = data[key].isoformat() if data[key] is not None else None
-        return data
-
-
-def check_dimension(by: str | None) -> str | None:
-    if by is None or by in ("", "none", "total"):
-        return None
-    if by not in DIMENSIONS:
-        raise ValidationError(f"unknown breakdown '{by}' (use one of: {', '.join(DIMENSIONS)})")
-    return by
-
-
-class _Query:
-    """Builds WHERE clauses with named parameters (values never enter the SQL text)."""
-
-    def __init__(self, filters: Filters) -> None:
-        self.filters = filters
-        self.params: dict[str, Any] = {"tz": filters.tz}
-
-    def where(self, time_column: str, *, on_leads: bool = False) -> str:
-        parts = ["TRUE"]
-        f = self.filters
-        if f.since is not None:
-            self.params["since"] = f.since
-            parts.append(f"{time_column} >= $since")
-        if f.until is not None:
-            self.params["until"] = f.until
-            parts.append(f"{time_column} < $until")
-        for name in FILTER_COLUMNS:
-            value = getattr(f, name)
-            if value is None:
-                continue
-            if on_leads and name in ("mql_type", "definition_version"):
-                continue
-            self.params[f"f_{name}"] = value
-            parts.append(f"{_FILTER_SQL[name]} = $f_{name}")
-        return " AND ".join(parts)
-
-    def used(self, sql: str) -> dict[str, Any]:
-        return {k: v for k, v in self.params.items() if f"${k}" in sql}
-
-
-def _rows(data: ReportData, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cursor = data.cursor()
-    try:
-        result = cursor.execute(sql, params)
-        names = [d[0] for d in result.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-    finally:
-        cursor.close()
-
-
-def _num(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
+from mqlengine.reports.query import DIMENSIONS, Filters, Query, check_dimension, fetch_rows, rounded
 
 # --------------------------------------------------------------------------- funnel
 
@@ -165,7 +58,7 @@ _ENTRY_AGGREGATES = """
 """
 
 
-def _spend_sql(key: str | None, filters: Filters, q: _Query) -> str | None:
+def _spend_sql(key: str | None, filters: Filters, q: Query) -> str | None:
     """Spend per key, prorated to the period; None when this breakdown has no spend."""
     if key not in (None, "channel", "campaign", "cohort"):
         return None
@@ -242,7 +135,7 @@ def _funnel_row(row: dict[str, Any]) -> dict[str, Any]:
         "cost_per_mql": funnel.per(spend, mqls) if spend is not None else None,
         "cac": funnel.per(spend, row.get("customers") or 0) if spend is not None else None,
     }
-    return {k: _num(v) for k, v in out.items()}
+    return {k: rounded(v) for k, v in out.items()}
 
 
 def funnel_report(
@@ -251,7 +144,7 @@ def funnel_report(
     """The funnel (volumes, conversion rates, reasons counts, money) per breakdown key;
     without ``by`` one row with key ``total``."""
     by = check_dimension(by)
-    q = _Query(filters)
+    q = Query(filters)
     entry_key, lead_key = DIMENSIONS[by] if by else ("'total'", "'total'")
     entries = (
         f"SELECT {entry_key} AS key, {_ENTRY_AGGREGATES} FROM entries "
@@ -281,7 +174,7 @@ def funnel_report(
         FROM k LEFT JOIN e USING (key) LEFT JOIN l USING (key) LEFT JOIN s USING (key)
         ORDER BY coalesce(e.mqls, 0) DESC, k.key
     """
-    rows = [_funnel_row(r) for r in _rows(data, sql, q.used(sql))]
+    rows = [_funnel_row(r) for r in fetch_rows(data, sql, q.used(sql))]
     if by is None and not rows:
         rows = [_funnel_row({"key": "total"})]
     if lead_key is None or filters.mql_type or filters.definition_version:
@@ -309,7 +202,7 @@ def sla_report(
 ) -> list[dict[str, Any]]:
     """Speed to lead (MQL → first touch) p50/p90, SLA met/breached/pending, compliance."""
     by = check_dimension(by)
-    q = _Query(filters)
+    q = Query(filters)
     key = DIMENSIONS[by][0] if by else "'total'"
     q.params["now"] = now
     q.params["fallback_hours"] = float(speed_to_lead_hours)
@@ -326,10 +219,10 @@ def sla_report(
         FROM entries WHERE {q.where("mql_at")} GROUP BY 1 ORDER BY 2 DESC, 1
     """
     out = []
-    for row in _rows(data, sql, q.used(sql)):
+    for row in fetch_rows(data, sql, q.used(sql)):
         row["sla_compliance"] = rate(row["sla_met"], row["sla_met"] + row["breaches"])
         row["untouched"] = row["mqls"] - row["touched"]
-        out.append({k: _num(v) for k, v in row.items()})
+        out.append({k: rounded(v) for k, v in row.items()})
     if by is None and not out:
         out = [
             {
@@ -361,7 +254,7 @@ def velocity_report(
     average won revenue, and the cycle from SQL to won.
     """
     by = check_dimension(by)
-    q = _Query(filters)
+    q = Query(filters)
     key = DIMENSIONS[by][0] if by else "'total'"
     sql = f"""
         SELECT {key} AS key, count(*) AS mqls, count(opp_at) AS opportunities,
@@ -374,12 +267,12 @@ def velocity_report(
         FROM entries WHERE {q.where("mql_at")} GROUP BY 1 ORDER BY 2 DESC, 1
     """
     out = []
-    for row in _rows(data, sql, q.used(sql)):
+    for row in fetch_rows(data, sql, q.used(sql)):
         row["win_rate"] = rate(row["won"], row["won"] + row["lost"])
         row["velocity_per_day"] = funnel.pipeline_velocity(
             row["opportunities"], row["win_rate"], row["average_deal"], row["cycle_days"]
         )
-        out.append({k: _num(v) for k, v in row.items()})
+        out.append({k: rounded(v) for k, v in row.items()})
     return out
 
 
@@ -389,7 +282,7 @@ def velocity_report(
 def reasons_report(data: ReportData, filters: Filters) -> dict[str, Any]:
     """Why MQLs were rejected, recycled, disqualified or lost, and which definition rules
     scored the rejected ones (compared with accepted ones, to tune the definition)."""
-    q = _Query(filters)
+    q = Query(filters)
     where = q.where("mql_at")
     reasons_sql = f"""
         SELECT h.action, h.reason, count(*) AS count
@@ -399,12 +292,12 @@ def reasons_report(data: ReportData, filters: Filters) -> dict[str, Any]:
         WHERE h.action IN ('reject', 'recycle', 'disqualify', 'lost') AND {where}
         GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2
     """
-    reasons = _rows(data, reasons_sql, q.used(reasons_sql))
+    reasons = fetch_rows(data, reasons_sql, q.used(reasons_sql))
     totals: dict[str, int] = {}
     for row in reasons:
         totals[row["action"]] = totals.get(row["action"], 0) + row["count"]
     for row in reasons:
-        row["share"] = _num(rate(row["count"], totals[row["action"]]))
+        row["share"] = rounded(rate(row["count"], totals[row["action"]]))
     rules_sql = f"""
         WITH e AS (
             SELECT entry_id,
@@ -425,13 +318,13 @@ def reasons_report(data: ReportData, filters: Filters) -> dict[str, Any]:
         ORDER BY 2 DESC, 1
     """
     rules = []
-    for row in _rows(data, rules_sql, q.used(rules_sql)):
+    for row in fetch_rows(data, rules_sql, q.used(rules_sql)):
         share_rejected = rate(row["in_rejected"], row["rejected_mqls"])
         share_accepted = rate(row["in_accepted"], row["accepted_mqls"])
         row["share_of_rejected"] = share_rejected
         row["share_of_accepted"] = share_accepted
         row["lift"] = rate(share_rejected, share_accepted)
-        rules.append({k: _num(v) for k, v in row.items()})
+        rules.append({k: rounded(v) for k, v in row.items()})
     return {"reasons": reasons, "totals": totals, "rules_in_rejected": rules}
 
 
@@ -445,14 +338,14 @@ def volume_over_time(
     if grain not in ("day", "week", "month"):
         raise ValidationError("grain must be day, week or month")
     by_dim = check_dimension(by) or "channel"
-    q = _Query(filters)
+    q = Query(filters)
     key = DIMENSIONS[by_dim][0]
     sql = f"""
         SELECT strftime(date_trunc('{grain}', timezone($tz, mql_at)), '%Y-%m-%d') AS bucket,
                {key} AS key, count(*) AS mqls
         FROM entries WHERE {q.where("mql_at")} GROUP BY 1, 2 ORDER BY 1, 2
     """
-    rows = _rows(data, sql, q.used(sql))
+    rows = fetch_rows(data, sql, q.used(sql))
     buckets = sorted({r["bucket"] for r in rows})
     index = {b: i for i, b in enumerate(buckets)}
     series: dict[str, list[int]] = {}
@@ -468,7 +361,7 @@ def volume_over_time(
 
 
 def events_in_period(data: ReportData, filters: Filters) -> int:
-    q = _Query(replace(filters, channel=None, source=None, campaign=None))
+    q = Query(replace(filters, channel=None, source=None, campaign=None))
     parts = ["TRUE"]
     if filters.since is not None:
         q.params["since"] = filters.since
@@ -477,15 +370,7 @@ def events_in_period(data: ReportData, filters: Filters) -> int:
         q.params["until"] = filters.until
         parts.append("day < CAST(timezone('UTC', $until) AS DATE)")
     sql = f"SELECT coalesce(sum(events), 0) AS n FROM events_daily WHERE {' AND '.join(parts)}"
-    return int(_rows(data, sql, q.used(sql))[0]["n"])
-
-
-def stage_counts(data: ReportData, filters: Filters) -> dict[str, int]:
-    """Persons per current stage (live persons, attribute filters applied)."""
-    q = _Query(replace(filters, since=None, until=None))
-    where = q.where("first_seen_at", on_leads=True)
-    sql = f"SELECT stage, count(*) AS n FROM persons WHERE {where} GROUP BY 1"
-    return {r["stage"]: r["n"] for r in _rows(data, sql, q.used(sql))}
+    return int(fetch_rows(data, sql, q.used(sql))[0]["n"])
 
 
 # --------------------------------------------------------------------------- health
@@ -518,10 +403,10 @@ def health_report(
         "since": current.since.isoformat() if current.since else None,
         "until": now.isoformat(),
         "rules": asdict(rules),
-        "inputs": {k: _num(v) for k, v in asdict(inputs).items()},
+        "inputs": {k: rounded(v) for k, v in asdict(inputs).items()},
         "alerts": [asdict(a) for a in alerts],
         "score": score.score,
-        "components": [{k: _num(v) for k, v in asdict(c).items()} for c in score.components],
+        "components": [{k: rounded(v) for k, v in asdict(c).items()} for c in score.components],
         "formula": "100 × Σ(weight × min(1, value/target)) ÷ Σ weights of components with data",
     }
 
@@ -538,7 +423,7 @@ def open_mqls(
     limit: int = 50,
 ) -> dict[str, Any]:
     """Open MQLs (in mql stage now) per owner/team with age and SLA state, oldest first."""
-    q = _Query(replace(filters, since=None, until=None))
+    q = Query(replace(filters, since=None, until=None))
     q.params["now"] = now
     q.params["fallback_hours"] = float(speed_to_lead_hours)
     due = "coalesce(e.due_at, e.mql_at + to_microseconds(CAST($fallback_hours * 3600e6 AS BIGINT)))"
@@ -562,13 +447,14 @@ def open_mqls(
     """
     list_sql = f"SELECT * FROM ({base}) ORDER BY age_hours DESC LIMIT {int(limit)}"
     queues = [
-        {k: _num(v) for k, v in r.items()} for r in _rows(data, queues_sql, q.used(queues_sql))
+        {k: rounded(v) for k, v in r.items()}
+        for r in fetch_rows(data, queues_sql, q.used(queues_sql))
     ]
     leads = []
-    for r in _rows(data, list_sql, q.used(list_sql)):
+    for r in fetch_rows(data, list_sql, q.used(list_sql)):
         for key in ("mql_at", "first_touch_at", "due_at"):
             r[key] = r[key].isoformat() if r[key] is not None else None
-        leads.append({k: _num(v) for k, v in r.items()})
+        leads.append({k: rounded(v) for k, v in r.items()})
     return {"queues": queues, "leads": leads, "owners_known": data.features.get("owners", False)}
 
 
@@ -597,7 +483,9 @@ def funnel_steps(total: dict[str, Any]) -> list[dict[str, Any]]:
             conversion = None
         else:
             conversion = rate(value, previous)
-        steps.append({"step": key, "label": label, "count": value, "conversion": _num(conversion)})
+        steps.append(
+            {"step": key, "label": label, "count": value, "conversion": rounded(conversion)}
+        )
         previous = value
     return steps
 
@@ -629,4 +517,4 @@ def dimension_values(data: ReportData, dimension: str) -> list[str]:
         return []
     key = DIMENSIONS[dim][0]
     sql = f"SELECT DISTINCT {key} AS v FROM entries WHERE {key} IS NOT NULL ORDER BY 1"
-    return [str(r["v"]) for r in _rows(data, sql, {})]
+    return [str(r["v"]) for r in fetch_rows(data, sql, {})]

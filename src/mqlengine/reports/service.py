@@ -8,7 +8,6 @@ notifies twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from mqlengine.domain.funnel import HealthRules, health_rules_from
 from mqlengine.errors import ValidationError
 from mqlengine.reports import metrics
 from mqlengine.reports.data import ReportData, report_data
-from mqlengine.reports.metrics import Filters
+from mqlengine.reports.query import Filters
 from mqlengine.store.db import Database
 
 HEALTH_TOPIC = "funnel.health_alert"
@@ -113,7 +112,3 @@ def notify_health_alerts(database: Database, health: dict[str, Any], *, now: dat
             enqueue(connection, HEALTH_TOPIC, data, now=now)
             written += 1
     return written
-
-
-def filters_dict(filters: Filters) -> dict[str, Any]:
-    return asdict(filters)

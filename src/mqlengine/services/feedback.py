@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from mqlengine.domain.lifecycle import Action, Refusal, Stage, StageChange, decide_on_feedback
 from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConflictError, NotFoundError, ValidationError
-from mqlengine.services.handoff import record_touch
+from mqlengine.services.handoff.sla import record_touch
 from mqlengine.services.qualify import apply_stage_change
 from mqlengine.store import repo
 

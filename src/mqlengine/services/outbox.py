@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, func, or_, select, update
 
 from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.services import txcache
+from mqlengine.store.dialect import for_update
 from mqlengine.store.tables_handoff import destinations, outbox
 
 TOPICS = ("person.stage_changed", "mql.assigned", "sla.breached")
@@ -155,9 +156,7 @@ def claim(
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
     )
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = [r.id for r in connection.execute(query)]
+    ids = [r.id for r in connection.execute(for_update(connection, query, skip_locked=True))]
     if not ids:
         return []
     connection.execute(
@@ -344,10 +343,3 @@ def remove_destination(connection: Connection, name: str) -> None:
 
 def list_destinations(connection: Connection) -> list[RowMapping]:
     return list(connection.execute(select(destinations).order_by(destinations.c.name)).mappings())
-
-
-def pending_due(connection: Connection, now: datetime) -> int:
-    query = select(func.count()).where(
-        and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
-    )
-    return int(connection.execute(query).scalar_one())

@@ -18,7 +18,7 @@ from mqlengine.domain.explain import card_to_dict, rule_points
 from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event, ScoreCard, Scorer, TraitVerdict
-from mqlengine.services.handoff import PERSON_COLUMNS, on_stage_change
+from mqlengine.services.handoff.hook import PERSON_COLUMNS, on_stage_change
 from mqlengine.store import repo
 from mqlengine.store.dialect import bulk_insert, bulk_update
 from mqlengine.store.tables import persons, score_snapshots

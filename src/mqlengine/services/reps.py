@@ -15,9 +15,10 @@ from mqlengine.definition.schema import CalendarSpec
 from mqlengine.domain.routing import RoutingState, advance, fairness, prune, route
 from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConfigError, NotFoundError, ValidationError
-from mqlengine.services.handoff import forget_reps, lead_of, load_reps
+from mqlengine.services.handoff.directory import forget_reps, load_reps
+from mqlengine.services.handoff.reads import lead_of, routing_state
 from mqlengine.store.tables import persons, stage_history
-from mqlengine.store.tables_handoff import assignments, rep_absences, reps, teams
+from mqlengine.store.tables_handoff import rep_absences, reps, teams
 
 
 def upsert_team(
@@ -152,7 +153,6 @@ def rep_detail(connection: Connection, key: str, *, now: datetime) -> dict[str, 
 
 def list_reps(connection: Connection, *, now: datetime) -> list[dict[str, Any]]:
     from mqlengine.domain.routing import assigned_today, on_shift, unavailable_because
-    from mqlengine.services.handoff import routing_state
 
     values, rows = load_reps(connection)
     state = routing_state(connection, rows, person_id=-1, account_id=None, now=now)
@@ -292,10 +292,3 @@ def simulate(
         "fairness": round(overall, 4),
         "team_fairness": team_fairness,
     }
-
-
-def assignment_counts(connection: Connection) -> dict[str, int]:
-    rows = connection.execute(
-        select(assignments.c.status, func.count()).group_by(assignments.c.status)
-    )
-    return {status: int(n) for status, n in rows}

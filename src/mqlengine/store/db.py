@@ -242,12 +242,3 @@ class Database:
         self.engine.dispose()
         if self.turns is not None:
             self.turns.close()
-
-
-def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
-    from mqlengine.settings import Settings
-
-    database = Database(url or Settings.from_env().database_url)
-    if migrate:
-        database.migrate()
-    return database

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Connection, Table, bindparam, func, select, update
+from sqlalchemy import JSON, Boolean, Connection, Select, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 
 
@@ -187,9 +187,27 @@ def sqlite_data_version(connection: Connection) -> int:
     return int(connection.exec_driver_sql("PRAGMA data_version").scalar_one())
 
 
-def lock_rows_clause(connection: Connection) -> bool:
-    """Whether SELECT … FOR UPDATE is meaningful (SQLite locks the whole file instead)."""
+def _locks_rows(connection: Connection) -> bool:
+    """Whether the database locks rows (SQLite locks the whole file: its writer already
+    excludes every other writer, and it has no SELECT … FOR UPDATE)."""
     return connection.dialect.name == "postgresql"
+
+
+def for_update(
+    connection: Connection, query: Select[Any], *, skip_locked: bool = False
+) -> Select[Any]:
+    """``query`` with ``FOR UPDATE [SKIP LOCKED]`` where the database locks rows, as it is
+    elsewhere: callers say what they lock and stay the same on every database."""
+    if not _locks_rows(connection):
+        return query
+    return query.with_for_update(skip_locked=skip_locked)
+
+
+def lock_rows(connection: Connection, query: Select[Any]) -> None:
+    """Lock the rows ``query`` selects until the transaction (or savepoint) ends, where the
+    database locks rows; nothing to do where its writer lock already serialises writers."""
+    if _locks_rows(connection):
+        connection.execute(query.with_for_update()).all()
 
 
 class IdAllocator:

@@ -15,7 +15,6 @@ from mqlengine.store.tables import (
     definition_versions,
     events,
     persons,
-    score_snapshots,
     stage_history,
 )
 
@@ -157,11 +156,6 @@ def stage_history_of(connection: Connection, person_id: int) -> list[RowMapping]
         .order_by(stage_history.c.changed_at, stage_history.c.id)
     )
     return list(connection.execute(query).mappings())
-
-
-def insert_snapshots(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        connection.execute(score_snapshots.insert(), rows)
 
 
 def bump_person(connection: Connection, person_id: int, values: dict[str, Any]) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+from support.clock import NOW
 
 
 def person_row(**values: object) -> dict[str, object]:

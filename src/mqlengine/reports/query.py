@@ -1,0 +1,119 @@
+"""The query builder the report families share: the period and attribute filters, the
+breakdown dimensions, and WHERE clauses whose values travel as named parameters (never in
+the SQL text), run over :class:`ReportData`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from mqlengine.errors import ValidationError
+from mqlengine.reports.data import ReportData
+
+# Dimension → (SQL over entries, SQL over leads or None when leads have no such attribute).
+DIMENSIONS: dict[str, tuple[str, str | None]] = {
+    "channel": ("coalesce(channel, 'unknown')", "coalesce(channel, 'unknown')"),
+    "source": ("coalesce(source, 'unknown')", "coalesce(source, 'unknown')"),
+    "campaign": ("coalesce(campaign, 'unknown')", "coalesce(campaign, 'unknown')"),
+    "mql_type": ("mql_type", None),
+    "definition_version": ("definition_version", None),
+    "team": ("coalesce(team, 'unassigned')", "coalesce(team, 'unassigned')"),
+    "rep": ("coalesce(owner, 'unassigned')", "coalesce(owner, 'unassigned')"),
+    "cohort": (
+        "strftime(date_trunc('month', timezone($tz, mql_at)), '%Y-%m')",
+        "strftime(date_trunc('month', timezone($tz, first_seen_at)), '%Y-%m')",
+    ),
+    "week": (
+        "strftime(date_trunc('week', timezone($tz, mql_at)), '%Y-%m-%d')",
+        "strftime(date_trunc('week', timezone($tz, first_seen_at)), '%Y-%m-%d')",
+    ),
+}
+FILTER_COLUMNS = ("channel", "source", "campaign", "mql_type", "definition_version", "team", "rep")
+_FILTER_SQL = {
+    "channel": "coalesce(channel, 'unknown')",
+    "source": "coalesce(source, 'unknown')",
+    "campaign": "coalesce(campaign, 'unknown')",
+    "mql_type": "mql_type",
+    "definition_version": "definition_version",
+    "team": "coalesce(team, 'unassigned')",
+    "rep": "coalesce(owner, 'unassigned')",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The period ``[since, until)`` and attribute filters every report accepts."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    channel: str | None = None
+    source: str | None = None
+    campaign: str | None = None
+    mql_type: str | None = None
+    definition_version: str | None = None
+    team: str | None = None
+    rep: str | None = None
+    tz: str = "UTC"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("since", "until"):
+            data[key] = data[key].isoformat() if data[key] is not None else None
+        return data
+
+
+def check_dimension(by: str | None) -> str | None:
+    if by is None or by in ("", "none", "total"):
+        return None
+    if by not in DIMENSIONS:
+        raise ValidationError(f"unknown breakdown '{by}' (use one of: {', '.join(DIMENSIONS)})")
+    return by
+
+
+class Query:
+    """Builds WHERE clauses with named parameters (values never enter the SQL text)."""
+
+    def __init__(self, filters: Filters) -> None:
+        self.filters = filters
+        self.params: dict[str, Any] = {"tz": filters.tz}
+
+    def where(self, time_column: str, *, on_leads: bool = False) -> str:
+        parts = ["TRUE"]
+        f = self.filters
+        if f.since is not None:
+            self.params["since"] = f.since
+            parts.append(f"{time_column} >= $since")
+        if f.until is not None:
+            self.params["until"] = f.until
+            parts.append(f"{time_column} < $until")
+        for name in FILTER_COLUMNS:
+            value = getattr(f, name)
+            if value is None:
+                continue
+            if on_leads and name in ("mql_type", "definition_version"):
+                continue
+            self.params[f"f_{name}"] = value
+            parts.append(f"{_FILTER_SQL[name]} = $f_{name}")
+        return " AND ".join(parts)
+
+    def used(self, sql: str) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if f"${k}" in sql}
+
+
+def fetch_rows(data: ReportData, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    cursor = data.cursor()
+    try:
+        result = cursor.execute(sql, params)
+        names = [d[0] for d in result.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    finally:
+        cursor.close()
+
+
+def rounded(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
