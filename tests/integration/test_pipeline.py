@@ -16,7 +16,7 @@ from mqlengine.domain.scoring import score
 from mqlengine.errors import ConflictError, NotFoundError, ValidationError
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.qualify import apply_stage_change, rescore
+from mqlengine.services.qualify import HANDOFF, apply_stage_change, rescore
 from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
@@ -102,7 +102,7 @@ def page(
 
 @pytest.fixture
 def ingest(db: Database, definition: Definition) -> Callable[..., BatchResult]:
-    pipeline = Pipeline(definition)
+    pipeline = Pipeline(definition, handoff=HANDOFF)
 
     def run(messages: list[Any], *, now: datetime = NOW) -> BatchResult:
         with db.begin() as connection:
@@ -486,7 +486,7 @@ def test_history_replay_rescores_only_when_the_batch_can_change_the_score(
 ) -> None:
     """score_as_of="event": an event no rule scores leaves the stored score as it was (it
     cannot qualify anyone); a scored event rescores as of that event."""
-    pipeline = Pipeline(definition)
+    pipeline = Pipeline(definition, handoff=HANDOFF)
 
     def replay(messages: list[Any]) -> BatchResult:
         with db.begin() as connection:

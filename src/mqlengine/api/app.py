@@ -25,8 +25,9 @@ from mqlengine.engine import Engine
 from mqlengine.errors import ConfigError, MqlError, status_for
 from mqlengine.ingest.firmographics import Enricher
 from mqlengine.ingest.pipeline import Pipeline
+from mqlengine.ingest.qualify import scorer_for
 from mqlengine.ingest.writerstate import WriterState
-from mqlengine.services.qualify import scorer_for
+from mqlengine.services.qualify import HANDOFF
 
 
 def error_response(
@@ -57,7 +58,9 @@ class _PipelineSource:
             # The writer's memory between transactions is bound to the definition (it
             # keeps only the events its rules can score), so it starts afresh with it.
             state = WriterState(scorer_for(definition).relevant)
-            self._pipeline = Pipeline(definition, enricher=self.enrichers, state=state)
+            self._pipeline = Pipeline(
+                definition, handoff=HANDOFF, enricher=self.enrichers, memory=state
+            )
         return self._pipeline
 
 

@@ -197,6 +197,9 @@ def import_(
         run_import,
     )
     from mqlengine.ingest.pipeline import Pipeline
+    from mqlengine.ingest.qualify import scorer_for
+    from mqlengine.ingest.writerstate import WriterState
+    from mqlengine.services.qualify import HANDOFF
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
@@ -214,7 +217,9 @@ def import_(
     else:
         rows = csv_event_messages(file, columns)
     eng = engine()
-    pipeline = Pipeline(eng.definition().definition)
+    definition = eng.definition().definition
+    memory = WriterState(scorer_for(definition).relevant)  # this process writes alone
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=memory)
     with _progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=None)
         report = run_import(

@@ -77,14 +77,13 @@ def quarantine(
     ] = False,
 ) -> None:
     """Rejected payloads kept for inspection (bad JSON, invalid or oversized messages)."""
-    from sqlalchemy import delete, func, select
-
-    from mqlengine.store.tables_ingest import quarantine as table
+    from mqlengine.ingest.quarantine import purge as purge_rows
+    from mqlengine.ingest.quarantine import quarantined, quarantined_row
 
     eng = engine()
     if show is not None:
         with eng.db.read() as connection:
-            row = connection.execute(select(table).where(table.c.id == show)).mappings().first()
+            row = quarantined_row(connection, show)
         if row is None:
             fail(f"no quarantined payload {show}", 5)
             return
@@ -92,10 +91,7 @@ def quarantine(
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     with eng.db.read() as connection:
-        total = int(connection.execute(select(func.count()).select_from(table)).scalar_one())
-        rows = list(
-            connection.execute(select(table).order_by(table.c.id.desc()).limit(limit)).mappings()
-        )
+        total, rows = quarantined(connection, limit=limit)
     if as_json:
         for row in rows:
             data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
@@ -117,7 +113,7 @@ def quarantine(
         console.print(view)
     if purge and rows:
         with eng.db.begin() as connection:
-            connection.execute(delete(table).where(table.c.id.in_([r["id"] for r in rows])))
+            purge_rows(connection, [r["id"] for r in rows])
         err_console.print(f"purged {len(rows)} row(s)", highlight=False)
 
 
@@ -132,6 +128,7 @@ def unmerge(
     from mqlengine.ingest.pipeline import Pipeline
     from mqlengine.ingest.unmerge import list_merges
     from mqlengine.ingest.unmerge import unmerge as undo
+    from mqlengine.services.qualify import HANDOFF
 
     eng = engine()
     if list_ or merge_id is None:
@@ -152,7 +149,7 @@ def unmerge(
             )
         console.print(view)
         return
-    pipeline = Pipeline(eng.definition().definition)
+    pipeline = Pipeline(eng.definition().definition, handoff=HANDOFF)
     with eng.db.begin() as connection:
         result = undo(connection, pipeline, merge_id, now=utcnow())
     console.print(
