@@ -15,11 +15,13 @@ from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import score
 from mqlengine.errors import ConflictError, NotFoundError, ValidationError
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
+from mqlengine.ingest.qualify import Handoff
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.qualify import HANDOFF, apply_stage_change, rescore
 from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
+from mqlengine.store.tables_handoff import outbox
 
 EXAMPLE = "src/mqlengine/definition/templates/mql.yaml"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -295,6 +297,50 @@ def test_a_qualifying_lead_becomes_an_mql_with_its_reasons(
     )
     assert card["total"] == pytest.approx(row["total_score"], abs=1e-3)
     assert {c["rule"] for c in contributions} >= {"senior_buyer", "demo_request", "pricing_page"}
+
+
+def test_the_handoff_is_what_the_pipeline_was_given(db: Database, definition: Definition) -> None:
+    """What a stage change sets off is handed in: the pipeline calls it once per committed
+    change, on the same transaction, with the person as the stage UPDATE left it; without
+    one, the stage still moves and nothing else happens."""
+    calls: list[tuple[int, StageChange, Any]] = []
+
+    def record(
+        connection: Any,
+        definition: Definition,
+        person_id: int,
+        change: StageChange,
+        *,
+        recorded_at: datetime,
+        card: Any = None,
+        person: Any = None,
+    ) -> None:
+        assert connection.in_transaction()
+        calls.append((person_id, change, person))
+
+    recording = Handoff(person_columns=HANDOFF.person_columns, on_stage_change=record)
+    for handoff, user in ((recording, "u-recorded"), (None, "u-silent")):
+        traits = {**VP_TRAITS, "email": f"{user}@northwind.io"}
+        with db.begin() as connection:
+            result = Pipeline(definition, handoff=handoff).ingest(
+                connection,
+                [
+                    identify(f"{user}-id", user=user, traits=traits, days_ago=2),
+                    page(f"{user}-pricing", "/pricing", user=user, days_ago=2),
+                    track(f"{user}-demo", "Demo Requested", user=user, days_ago=1),
+                ],
+                now=NOW,
+            )
+        (person_id,) = result.persons
+        assert person(db, person_id)["stage"] == "mql"
+        if handoff is not None:
+            ((called_for, change, row),) = calls
+            assert called_for == person_id and change.to_stage is Stage.MQL
+            if row is not None:  # the UPDATE returned it (where the database can)
+                assert row["id"] == person_id and row["mql_type"] == "hand_raiser"
+    assert len(calls) == 1
+    with db.read() as connection:
+        assert connection.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
 
 
 def test_bad_messages_are_reported_per_index_and_good_ones_load(

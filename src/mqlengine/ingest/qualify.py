@@ -284,14 +284,7 @@ def rescore(
                 continue
             moment = as_of.get(pid, now) if as_of else now
             profile = row.profile
-            verdict = None
-            if verdicts is not None:
-                known = verdicts.get(pid)
-                if known is not None and known[0] is profile:
-                    verdict = known[1]
-                else:
-                    verdict = scorer.judge_traits(profile)
-                    verdicts[pid] = (profile, verdict)
+            verdict = _verdict(scorer, verdicts, pid, profile)
             card = scorer.score(profile, events_by_person.get(pid, []), moment, verdict=verdict)
             change = None
             if lifecycle:
@@ -308,10 +301,11 @@ def rescore(
                 "intent_score": card.intent,
                 "total_score": card.total,
                 "scored_at": moment,
-                "definition_version": definition.version,
+                "definition_version": version,
             }
-            if last_seen and pid in last_seen:
-                score_row["last_seen_at"] = last_seen[pid]
+            seen = last_seen.get(pid) if last_seen else None
+            if seen is not None:
+                score_row["last_seen_at"] = seen
                 seen_rows.append(score_row)
             else:
                 score_rows.append(score_row)
@@ -332,28 +326,50 @@ def rescore(
                 or abs(row.total_score - card.total) >= SNAPSHOT_MIN_DELTA
                 or row.definition_version != version
             ):
-                snapshots.append(
-                    {
-                        "person_id": pid,
-                        "as_of": moment,
-                        "definition_version": definition.version,
-                        "fit": card.fit,
-                        "intent": card.intent,
-                        "total": card.total,
-                        "qualifies": card.qualifies,
-                        "rule_points": rule_points(card),
-                    }
-                )
+                snapshots.append(_snapshot(pid, moment, version, card))
             if changed_stage:
                 outcomes.append(Outcome(pid, card, change))
                 continue
             scored = replace(
-                row, total_score=card.total, scored_at=moment, definition_version=version
+                row,
+                total_score=card.total,
+                scored_at=moment,
+                definition_version=version,
+                last_seen_at=row.last_seen_at if seen is None else seen,
             )
-            if last_seen and pid in last_seen:
-                scored = replace(scored, last_seen_at=last_seen[pid])
             outcomes.append(Outcome(pid, card, None, scored))
         bulk_update(connection, persons, score_rows)
         bulk_update(connection, persons, seen_rows)
         bulk_insert(connection, score_snapshots, snapshots)
     return outcomes
+
+
+def _verdict(
+    scorer: Scorer,
+    verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None,
+    person_id: int,
+    profile: Mapping[str, Any],
+) -> TraitVerdict | None:
+    """What the definition concludes from a profile, judged again only when the profile
+    is another object than the one judged last (None: the scorer judges it itself)."""
+    if verdicts is None:
+        return None
+    known = verdicts.get(person_id)
+    if known is not None and known[0] is profile:
+        return known[1]
+    verdict = scorer.judge_traits(profile)
+    verdicts[person_id] = (profile, verdict)
+    return verdict
+
+
+def _snapshot(person_id: int, moment: datetime, version: str, card: ScoreCard) -> dict[str, Any]:
+    return {
+        "person_id": person_id,
+        "as_of": moment,
+        "definition_version": version,
+        "fit": card.fit,
+        "intent": card.intent,
+        "total": card.total,
+        "qualifies": card.qualifies,
+        "rule_points": rule_points(card),
+    }
