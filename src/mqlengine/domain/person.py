@@ -2,7 +2,7 @@
 
 The write path reads a narrow slice of each person (what scoring, lifecycle and the
 profile need) and hands it from stage to stage; each stage that changes something makes
-a new value (:func:`dataclasses.replace`), so no stage edits a row another one holds.
+a new value (``person._replace(...)``), so no stage edits a row another one holds.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 # The person columns the write path reads and the writer's memory keeps. The epoch
 # triggers of migration 0008 must watch every one of them (bar ``id``).
@@ -32,10 +32,14 @@ PERSON_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
+class Person(NamedTuple):
     """One person's row (the columns of :data:`PERSON_COLUMNS`). ``traits`` is None when
-    they were not read (most batches only need them for persons whose profile changes)."""
+    they were not read (most batches only need them for persons whose profile changes).
+
+    A named tuple rather than a frozen dataclass: the write path makes a new one for
+    every person it touches, two or three times a batch, and a frozen dataclass costs
+    about four times as much to copy (``dataclasses.replace``: ~7 µs against ~1.7 µs),
+    a few per cent of the server's time per event."""
 
     id: int
     profile: Mapping[str, Any]

@@ -12,7 +12,7 @@ reach up into the services that implement it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -330,8 +330,7 @@ def rescore(
             if changed_stage:
                 outcomes.append(Outcome(pid, card, change))
                 continue
-            scored = replace(
-                row,
+            scored = row._replace(
                 total_score=card.total,
                 scored_at=moment,
                 definition_version=version,

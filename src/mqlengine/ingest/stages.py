@@ -11,7 +11,7 @@ long-lived memory is trusted for this transaction or a fresh one serves this bat
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -244,12 +244,14 @@ def update_people(context: Context, batch: Batch) -> None:
             continue
         last_seen = max(last_event, row.last_seen_at)
         if person_id not in rebuild:
-            batch.people[person_id] = replace(row, last_seen_at=last_seen)
             if last_seen != row.last_seen_at:
+                row = row._replace(last_seen_at=last_seen)
                 batch.last_seen[person_id] = last_seen
+            batch.people[person_id] = row
             continue
-        person = _rebuilt(context, batch, row, traits_of.get(person_id) or {}, accounts)
-        person = batch.people[person_id] = replace(person, last_seen_at=last_seen)
+        traits = traits_of.get(person_id) or {}
+        person = _rebuilt(context, batch, row, traits, accounts, last_seen)
+        batch.people[person_id] = person
         updates.append(
             {
                 "id": person_id,
@@ -307,6 +309,7 @@ def _rebuilt(
     row: Person,
     traits: Mapping[str, Any],
     accounts: dict[int, Account],
+    last_seen: datetime,
 ) -> Person:
     """A person whose traits, flags or account changed in this batch, with its profile
     built again (the profile depends on those, not on activity times)."""
@@ -339,8 +342,8 @@ def _rebuilt(
     if changed or person_id in batch.groups or row.profile == {}:
         account = accounts.get(account_id) if account_id is not None else None
         profile = context.profile_for(traits, flags, account)
-    return replace(
-        row,
+    return row._replace(
+        last_seen_at=last_seen,
         traits=traits,
         flags=flags,
         email=email,
