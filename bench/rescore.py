@@ -20,7 +20,7 @@ from mqlengine.batch.rescore import rescore_all
 from mqlengine.demo.run import run_demo
 from mqlengine.domain.scoring import Scorer
 from mqlengine.engine import Engine
-from mqlengine.services import qualify
+from mqlengine.ingest import qualify
 from mqlengine.settings import Settings
 from mqlengine.store import repo
 from mqlengine.store.tables import events, persons
