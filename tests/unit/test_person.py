@@ -29,3 +29,18 @@ def test_from_row_reads_a_narrow_row_without_traits() -> None:
     assert person.flags == ("free_mail",)
     assert person.total_score == 0.0
     assert Person.from_row({**row, "traits": {"title": "CTO"}}).traits == {"title": "CTO"}
+
+
+def test_a_created_person_is_the_row_read_back() -> None:
+    made = {
+        "id": 3,
+        "traits": {},
+        "profile": {},
+        "flags": [],
+        "last_seen_at": AT,
+        "stage": "lead",
+        "channel": "direct",
+        "total_score": 0.0,
+    }
+    read_back = Person.from_row({name: made.get(name) for name in PERSON_COLUMNS})
+    assert Person.created(made) == read_back

@@ -76,6 +76,26 @@ class Person(NamedTuple):
             traits=row.get("traits"),
         )
 
+    @classmethod
+    def created(cls, row: Mapping[str, Any]) -> Person:
+        """A person as the row that made it leaves it: unscored, no e-mail, no account."""
+        return cls(
+            row["id"],
+            row["profile"],
+            tuple(row["flags"]),
+            None,
+            None,
+            row["channel"],
+            row["last_seen_at"],
+            row["stage"],
+            None,
+            None,
+            0.0,
+            None,
+            None,
+            row["traits"],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Account:

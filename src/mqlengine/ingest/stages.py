@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from mqlengine.domain.attribution import channel_of, named_channel
-from mqlengine.domain.person import PERSON_COLUMNS, Account, Person
+from mqlengine.domain.person import Account, Person
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event, Scorer
 from mqlengine.ingest.batch import Batch, Rejection
@@ -281,8 +281,7 @@ def _current_rows(batch: Batch) -> dict[int, Person]:
             continue
         remembered = memory.rows.get(pid)
         if remembered is None and pid in graph.created:
-            created = graph.created[pid]  # not read back: it is what this batch wrote
-            remembered = Person.from_row({name: created.get(name) for name in PERSON_COLUMNS})
+            remembered = Person.created(graph.created[pid])  # not read back: this batch wrote it
         if remembered is not None:
             rows[pid] = remembered
     missing = [pid for pid in batch.touched if pid not in rows]
