@@ -19,7 +19,7 @@ from bench.common import report
 from mqlengine.batch.rescore import rescore_all
 from mqlengine.demo.run import run_demo
 from mqlengine.domain.scoring import Scorer
-from mqlengine.services import qualify
+from mqlengine.ingest import qualify
 from mqlengine.settings import Settings
 from mqlengine.store import repo
 from mqlengine.store.tables import events, persons

@@ -29,6 +29,7 @@ from mqlengine.definition.compiler import load_definition
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.notify import signing
 from mqlengine.services import outbox, reps
+from mqlengine.services.qualify import HANDOFF
 from mqlengine.store.db import Database
 from support.paths import EXAMPLE, ROOT
 
@@ -148,7 +149,7 @@ def run(n: int, poll: float, spacing: float = 0.02) -> dict[str, Any]:
             with db.begin() as c:
                 setup_handoff(c, hook, now=now, capacity_per_day=10_000)
             with worker(url, EXAMPLE, "--poll", str(poll)):
-                pipeline = Pipeline(definition)
+                pipeline = Pipeline(definition, handoff=HANDOFF)
                 with db.begin() as c:  # warm-up: wait until the worker delivers at all
                     (warm,) = pipeline.ingest(c, _messages(-1, now), now=datetime.now(UTC)).persons
                 deadline = time.time() + 60

@@ -96,7 +96,7 @@ class MqlEngine:
         """Undo an identity merge; both persons are rebuilt and rescored."""
         from mqlengine.ingest.unmerge import unmerge
 
-        pipeline = self.pipeline()
+        pipeline = self.wiring.pipeline(memory=False)  # rebuilds two persons from the store
         with self.wiring.db.begin() as connection:
             return unmerge(connection, pipeline, merge_id, now=self.wiring.clock())
 

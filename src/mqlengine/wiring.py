@@ -26,7 +26,7 @@ from mqlengine.store.db import Database
 if TYPE_CHECKING:
     from mqlengine.ingest.firmographics import Enricher
     from mqlengine.ingest.pipeline import Pipeline
-    from mqlengine.services.qualify import EventCache
+    from mqlengine.ingest.writerstate import WriterState
 
 TEMPLATE = Path(__file__).parent / "definition" / "templates" / "mql.yaml"
 
@@ -139,23 +139,23 @@ class Wiring:
 
     # -- the write path ------------------------------------------------------------------
     def pipeline(
-        self,
-        definition: Definition | None = None,
-        *,
-        memory: bool = False,
-        cache: EventCache | None = None,
+        self, definition: Definition | None = None, *, memory: WriterState | bool = True
     ) -> Pipeline:
         """The ingest pipeline for ``definition`` (default: the one in force) with this
-        wiring's enrichers. ``memory``: keep what the API's single writer wrote between
-        its transactions; ``cache``: the scoring-relevant events of the persons a replay
-        (the demo) has seen, shared with its nightly rescoring."""
+        wiring's enrichers and the handoff (routing, SLA, outbox). ``memory``: what its
+        writer remembers between transactions — True for a fresh one (a process that
+        writes through this pipeline alone: the API writer, an import, the demo), a
+        given one to share it (the demo's nightly rescoring reads its events), False for
+        none (each batch reads what it needs)."""
         from mqlengine.ingest.pipeline import Pipeline
+        from mqlengine.ingest.qualify import scorer_for
         from mqlengine.ingest.writerstate import WriterState
-        from mqlengine.services.qualify import scorer_for
+        from mqlengine.services.qualify import HANDOFF
 
         chosen = definition if definition is not None else self.definition().definition
-        state = WriterState(scorer_for(chosen).relevant) if memory else None
-        return Pipeline(chosen, enricher=self.enrichers, state=state, cache=cache)
+        if memory is True:
+            memory = WriterState(scorer_for(chosen).relevant)
+        return Pipeline(chosen, handoff=HANDOFF, enricher=self.enrichers, memory=memory or None)
 
     def pipeline_source(self) -> Callable[[], Pipeline]:
         """For a long-lived writer: the pipeline of the definition in force, with its
@@ -166,7 +166,7 @@ class Wiring:
         def source() -> Pipeline:
             definition = self.definition().definition
             if not current or current[0].definition is not definition:
-                current[:] = [self.pipeline(definition, memory=True)]
+                current[:] = [self.pipeline(definition)]
             return current[0]
 
         return source

@@ -60,7 +60,7 @@ def test_a_conflict_that_keeps_coming_back_is_contended(
     taken: Database, definition: Definition
 ) -> None:
     Colliding.attempts = 0
-    committer = GroupCommitter(taken, lambda: Colliding(definition))
+    committer = GroupCommitter(taken, lambda: Colliding(definition, handoff=None))
     committer.conflict_retries = 3
     try:
         future = committer.submit(Job([{"type": "page"}], "batch"))
@@ -75,7 +75,7 @@ def test_a_conflict_that_keeps_coming_back_is_contended(
 
 def test_a_wrong_statement_is_not_retried(taken: Database, definition: Definition) -> None:
     Broken.attempts = 0
-    committer = GroupCommitter(taken, lambda: Broken(definition))
+    committer = GroupCommitter(taken, lambda: Broken(definition, handoff=None))
     try:
         future = committer.submit(Job([{"type": "page"}], "batch"))
         with pytest.raises(IntegrityError):

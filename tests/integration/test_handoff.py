@@ -19,6 +19,7 @@ from mqlengine.services import outbox, reps
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.handoff.sla import check_breaches
 from mqlengine.services.outcomes import import_outcomes
+from mqlengine.services.qualify import HANDOFF
 from mqlengine.store.db import Database
 from mqlengine.store.tables import persons, stage_history
 from mqlengine.store.tables_handoff import (
@@ -98,7 +99,7 @@ def ingest(
     db: Database, definition: Definition, messages: list[dict[str, Any]], now: datetime = MONDAY
 ) -> int:
     with db.begin() as c:
-        result = Pipeline(definition).ingest(c, messages, now=now)
+        result = Pipeline(definition, handoff=HANDOFF).ingest(c, messages, now=now)
     assert not result.rejected
     (person_id,) = result.persons
     return person_id
@@ -139,7 +140,9 @@ def test_failed_transaction_leaves_no_assignment_and_no_outbox_row(
 ) -> None:
     team(db)
     with pytest.raises(RuntimeError), db.begin() as c:
-        Pipeline(definition).ingest(c, hand_raiser("u1", "ana@northwind.io"), now=MONDAY)
+        Pipeline(definition, handoff=HANDOFF).ingest(
+            c, hand_raiser("u1", "ana@northwind.io"), now=MONDAY
+        )
         raise RuntimeError("crash before commit")
     with db.read() as c:
         assert c.execute(select(assignments)).first() is None

@@ -25,6 +25,7 @@ from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.notify.relay import deliver_due
 from mqlengine.notify.senders import SendOptions
 from mqlengine.services import outbox, reps
+from mqlengine.services.qualify import HANDOFF
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import assignments, destinations
 from mqlengine.store.tables_handoff import outbox as outbox_table
@@ -183,7 +184,7 @@ def new_mql(db: Database, definition: Definition) -> int:
         },
     ]
     with db.begin() as connection:
-        result = Pipeline(definition).ingest(connection, messages, now=MONDAY)
+        result = Pipeline(definition, handoff=HANDOFF).ingest(connection, messages, now=MONDAY)
     assert not result.rejected
     (person_id,) = result.persons
     return person_id

@@ -15,11 +15,13 @@ from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import score
 from mqlengine.errors import ConflictError, NotFoundError, ValidationError
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
+from mqlengine.ingest.qualify import Handoff
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.qualify import apply_stage_change, rescore
+from mqlengine.services.qualify import HANDOFF, apply_stage_change, rescore
 from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
+from mqlengine.store.tables_handoff import outbox
 from support.clock import NOW
 
 THREADS = 8
@@ -101,7 +103,7 @@ def page(
 
 @pytest.fixture
 def ingest(db: Database, definition: Definition) -> Callable[..., BatchResult]:
-    pipeline = Pipeline(definition)
+    pipeline = Pipeline(definition, handoff=HANDOFF)
 
     def run(messages: list[Any], *, now: datetime = NOW) -> BatchResult:
         with db.begin() as connection:
@@ -296,6 +298,50 @@ def test_a_qualifying_lead_becomes_an_mql_with_its_reasons(
     assert {c["rule"] for c in contributions} >= {"senior_buyer", "demo_request", "pricing_page"}
 
 
+def test_the_handoff_is_what_the_pipeline_was_given(db: Database, definition: Definition) -> None:
+    """What a stage change sets off is handed in: the pipeline calls it once per committed
+    change, on the same transaction, with the person as the stage UPDATE left it; without
+    one, the stage still moves and nothing else happens."""
+    calls: list[tuple[int, StageChange, Any]] = []
+
+    def record(
+        connection: Any,
+        definition: Definition,
+        person_id: int,
+        change: StageChange,
+        *,
+        recorded_at: datetime,
+        card: Any = None,
+        person: Any = None,
+    ) -> None:
+        assert connection.in_transaction()
+        calls.append((person_id, change, person))
+
+    recording = Handoff(person_columns=HANDOFF.person_columns, on_stage_change=record)
+    for handoff, user in ((recording, "u-recorded"), (None, "u-silent")):
+        traits = {**VP_TRAITS, "email": f"{user}@northwind.io"}
+        with db.begin() as connection:
+            result = Pipeline(definition, handoff=handoff).ingest(
+                connection,
+                [
+                    identify(f"{user}-id", user=user, traits=traits, days_ago=2),
+                    page(f"{user}-pricing", "/pricing", user=user, days_ago=2),
+                    track(f"{user}-demo", "Demo Requested", user=user, days_ago=1),
+                ],
+                now=NOW,
+            )
+        (person_id,) = result.persons
+        assert person(db, person_id)["stage"] == "mql"
+        if handoff is not None:
+            ((called_for, change, row),) = calls
+            assert called_for == person_id and change.to_stage is Stage.MQL
+            if row is not None:  # the UPDATE returned it (where the database can)
+                assert row["id"] == person_id and row["mql_type"] == "hand_raiser"
+    assert len(calls) == 1
+    with db.read() as connection:
+        assert connection.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
+
+
 def test_bad_messages_are_reported_per_index_and_good_ones_load(
     db: Database, ingest: Callable[..., BatchResult]
 ) -> None:
@@ -485,7 +531,7 @@ def test_history_replay_rescores_only_when_the_batch_can_change_the_score(
 ) -> None:
     """score_as_of="event": an event no rule scores leaves the stored score as it was (it
     cannot qualify anyone); a scored event rescores as of that event."""
-    pipeline = Pipeline(definition)
+    pipeline = Pipeline(definition, handoff=HANDOFF)
 
     def replay(messages: list[Any]) -> BatchResult:
         with db.begin() as connection:

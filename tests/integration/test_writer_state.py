@@ -15,8 +15,9 @@ from sqlalchemy import select, update
 
 from mqlengine.domain.rules import Definition
 from mqlengine.ingest.pipeline import Pipeline
+from mqlengine.ingest.qualify import scorer_for
 from mqlengine.ingest.writerstate import WriterState
-from mqlengine.services.qualify import scorer_for
+from mqlengine.services.qualify import HANDOFF
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, persons, score_snapshots, stage_history
 
@@ -147,8 +148,8 @@ def test_remembering_gives_the_same_results_as_reading_back(
 ) -> None:
     remembering, reading = databases
     state = WriterState(scorer_for(definition).relevant)
-    with_state = Pipeline(definition, state=state)
-    without = Pipeline(definition)
+    with_state = Pipeline(definition, handoff=HANDOFF, memory=state)
+    without = Pipeline(definition, handoff=HANDOFF)
     rng = random.Random(seed)
     number = 0
     with (
@@ -182,8 +183,8 @@ def test_a_write_by_another_connection_is_noticed(
     db_sqlite: Database, definition: Definition
 ) -> None:
     state = WriterState(scorer_for(definition).relevant)
-    pipeline = Pipeline(definition, state=state)
-    other = Pipeline(definition)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
+    other = Pipeline(definition, handoff=HANDOFF)
     page = {"type": "page", "anonymousId": "anon-1", "properties": {"path": "/pricing"}}
     with db_sqlite.engine.connect() as writer:
         with pipeline.transaction(writer):
@@ -213,7 +214,7 @@ def test_a_write_by_another_connection_is_noticed(
 
 def test_a_failed_transaction_is_forgotten(db_sqlite: Database, definition: Definition) -> None:
     state = WriterState(scorer_for(definition).relevant)
-    pipeline = Pipeline(definition, state=state)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
     message = {
         "type": "track",
         "event": "Demo Requested",
@@ -240,7 +241,7 @@ def test_writes_that_do_not_touch_what_is_remembered_keep_it(
 ) -> None:
     """The worker marking notifications delivered, a rep's new lead: the memory stays."""
     state = WriterState(scorer_for(definition).relevant)
-    pipeline = Pipeline(definition, state=state)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
     page = {"type": "page", "anonymousId": "anon-1", "properties": {"path": "/pricing"}}
     with db_sqlite.engine.connect() as writer:
         with pipeline.transaction(writer):
@@ -284,7 +285,7 @@ def test_every_change_to_remembered_rows_moves_the_counter(
     db_sqlite: Database, definition: Definition, change: str
 ) -> None:
     with db_sqlite.begin() as connection:
-        Pipeline(definition).ingest(
+        Pipeline(definition, handoff=HANDOFF).ingest(
             connection,
             [{"type": "page", "anonymousId": "anon-1", "messageId": "m1", "properties": {}}],
             now=START,
@@ -300,7 +301,7 @@ def test_past_its_bound_the_memory_starts_afresh(
     db_sqlite: Database, definition: Definition
 ) -> None:
     state = WriterState(scorer_for(definition).relevant, max_persons=2)
-    pipeline = Pipeline(definition, state=state)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
 
     def page(visitor: int, number: int) -> dict[str, Any]:
         return {

@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from mqlengine.ingest.pipeline import Parsed, Pipeline, Rejection, quarantine_rows
+from mqlengine.ingest.pipeline import Parsed, Pipeline, Rejection
+from mqlengine.ingest.quarantine import quarantine_rows
 from mqlengine.store.db import Database
 from mqlengine.store.dialect import sqlite_checkpoint, sqlite_writer_setup
 from mqlengine.store.tables_ingest import quarantine

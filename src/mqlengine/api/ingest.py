@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,7 +31,7 @@ from mqlengine.api.auth import WriteKeys, key_from_header, unauthorized
 from mqlengine.api.groupcommit import Contended, GroupCommitter, Job, Overloaded, Stopped
 from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
 from mqlengine.ingest.messages import TYPES
-from mqlengine.ingest.pipeline import QUARANTINE_PAYLOAD_LIMIT
+from mqlengine.ingest.quarantine import body_row as _quarantine_body
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 SUCCESS = orjson.dumps({"success": True})
@@ -67,23 +66,6 @@ class IngestState:
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-def _quarantine_body(
-    endpoint: str, code: str, reason: str, body: bytes, field: str | None = None
-) -> dict[str, Any]:
-    text = body[:QUARANTINE_PAYLOAD_LIMIT].decode("utf-8", errors="replace")
-    return {
-        "received_at": datetime.now(UTC),
-        "endpoint": endpoint,
-        "code": code,
-        "field": field,
-        "reason": reason,
-        "message_index": None,
-        "message_id": None,
-        "payload": text,
-        "truncated": int(len(body) > QUARANTINE_PAYLOAD_LIMIT),
-    }
 
 
 async def _refuse(

@@ -9,7 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from mqlengine.domain.rules import Definition
-from mqlengine.services.qualify import EventCache, rescore
+from mqlengine.ingest.qualify import EventCache
+from mqlengine.services.qualify import rescore
 from mqlengine.store.db import Database
 from mqlengine.store.tables import persons
 

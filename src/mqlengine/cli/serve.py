@@ -74,14 +74,13 @@ def quarantine(
     ] = False,
 ) -> None:
     """Rejected payloads kept for inspection (bad JSON, invalid or oversized messages)."""
-    from sqlalchemy import delete, func, select
-
-    from mqlengine.store.tables_ingest import quarantine as table
+    from mqlengine.ingest.quarantine import purge as purge_rows
+    from mqlengine.ingest.quarantine import quarantined, quarantined_row
 
     eng = wiring(create=False)
     if show is not None:
         with eng.db.read() as connection:
-            row = connection.execute(select(table).where(table.c.id == show)).mappings().first()
+            row = quarantined_row(connection, show)
         if row is None:
             fail(f"no quarantined payload {show}", 5)
             return
@@ -89,10 +88,7 @@ def quarantine(
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     with eng.db.read() as connection:
-        total = int(connection.execute(select(func.count()).select_from(table)).scalar_one())
-        rows = list(
-            connection.execute(select(table).order_by(table.c.id.desc()).limit(limit)).mappings()
-        )
+        total, rows = quarantined(connection, limit=limit)
     if as_json:
         for row in rows:
             data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
@@ -114,7 +110,7 @@ def quarantine(
         console.print(view)
     if purge and rows:
         with eng.db.begin() as connection:
-            connection.execute(delete(table).where(table.c.id.in_([r["id"] for r in rows])))
+            purge_rows(connection, [r["id"] for r in rows])
         err_console.print(f"purged {len(rows)} row(s)", highlight=False)
 
 

@@ -22,8 +22,9 @@ from mqlengine.demo.sales_team import check_sla, setup_sales_team
 from mqlengine.domain.lifecycle import Stage
 from mqlengine.errors import ConflictError, MqlError
 from mqlengine.ingest.messages import parse_time
+from mqlengine.ingest.qualify import scorer_for
+from mqlengine.ingest.writerstate import WriterState
 from mqlengine.services.feedback import apply_feedback
-from mqlengine.services.qualify import EventCache, scorer_for
 from mqlengine.store import repo
 from mqlengine.store.tables import identities, persons
 from mqlengine.wiring import Wiring
@@ -90,8 +91,8 @@ def run_demo(
     loaded = engine.use_template()
     definition = loaded.definition
     setup_sales_team(engine, now=now, start=now - timedelta(days=days))
-    cache = EventCache(scorer_for(definition).relevant)
-    pipeline = engine.pipeline(definition, cache=cache)
+    memory = WriterState(scorer_for(definition).relevant)
+    pipeline = engine.pipeline(definition, memory=memory)
 
     by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
     start = now - timedelta(days=days)
@@ -121,7 +122,7 @@ def run_demo(
                 definition,
                 now=now,
                 as_of=min(day_end, now),
-                cache=cache,
+                cache=memory.events,
                 stages=("mql",),  # decay only lowers scores: only MQLs can move
             )
             report.mqls += weekly.mqls_entered
@@ -139,12 +140,13 @@ def run_demo(
                 )
         report.feedback += _apply_due(engine, definition, queue, plans, min(day_end, now), now)
         report.breaches += check_sla(engine, definition, until=min(day_end, now))
+        memory.others_wrote()  # the sales steps and the nightly rescore moved persons
         if progress:
             progress("days", day + 1, total_days)
     report.seconds["ingest"] = time.perf_counter() - step_started
 
     step_started = time.perf_counter()
-    final = rescore_all(engine.db, definition, now=now, cache=cache)
+    final = rescore_all(engine.db, definition, now=now, cache=memory.events)
     report.mqls += final.mqls_entered
     report.feedback += _apply_due(engine, definition, queue, plans, now, now)
     report.breaches += check_sla(engine, definition, until=now)

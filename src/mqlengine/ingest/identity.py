@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from mqlengine.domain.attribution import Attribution
 from mqlengine.ingest.messages import Message
 from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
@@ -153,7 +154,7 @@ class IdentityGraph:
             bulk_insert(self.connection, stage_history, self.pending_history)
             self.pending_history = []
 
-    def create_person(self, message: Message, channel: dict[str, Any]) -> int:
+    def create_person(self, message: Message, channel: Attribution) -> int:
         """A new person with an id allocated now; the row is written by :meth:`flush`."""
         at = message.timestamp
         if self._ids is None:
@@ -174,9 +175,9 @@ class IdentityGraph:
             "fit_score": 0.0,
             "intent_score": 0.0,
             "total_score": 0.0,
-            "channel": channel.get("channel"),
-            "source": channel.get("source"),
-            "campaign": channel.get("campaign"),
+            "channel": channel.channel,
+            "source": channel.source,
+            "campaign": channel.campaign,
         }
         self.pending_persons.append(row)
         self.created[person_id] = row
@@ -200,7 +201,7 @@ class IdentityGraph:
         )
         return person_id
 
-    def resolve(self, message: Message, keys: list[Key], channel: dict[str, Any]) -> int:
+    def resolve(self, message: Message, keys: list[Key], channel: Attribution) -> int:
         """The person this message belongs to, creating or merging as the keys prove."""
         owners = sorted({self.owner[k] for k in keys if k in self.owner})
         if (

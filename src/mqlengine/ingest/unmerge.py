@@ -20,9 +20,10 @@ from sqlalchemy import ColumnElement, Connection, and_, or_, select, update
 from mqlengine.errors import ConflictError, NotFoundError
 from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.ingest.profile import deep_merge
+from mqlengine.ingest.qualify import Outcome, rescore
 from mqlengine.ingest.validation import cached_check_email, signal_hits
-from mqlengine.services.qualify import Outcome, rescore
 from mqlengine.store import repo
+from mqlengine.store.repositories.accounts import accounts_by_id
 from mqlengine.store.tables import events, identities, merges, persons
 
 
@@ -137,10 +138,11 @@ def unmerge(
     for person_id in sorted(holders | {merged}):
         replay_person(connection, pipeline, person_id, now=now)
     connection.execute(update(merges).where(merges.c.id == merge_id).values(undone_at=now))
-    outcomes = rescore(connection, pipeline.definition, sorted(holders | {merged}), now=now)
-    if pipeline.cache is not None:
-        for person_id in holders | {merged}:
-            pipeline.cache.drop(person_id)
+    touched = sorted(holders | {merged})
+    outcomes = rescore(
+        connection, pipeline.definition, touched, now=now, handoff=pipeline.context.handoff
+    )
+    pipeline.forget(touched)
     return UnmergeResult(
         merge_id, survivor, merged, len(identity_ids), len(event_ids) + late, outcomes
     )
@@ -207,6 +209,6 @@ def replay_person(
         values["last_seen_at"] = last_seen
     account = None
     if row["account_id"] is not None:
-        account = repo.accounts_by_id(connection, [row["account_id"]]).get(row["account_id"])
+        account = accounts_by_id(connection, [row["account_id"]]).get(row["account_id"])
     values["profile"] = pipeline.profile_for(traits, sorted(flags), account)
     repo.bump_person(connection, person_id, values)

@@ -22,12 +22,12 @@ there (every batch reads what it needs).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mqlengine.domain.person import Account, Person
 from mqlengine.domain.scoring import Event, TraitVerdict
-from mqlengine.services.qualify import EventCache
+from mqlengine.ingest.qualify import EventCache
 from mqlengine.store.dialect import sqlite_data_version
 from mqlengine.store.tables_ingest import ingest_epoch
 
@@ -49,10 +49,10 @@ class WriterState:
         self.owner: dict[Key, int] = {}
         self.keys_of: dict[int, set[Key]] = {}
         self.user_ids: dict[int, set[str]] = {}
-        self.rows: dict[int, dict[str, Any]] = {}
+        self.rows: dict[int, Person] = {}
         self.events = EventCache(keep)
         self.verdicts: dict[int, tuple[object, TraitVerdict]] = {}  # profile → verdict
-        self.accounts: dict[int, Any] = {}
+        self.accounts: dict[int, Account] = {}
         self.domain_accounts: dict[str, int] = {}
         self._version: int | None = None
         self._epoch: int | None = None
@@ -99,6 +99,20 @@ class WriterState:
         self.accounts.clear()
         self.domain_accounts.clear()
         self.stats["resets"] += 1
+
+    def others_wrote(self) -> None:
+        """The caller changed persons, identities or accounts outside the pipeline on a
+        connection the pipeline also uses, where ``data_version`` cannot tell (a
+        single-process replay between its batches): forget all of that. Events stay, since
+        only the pipeline adds them and it drops those of persons it merges."""
+        self._epoch = None
+        self.owner.clear()
+        self.keys_of.clear()
+        self.user_ids.clear()
+        self.rows.clear()
+        self.verdicts.clear()
+        self.accounts.clear()
+        self.domain_accounts.clear()
 
     # -- identities --------------------------------------------------------------------
     def remember_owner(self, key: Key, person_id: int) -> None:

@@ -1,122 +1,28 @@
-"""Score persons and apply what the definition decides, persisting the why.
+"""Qualification with the handoff wired in: what every shell uses to score and move leads.
 
-The functional core (:mod:`mqlengine.domain.scoring`, :mod:`mqlengine.domain.lifecycle`)
-decides; this shell fetches inputs, calls it, and stores the score, the stage change with
-its score card, and a compact score snapshot — all on the caller's transaction.
+The write path (:mod:`mqlengine.ingest.qualify`) scores and applies stage changes; what a
+stage change sets off — routing and an SLA deadline for a new MQL, outbox rows — lives in
+:mod:`mqlengine.services.handoff`. :data:`HANDOFF` joins the two, and the functions here
+are the write path's with it bound, for the services, batch jobs and shells.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, update
+from sqlalchemy import Connection
 
-from mqlengine.domain.explain import card_to_dict, rule_points
-from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
+from mqlengine.domain.lifecycle import StageChange
+from mqlengine.domain.person import Person
 from mqlengine.domain.rules import Definition
-from mqlengine.domain.scoring import Event, ScoreCard, Scorer, TraitVerdict
+from mqlengine.domain.scoring import ScoreCard, TraitVerdict
+from mqlengine.ingest import qualify as write_path
+from mqlengine.ingest.qualify import EventCache, Handoff, Outcome
 from mqlengine.services.handoff.hook import PERSON_COLUMNS, on_stage_change
-from mqlengine.store import repo
-from mqlengine.store.dialect import bulk_insert, bulk_update
-from mqlengine.store.tables import persons, score_snapshots
 
-SNAPSHOT_MIN_DELTA = 0.5
-_SCORERS: dict[tuple[str, str], Scorer] = {}
-
-
-def scorer_for(definition: Definition) -> Scorer:
-    """One long-lived :class:`Scorer` per definition, so event matching is memoised."""
-    key = (definition.version, definition.content_hash)
-    found = _SCORERS.get(key)
-    if found is None or found.definition is not definition:
-        if len(_SCORERS) >= 4:
-            _SCORERS.clear()
-        found = _SCORERS[key] = Scorer(definition)
-    return found
-
-
-class EventCache:
-    """Per-person scored events kept in memory by a single-writer process (import, demo).
-
-    Only valid while this process is the only writer: the pipeline adds what it inserts
-    and drops persons it merges. The HTTP API's writer holds one in its
-    :class:`~mqlengine.ingest.writerstate.WriterState`, which checks that no one else wrote.
-    """
-
-    def __init__(self, keep: Callable[[Event], bool] | None = None) -> None:
-        """``keep``: which events are worth holding (e.g. :meth:`Scorer.relevant`); events
-        no rule can match never change a score, so a cache may leave them out."""
-        self._events: dict[int, list[Event]] = {}
-        self._keep = keep
-
-    def get(self, person_id: int) -> list[Event] | None:
-        return self._events.get(person_id)
-
-    def put(self, person_id: int, events: list[Event]) -> None:
-        keep = self._keep
-        self._events[person_id] = events if keep is None else [e for e in events if keep(e)]
-
-    def add(self, person_id: int, event: Event) -> None:
-        cached = self._events.get(person_id)
-        if cached is not None and (self._keep is None or self._keep(event)):
-            cached.append(event)
-
-    def drop(self, person_id: int) -> None:
-        self._events.pop(person_id, None)
-
-    def knows(self, person_id: int) -> bool:
-        return person_id in self._events
-
-    def clear(self) -> None:
-        self._events.clear()
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    person_id: int
-    card: ScoreCard
-    change: StageChange | None
-
-
-def _events_for(
-    connection: Connection, ids: list[int], cache: EventCache | None
-) -> dict[int, list[Event]]:
-    if cache is None:
-        return repo.load_events(connection, ids)
-    missing = [pid for pid in ids if not cache.knows(pid)]
-    if missing:
-        loaded = repo.load_events(connection, missing)
-        for pid in missing:
-            cache.put(pid, loaded.get(pid, []))
-    return {pid: cache.get(pid) or [] for pid in ids}
-
-
-_STAGE_UPDATES: dict[tuple[tuple[str, ...], bool], Update] = {}
-
-
-def _stage_update(keys: tuple[str, ...], returning: bool) -> Update:
-    """The conditional stage UPDATE setting ``keys`` (and bumping ``row_version``), built
-    once per shape so its compiled form is reused."""
-    statement = _STAGE_UPDATES.get((keys, returning))
-    if statement is None:
-        statement = (
-            update(persons)
-            .where(persons.c.id == bindparam("b_id"), persons.c.stage == bindparam("b_from"))
-            .values(
-                row_version=persons.c.row_version + 1,
-                **{k: bindparam(f"b_{k}", type_=persons.c[k].type) for k in keys},
-            )
-        )
-        if returning:
-            statement = statement.returning(*PERSON_COLUMNS)
-        _STAGE_UPDATES[(keys, returning)] = statement
-    return statement
+HANDOFF = Handoff(person_columns=PERSON_COLUMNS, on_stage_change=on_stage_change)
 
 
 def apply_stage_change(
@@ -130,76 +36,19 @@ def apply_stage_change(
     extra: Mapping[str, Any] | None = None,
     definition: Definition | None = None,
 ) -> bool:
-    """Move a person if it is still in ``change.from_stage``; False when someone else did.
-
-    With ``definition``, the handoff runs on the same transaction: outbox rows for the
-    change, and routing + SLA deadline for a new MQL (:mod:`mqlengine.services.handoff`).
-
-    The conditional UPDATE makes each stage change happen exactly once even with several
-    writers: the loser of a race updates no row and records nothing.
-    """
-    values: dict[str, Any] = {
-        "stage": change.to_stage.value,
-        "stage_changed_at": change.at,
-        "updated_at": recorded_at,
-    }
-    if change.to_stage is Stage.MQL:
-        values["mql_type"] = change.mql_type
-        values["mql_at"] = change.at
-    if change.to_stage is Stage.NURTURE:
-        values["recycled_at"] = change.at
-    # With the handoff to run, the UPDATE also returns the row it reads (one statement).
-    returning = definition is not None and connection.dialect.update_returning
-    person: Mapping[Any, Any] | None = None
-    if extra:
-        values["row_version"] = persons.c.row_version + 1
-        values.update(extra)
-        statement = (
-            update(persons)
-            .where(persons.c.id == person_id, persons.c.stage == change.from_stage.value)
-            .values(**values)
-        )
-        if returning:
-            statement = statement.returning(*PERSON_COLUMNS)
-        result = connection.execute(statement)
-    else:
-        params = {f"b_{k}": v for k, v in values.items()}
-        params["b_id"] = person_id
-        params["b_from"] = change.from_stage.value
-        result = connection.execute(_stage_update(tuple(values), returning), params)
-    if returning:
-        person = result.mappings().first()
-        if person is None:
-            return False
-    elif result.rowcount != 1:
-        return False
-    repo.record_stage_change(
+    """:func:`mqlengine.ingest.qualify.apply_stage_change`; with ``definition`` the
+    handoff runs on the same transaction."""
+    return write_path.apply_stage_change(
         connection,
         person_id,
-        from_stage=change.from_stage.value,
-        to_stage=change.to_stage.value,
-        changed_at=change.at,
-        reason=change.reason,
-        actor=change.actor,
+        change,
         recorded_at=recorded_at,
-        action=change.action,
-        definition_version=change.definition_version,
-        mql_type=change.mql_type,
-        reactivated=change.reactivated,
+        card=card,
         amount=amount,
-        score_card=card_to_dict(card) if card is not None else None,
+        extra=extra,
+        definition=definition,
+        handoff=HANDOFF,
     )
-    if definition is not None:
-        on_stage_change(
-            connection,
-            definition,
-            person_id,
-            change,
-            recorded_at=recorded_at,
-            card=card,
-            person=person,
-        )
-    return True
 
 
 def rescore(
@@ -211,94 +60,21 @@ def rescore(
     as_of: Mapping[int, datetime] | None = None,
     cache: EventCache | None = None,
     lifecycle: bool = True,
-    known_rows: Mapping[int, Mapping[str, Any]] | None = None,
+    rows: Mapping[int, Person] | None = None,
     last_seen: Mapping[int, datetime] | None = None,
     verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None = None,
 ) -> list[Outcome]:
-    """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions.
-
-    ``known_rows``: current person rows the caller already holds (same transaction), so
-    they are not read again. ``last_seen``: new ``last_seen_at`` values written with the
-    score (one UPDATE per person instead of two). ``verdicts``: what the definition
-    concluded from each person's profile, kept by the caller between calls (an entry is
-    used while its profile is the very same object)."""
-    ids = sorted(set(person_ids))
-    outcomes: list[Outcome] = []
-    cooldown = definition.qualify.recycle_cooldown_days
-    scorer = scorer_for(definition)
-    for part in repo.chunks(ids):
-        rows: dict[int, Any] = {}
-        if known_rows is not None:
-            rows = {pid: known_rows[pid] for pid in part if pid in known_rows}
-        missing = [pid for pid in part if pid not in rows]
-        if missing:
-            rows.update(repo.persons_by_id(connection, missing))
-        events_by_person = _events_for(connection, [p for p in part if p in rows], cache)
-        score_rows: list[dict[str, Any]] = []
-        seen_rows: list[dict[str, Any]] = []
-        snapshots: list[dict[str, Any]] = []
-        for pid in part:
-            row = rows.get(pid)
-            if row is None or row["merged_into"] is not None:
-                continue
-            moment = as_of.get(pid, now) if as_of else now
-            profile = row["profile"] or {}
-            verdict = None
-            if verdicts is not None:
-                known = verdicts.get(pid)
-                if known is not None and known[0] is profile:
-                    verdict = known[1]
-                else:
-                    verdict = scorer.judge_traits(profile)
-                    verdicts[pid] = (profile, verdict)
-            card = scorer.score(profile, events_by_person.get(pid, []), moment, verdict=verdict)
-            change = None
-            if lifecycle:
-                change = decide_on_score(
-                    Stage(row["stage"]),
-                    card,
-                    moment,
-                    recycled_at=row["recycled_at"],
-                    cooldown_days=cooldown,
-                )
-            score_row = {
-                "id": pid,
-                "fit_score": card.fit,
-                "intent_score": card.intent,
-                "total_score": card.total,
-                "scored_at": moment,
-                "definition_version": definition.version,
-            }
-            if last_seen and pid in last_seen:
-                score_row["last_seen_at"] = last_seen[pid]
-                seen_rows.append(score_row)
-            else:
-                score_rows.append(score_row)
-            changed_stage = False
-            if change is not None:
-                changed_stage = apply_stage_change(
-                    connection, pid, change, recorded_at=now, card=card, definition=definition
-                )
-            if (
-                changed_stage
-                or row["scored_at"] is None
-                or abs(row["total_score"] - card.total) >= SNAPSHOT_MIN_DELTA
-                or row["definition_version"] != definition.version
-            ):
-                snapshots.append(
-                    {
-                        "person_id": pid,
-                        "as_of": moment,
-                        "definition_version": definition.version,
-                        "fit": card.fit,
-                        "intent": card.intent,
-                        "total": card.total,
-                        "qualifies": card.qualifies,
-                        "rule_points": rule_points(card),
-                    }
-                )
-            outcomes.append(Outcome(pid, card, change if changed_stage else None))
-        bulk_update(connection, persons, score_rows)
-        bulk_update(connection, persons, seen_rows)
-        bulk_insert(connection, score_snapshots, snapshots)
-    return outcomes
+    """:func:`mqlengine.ingest.qualify.rescore` with the handoff for stage changes."""
+    return write_path.rescore(
+        connection,
+        definition,
+        person_ids,
+        now=now,
+        as_of=as_of,
+        cache=cache,
+        lifecycle=lifecycle,
+        rows=rows,
+        last_seen=last_seen,
+        verdicts=verdicts,
+        handoff=HANDOFF,
+    )

@@ -69,6 +69,15 @@ def persons_by_id(
     return found
 
 
+def known_message_ids(connection: Connection, message_ids: Sequence[str]) -> set[str]:
+    """Which of these message ids are stored already (one IN query per chunk)."""
+    seen: set[str] = set()
+    for part in chunks(message_ids):
+        query = select(events.c.message_id).where(events.c.message_id.in_(part))
+        seen.update(r.message_id for r in connection.execute(query))
+    return seen
+
+
 def person_traits(connection: Connection, person_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     ids = sorted(set(person_ids))

@@ -21,7 +21,7 @@ down_revision: str | Sequence[str] | None = "0007_account_owner_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# the person columns the writer keeps (see mqlengine.ingest.pipeline._PIPELINE_COLUMNS)
+# the person columns the writer keeps (see mqlengine.domain.person.PERSON_COLUMNS)
 PERSON_COLUMNS = (
     "traits, profile, flags, email, account_id, channel, last_seen_at, stage, recycled_at, "
     "scored_at, total_score, definition_version, merged_into"

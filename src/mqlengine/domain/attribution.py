@@ -1,0 +1,79 @@
+"""First-touch attribution: which channel brought a person, from what a message says.
+
+Pure: it reads the message's ``context`` (UTM parameters in ``context.campaign``, the
+referrer in ``context.page``) and its traits (an explicit ``lead_source``), nothing else.
+A person keeps the attribution of the message that created it; a later ``lead_source``
+trait overrides the channel (sales said where the lead came from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PAID_MEDIUMS = frozenset({"cpc", "ppc", "paid", "paidsearch", "paid_search", "display", "cpm"})
+SOCIAL_SOURCES = frozenset(
+    {"linkedin", "facebook", "twitter", "x", "instagram", "reddit", "tiktok"}
+)
+_MEDIUM_CHANNELS = {
+    "email": "email",
+    "newsletter": "email",
+    "social": "organic_social",
+    "organic_social": "organic_social",
+    "referral": "referral",
+    "partner": "partner",
+    "affiliate": "partner",
+    "event": "events",
+    "events": "events",
+    "webinar": "events",
+    "organic": "organic_search",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    channel: str
+    source: str | None = None
+    campaign: Any = None
+
+
+DIRECT = Attribution("direct")
+REFERRAL = Attribution("referral")
+
+
+def named_channel(lead_source: Any) -> str | None:
+    """The channel a ``lead_source`` trait names, normalised (None when it names none)."""
+    if isinstance(lead_source, str) and lead_source.strip():
+        return lead_source.strip().lower()
+    return None
+
+
+def _referred(context: Mapping[str, Any]) -> bool:
+    page = context.get("page")
+    return bool(page.get("referrer")) if isinstance(page, Mapping) else False
+
+
+def channel_of(context: Mapping[str, Any], traits: Mapping[str, Any] | None) -> Attribution:
+    """Attribution from UTM parameters (``context.campaign``), a ``lead_source`` trait, or
+    the referrer, in that order of precedence for the channel."""
+    campaign = context.get("campaign")
+    named = named_channel(traits.get("lead_source") or traits.get("channel")) if traits else None
+    if campaign is None and named is None:  # the common case: only the referrer says
+        return REFERRAL if _referred(context) else DIRECT
+    source: str | None = None
+    name: Any = None
+    channel: str | None = None
+    if isinstance(campaign, Mapping):
+        source = str(campaign.get("source") or "").lower() or None
+        medium = str(campaign.get("medium") or "").lower()
+        name = campaign.get("name")
+        if medium in PAID_MEDIUMS:
+            channel = "paid_social" if source in SOCIAL_SOURCES else "paid_search"
+        else:
+            channel = _MEDIUM_CHANNELS.get(medium)
+    if named is not None:
+        channel = named
+    if channel is None:
+        channel = "referral" if _referred(context) else "direct"
+    return Attribution(channel, source, name)

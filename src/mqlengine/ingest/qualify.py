@@ -1,0 +1,374 @@
+"""Score persons and apply what the definition decides, persisting the why.
+
+The functional core (:mod:`mqlengine.domain.scoring`, :mod:`mqlengine.domain.lifecycle`)
+decides; this shell fetches inputs, calls it, and stores the score, the stage change with
+its score card, and a compact score snapshot — all on the caller's transaction.
+
+What a stage change sets off beyond the person (routing, SLA deadlines, outbox rows) is a
+:class:`Handoff` handed in by whoever assembles the write path, so this room does not
+reach up into the services that implement it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, Connection, Update, bindparam, update
+
+from mqlengine.domain.explain import card_to_dict, rule_points
+from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
+from mqlengine.domain.person import Person
+from mqlengine.domain.rules import Definition
+from mqlengine.domain.scoring import Event, ScoreCard, Scorer, TraitVerdict
+from mqlengine.store import repo
+from mqlengine.store.dialect import bulk_insert, bulk_update
+from mqlengine.store.repositories.persons import persons_by_id
+from mqlengine.store.tables import persons, score_snapshots
+
+SNAPSHOT_MIN_DELTA = 0.5
+_SCORERS: dict[tuple[str, str], Scorer] = {}
+
+
+def scorer_for(definition: Definition) -> Scorer:
+    """One long-lived :class:`Scorer` per definition, so event matching is memoised."""
+    key = (definition.version, definition.content_hash)
+    found = _SCORERS.get(key)
+    if found is None or found.definition is not definition:
+        if len(_SCORERS) >= 4:
+            _SCORERS.clear()
+        found = _SCORERS[key] = Scorer(definition)
+    return found
+
+
+class EventCache:
+    """Per-person scored events kept in memory by a writer.
+
+    The writer's memory (:class:`~mqlengine.ingest.writerstate.WriterState`) holds one and
+    says when it can be trusted: the pipeline adds what it inserts and drops persons it
+    merges. A whole-base rescore may pass the same one (it changes no events).
+    """
+
+    def __init__(self, keep: Callable[[Event], bool] | None = None) -> None:
+        """``keep``: which events are worth holding (e.g. :meth:`Scorer.relevant`); events
+        no rule can match never change a score, so a cache may leave them out."""
+        self._events: dict[int, list[Event]] = {}
+        self._keep = keep
+
+    def get(self, person_id: int) -> list[Event] | None:
+        return self._events.get(person_id)
+
+    def put(self, person_id: int, events: list[Event]) -> None:
+        keep = self._keep
+        self._events[person_id] = events if keep is None else [e for e in events if keep(e)]
+
+    def add(self, person_id: int, event: Event) -> None:
+        cached = self._events.get(person_id)
+        if cached is not None and (self._keep is None or self._keep(event)):
+            cached.append(event)
+
+    def drop(self, person_id: int) -> None:
+        self._events.pop(person_id, None)
+
+    def knows(self, person_id: int) -> bool:
+        return person_id in self._events
+
+    def clear(self) -> None:
+        self._events.clear()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What scoring did to one person. ``person``: the row as this scoring left it (score,
+    ``scored_at``, ``last_seen_at``); None when the stage moved (the stage change wrote
+    more than scoring knows of)."""
+
+    person_id: int
+    card: ScoreCard
+    change: StageChange | None
+    person: Person | None = None
+
+
+class OnStageChange(Protocol):
+    def __call__(
+        self,
+        connection: Connection,
+        definition: Definition,
+        person_id: int,
+        change: StageChange,
+        *,
+        recorded_at: datetime,
+        card: ScoreCard | None = None,
+        person: Mapping[Any, Any] | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a committed stage change sets off, on the same transaction: routing and an
+    SLA deadline for a new MQL, outbox rows for the change. ``person_columns``: what it
+    reads of the person, returned by the stage UPDATE itself (one statement fewer)."""
+
+    person_columns: tuple[ColumnElement[Any], ...]
+    on_stage_change: OnStageChange
+
+
+def _events_for(
+    connection: Connection, ids: list[int], cache: EventCache | None
+) -> dict[int, list[Event]]:
+    if cache is None:
+        return repo.load_events(connection, ids)
+    missing = [pid for pid in ids if not cache.knows(pid)]
+    if missing:
+        loaded = repo.load_events(connection, missing)
+        for pid in missing:
+            cache.put(pid, loaded.get(pid, []))
+    return {pid: cache.get(pid) or [] for pid in ids}
+
+
+_STAGE_UPDATES: dict[tuple[tuple[str, ...], Sequence[ColumnElement[Any]]], Update] = {}
+
+
+def _stage_update(keys: tuple[str, ...], returning: Sequence[ColumnElement[Any]]) -> Update:
+    """The conditional stage UPDATE setting ``keys`` (and bumping ``row_version``), built
+    once per shape so its compiled form is reused."""
+    statement = _STAGE_UPDATES.get((keys, returning))
+    if statement is None:
+        statement = (
+            update(persons)
+            .where(persons.c.id == bindparam("b_id"), persons.c.stage == bindparam("b_from"))
+            .values(
+                row_version=persons.c.row_version + 1,
+                **{k: bindparam(f"b_{k}", type_=persons.c[k].type) for k in keys},
+            )
+        )
+        if returning:
+            statement = statement.returning(*returning)
+        _STAGE_UPDATES[(keys, tuple(returning))] = statement
+    return statement
+
+
+def apply_stage_change(
+    connection: Connection,
+    person_id: int,
+    change: StageChange,
+    *,
+    recorded_at: datetime,
+    card: ScoreCard | None = None,
+    amount: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+    definition: Definition | None = None,
+    handoff: Handoff | None = None,
+) -> bool:
+    """Move a person if it is still in ``change.from_stage``; False when someone else did.
+
+    With ``definition`` and ``handoff``, the handoff runs on the same transaction: outbox
+    rows for the change, and routing + SLA deadline for a new MQL.
+
+    The conditional UPDATE makes each stage change happen exactly once even with several
+    writers: the loser of a race updates no row and records nothing.
+    """
+    values: dict[str, Any] = {
+        "stage": change.to_stage.value,
+        "stage_changed_at": change.at,
+        "updated_at": recorded_at,
+    }
+    if change.to_stage is Stage.MQL:
+        values["mql_type"] = change.mql_type
+        values["mql_at"] = change.at
+    if change.to_stage is Stage.NURTURE:
+        values["recycled_at"] = change.at
+    # With the handoff to run, the UPDATE also returns the row it reads (one statement).
+    hands_off = definition is not None and handoff is not None
+    returning: tuple[ColumnElement[Any], ...] = ()
+    if handoff is not None and hands_off and connection.dialect.update_returning:
+        returning = handoff.person_columns
+    person: Mapping[Any, Any] | None = None
+    if extra:
+        values["row_version"] = persons.c.row_version + 1
+        values.update(extra)
+        statement = (
+            update(persons)
+            .where(persons.c.id == person_id, persons.c.stage == change.from_stage.value)
+            .values(**values)
+        )
+        if returning:
+            statement = statement.returning(*returning)
+        result = connection.execute(statement)
+    else:
+        params = {f"b_{k}": v for k, v in values.items()}
+        params["b_id"] = person_id
+        params["b_from"] = change.from_stage.value
+        result = connection.execute(_stage_update(tuple(values), returning), params)
+    if returning:
+        person = result.mappings().first()
+        if person is None:
+            return False
+    elif result.rowcount != 1:
+        return False
+    repo.record_stage_change(
+        connection,
+        person_id,
+        from_stage=change.from_stage.value,
+        to_stage=change.to_stage.value,
+        changed_at=change.at,
+        reason=change.reason,
+        actor=change.actor,
+        recorded_at=recorded_at,
+        action=change.action,
+        definition_version=change.definition_version,
+        mql_type=change.mql_type,
+        reactivated=change.reactivated,
+        amount=amount,
+        score_card=card_to_dict(card) if card is not None else None,
+    )
+    if definition is not None and handoff is not None:
+        handoff.on_stage_change(
+            connection,
+            definition,
+            person_id,
+            change,
+            recorded_at=recorded_at,
+            card=card,
+            person=person,
+        )
+    return True
+
+
+def rescore(
+    connection: Connection,
+    definition: Definition,
+    person_ids: Iterable[int],
+    *,
+    now: datetime,
+    as_of: Mapping[int, datetime] | None = None,
+    cache: EventCache | None = None,
+    lifecycle: bool = True,
+    rows: Mapping[int, Person] | None = None,
+    last_seen: Mapping[int, datetime] | None = None,
+    verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None = None,
+    handoff: Handoff | None = None,
+) -> list[Outcome]:
+    """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions.
+
+    ``rows``: the persons as they stand in this transaction, when the caller holds them
+    (the others are read). ``last_seen``: new ``last_seen_at`` values written with the
+    score (one UPDATE per person instead of two). ``verdicts``: what the definition
+    concluded from each person's profile, kept by the caller between calls (an entry is
+    used while its profile is the very same object). ``handoff``: what a stage change
+    sets off (none without it)."""
+    ids = sorted(set(person_ids))
+    outcomes: list[Outcome] = []
+    cooldown = definition.qualify.recycle_cooldown_days
+    scorer = scorer_for(definition)
+    version = definition.version
+    for part in repo.chunks(ids):
+        held: dict[int, Person] = {}
+        if rows is not None:
+            held = {pid: rows[pid] for pid in part if pid in rows}
+        missing = [pid for pid in part if pid not in held]
+        if missing:
+            held.update(persons_by_id(connection, missing))
+        events_by_person = _events_for(connection, [p for p in part if p in held], cache)
+        score_rows: list[dict[str, Any]] = []
+        seen_rows: list[dict[str, Any]] = []
+        snapshots: list[dict[str, Any]] = []
+        for pid in part:
+            row = held.get(pid)
+            if row is None or row.merged_into is not None:
+                continue
+            moment = as_of.get(pid, now) if as_of else now
+            profile = row.profile
+            verdict = _verdict(scorer, verdicts, pid, profile)
+            card = scorer.score(profile, events_by_person.get(pid, []), moment, verdict=verdict)
+            change = None
+            if lifecycle:
+                change = decide_on_score(
+                    Stage(row.stage),
+                    card,
+                    moment,
+                    recycled_at=row.recycled_at,
+                    cooldown_days=cooldown,
+                )
+            score_row = {
+                "id": pid,
+                "fit_score": card.fit,
+                "intent_score": card.intent,
+                "total_score": card.total,
+                "scored_at": moment,
+                "definition_version": version,
+            }
+            seen = last_seen.get(pid) if last_seen else None
+            if seen is not None:
+                score_row["last_seen_at"] = seen
+                seen_rows.append(score_row)
+            else:
+                score_rows.append(score_row)
+            changed_stage = False
+            if change is not None:
+                changed_stage = apply_stage_change(
+                    connection,
+                    pid,
+                    change,
+                    recorded_at=now,
+                    card=card,
+                    definition=definition,
+                    handoff=handoff,
+                )
+            if (
+                changed_stage
+                or row.scored_at is None
+                or abs(row.total_score - card.total) >= SNAPSHOT_MIN_DELTA
+                or row.definition_version != version
+            ):
+                snapshots.append(_snapshot(pid, moment, version, card))
+            if changed_stage:
+                outcomes.append(Outcome(pid, card, change))
+                continue
+            scored = row._replace(
+                total_score=card.total,
+                scored_at=moment,
+                definition_version=version,
+                last_seen_at=row.last_seen_at if seen is None else seen,
+            )
+            outcomes.append(Outcome(pid, card, None, scored))
+        bulk_update(connection, persons, score_rows)
+        bulk_update(connection, persons, seen_rows)
+        bulk_insert(connection, score_snapshots, snapshots)
+    return outcomes
+
+
+def _verdict(
+    scorer: Scorer,
+    verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None,
+    person_id: int,
+    profile: Mapping[str, Any],
+) -> TraitVerdict | None:
+    """What the definition concludes from a profile, judged again only when the profile
+    is another object than the one judged last (None: the scorer judges it itself)."""
+    if verdicts is None:
+        return None
+    known = verdicts.get(person_id)
+    if known is not None and known[0] is profile:
+        return known[1]
+    verdict = scorer.judge_traits(profile)
+    verdicts[person_id] = (profile, verdict)
+    return verdict
+
+
+def _snapshot(person_id: int, moment: datetime, version: str, card: ScoreCard) -> dict[str, Any]:
+    return {
+        "person_id": person_id,
+        "as_of": moment,
+        "definition_version": version,
+        "fit": card.fit,
+        "intent": card.intent,
+        "total": card.total,
+        "qualifies": card.qualifies,
+        "rule_points": rule_points(card),
+    }

@@ -1,0 +1,1 @@
+"""Repositories: the store's queries by aggregate, returning typed values."""
