@@ -7,6 +7,7 @@ BIN=.venv/bin
 $BIN/ruff check src tests bench || exit 1
 $BIN/ruff format --check src tests bench || exit 1
 $BIN/mypy || exit 1
+$BIN/lint-imports --no-cache || exit 1
 $BIN/pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mqlengine.facade import MqlEngine
 
-__version__ = "0.1.0"
+from mqlengine.version import __version__
 
 
 def open(database: str | None = None, **options: Any) -> MqlEngine:

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mqlengine import __version__
+from mqlengine.version import __version__
 from mqlengine.api.auth import ReadAccess, WriteKeys
 from mqlengine.api.groupcommit import GroupCommitter
 from mqlengine.api.ingest import IngestState, RateLimiter

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from mqlengine import __version__
+from mqlengine.version import __version__
 from mqlengine.errors import UnavailableError
 from mqlengine.notify import format, signing
 
