@@ -16,12 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mqlengine.version import __version__
 from mqlengine.api.auth import ReadAccess, WriteKeys
 from mqlengine.api.groupcommit import GroupCommitter
 from mqlengine.api.ingest import IngestState, RateLimiter
 from mqlengine.api.limits import ApiError
 from mqlengine.errors import ConfigError, MqlError, status_for
+from mqlengine.version import __version__
 from mqlengine.wiring import Wiring
 
 

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from mqlengine.version import __version__
 from mqlengine.errors import UnavailableError
 from mqlengine.notify import format, signing
+from mqlengine.version import __version__
 
 USER_AGENT = f"mqlengine-webhooks/{__version__}"
 
