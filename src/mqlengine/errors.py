@@ -9,7 +9,11 @@ One root, a few branches; each branch maps once to an HTTP status and a CLI exit
     ├── NotFoundError        a person, account or object does not exist
     ├── ConflictError        the request contradicts current state (illegal stage change)
     ├── AuthError            missing or wrong credentials
-    └── ConfigError          settings are missing or contradictory
+    ├── ConfigError          settings are missing or contradictory
+    └── UnavailableError     the engine cannot take the work now; retry later (503)
+        ├── Overloaded       the writer has more waiting than it may queue
+        ├── Stopped          the writer is shutting down
+        └── Contended        other writers kept winning the same rows
 """
 
 from __future__ import annotations
@@ -59,6 +63,34 @@ class ConfigError(MqlError):
     code = "config_invalid"
 
 
+class UnavailableError(MqlError):
+    """The engine cannot do the work now, but the same request may succeed later.
+
+    ``retry_after``: seconds a client should wait (HTTP ``Retry-After``)."""
+
+    code = "unavailable"
+    retry_after = 1
+
+
+class Overloaded(UnavailableError):
+    """The writer has more waiting than it may queue: the client should retry later."""
+
+    code = "overloaded"
+
+
+class Stopped(UnavailableError):
+    """The writer is shutting down (a restarting server): retry in a few seconds."""
+
+    code = "unavailable"
+    retry_after = 5
+
+
+class Contended(UnavailableError):
+    """Other writers kept winning the same rows: the client should retry."""
+
+    code = "contended"
+
+
 HTTP_STATUS: dict[type[MqlError], int] = {
     DefinitionError: 422,
     ValidationError: 400,
@@ -66,6 +98,7 @@ HTTP_STATUS: dict[type[MqlError], int] = {
     ConflictError: 409,
     AuthError: 401,
     ConfigError: 500,
+    UnavailableError: 503,
     MqlError: 500,
 }
 
@@ -76,6 +109,7 @@ EXIT_CODE: dict[type[MqlError], int] = {
     ConflictError: 6,
     AuthError: 7,
     ConfigError: 8,
+    UnavailableError: 9,
     MqlError: 1,
 }
 

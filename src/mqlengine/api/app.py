@@ -18,13 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine import __version__
 from mqlengine.api.auth import WriteKeys
-from mqlengine.api.groupcommit import GroupCommitter
 from mqlengine.api.ingest import IngestState, RateLimiter
 from mqlengine.api.limits import ApiError
 from mqlengine.engine import Engine
 from mqlengine.errors import ConfigError, MqlError, status_for
 from mqlengine.ingest.firmographics import Enricher
 from mqlengine.ingest.pipeline import Pipeline
+from mqlengine.ingest.writer import GroupCommitter
 from mqlengine.ingest.writerstate import WriterState
 from mqlengine.services.qualify import scorer_for
 

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, select
 
 from mqlengine.domain.scoring import Event, TraitVerdict
 from mqlengine.services.qualify import EventCache
-from mqlengine.store.dialect import sqlite_data_version
+from mqlengine.store.sqlite import data_version as sqlite_data_version
 from mqlengine.store.tables_ingest import ingest_epoch
 
 _EPOCH = select(ingest_epoch.c.value).where(ingest_epoch.c.id == 1)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 
 def insert_ignoring_conflicts(
@@ -162,29 +163,50 @@ def _json_or_null(value: Any) -> str | None:
     return None if value is None else _json_dumps(value)
 
 
-# --- SQLite's write-ahead log and change counter (the API's writer uses these) -----------
+# --- what a long-running writer asks of its store ----------------------------------------
 
 
-def sqlite_writer_setup(connection: Connection, *, durable: bool, wal_pages: int) -> None:
-    """A SQLite writer connection: ``synchronous=FULL`` when commits must survive power
-    loss, and its own WAL checkpoint threshold (in pages)."""
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
-    if durable:
-        raw.execute("PRAGMA synchronous=FULL")
-    raw.execute(f"PRAGMA wal_autocheckpoint={int(wal_pages)}")
+class WriterSupport:
+    """What the ingest writer needs from the database behind it, whatever that is: set
+    up its connection, keep house in the background while it runs, and let occasional
+    writers of the same database go first. This base is PostgreSQL's: nothing to set up
+    (the server syncs and checkpoints by itself) and no turns to give (row locks, not one
+    lock for the whole database). SQLite's lives in :mod:`mqlengine.store.sqlite`."""
+
+    def prepare(self, connection: Connection) -> None:
+        """Called once on the writer's own connection, before its first transaction."""
+
+    def start_housekeeping(self) -> None:
+        """Background work while the writer runs (SQLite: WAL checkpoints)."""
+
+    def stop_housekeeping(self) -> None:
+        """Finish the background work (after the writer's last commit)."""
+
+    def give_way(self) -> bool:
+        """Before each of the busy writer's transactions: wait while other writers want
+        the database. True when it waited."""
+        return False
 
 
-def sqlite_checkpoint(connection: Connection) -> None:
-    """A passive WAL checkpoint: copies what it can, never waits for readers or writers."""
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
-    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+_CONFLICT_WORDS = ("deadlock", "could not serialize", "database is locked", "lock timeout")
+_UNIQUE_WORDS = ("unique constraint", "duplicate key")
+_RETRYABLE_STATES = frozenset({"23505", "40001", "40P01", "55P03"})
 
 
-def sqlite_data_version(connection: Connection) -> int:
-    """SQLite's ``data_version``: changes exactly when another connection committed."""
-    return int(connection.exec_driver_sql("PRAGMA data_version").scalar_one())
+def is_conflict(error: DBAPIError) -> bool:
+    """Whether a failed transaction lost a race with another writer, so that running it
+    again is right: a unique key another writer committed first, a deadlock or a
+    serialization failure (PostgreSQL), the database lock (SQLite). Other errors,
+    including other integrity violations, are real errors."""
+    state = getattr(error.orig, "sqlstate", None)
+    if state is not None:
+        return state in _RETRYABLE_STATES
+    text = str(error.orig).lower()
+    if isinstance(error, IntegrityError):
+        return any(word in text for word in _UNIQUE_WORDS)
+    if isinstance(error, OperationalError):
+        return any(word in text for word in _CONFLICT_WORDS)
+    return False
 
 
 def lock_rows_clause(connection: Connection) -> bool:
