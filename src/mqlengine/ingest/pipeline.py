@@ -26,6 +26,7 @@ from mqlengine.ingest.validation import cached_check_email, check_message, ignor
 from mqlengine.ingest.writerstate import WriterState
 from mqlengine.services.qualify import EventCache, Outcome, rescore, scorer_for
 from mqlengine.store import repo
+from mqlengine.store.changes import REMEMBERED_PERSON_COLUMNS
 from mqlengine.store.dialect import bulk_update, insert_ignoring_conflicts
 from mqlengine.store.tables import accounts, events, persons
 from mqlengine.store.tables_ingest import quarantine
@@ -123,22 +124,9 @@ def _follow(
     return result
 
 
-# What this pipeline and rescoring read of a person (a narrower read is a cheaper one).
-_PIPELINE_COLUMNS = (
-    "id",
-    "profile",
-    "flags",
-    "email",
-    "account_id",
-    "channel",
-    "last_seen_at",
-    "stage",
-    "recycled_at",
-    "scored_at",
-    "total_score",
-    "definition_version",
-    "merged_into",
-)
+# What this pipeline and rescoring read of a person (a narrower read is a cheaper one);
+# the writer's memory keeps these and the traits.
+_PIPELINE_COLUMNS = tuple(c for c in REMEMBERED_PERSON_COLUMNS if c != "traits")
 
 
 def _new_row(created: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,7 +176,7 @@ class Pipeline:
                 yield
         except BaseException:
             if self.state is not None:
-                self.state.reset()
+                self.state.rollback()
             raise
 
     @property

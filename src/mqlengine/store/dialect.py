@@ -19,6 +19,9 @@ def insert_ignoring_conflicts(
     if not rows:
         return
     if connection.dialect.name == "postgresql":
+        # in key order, as every writer inserts: two writers storing the same messages
+        # (a retried delivery to two server processes) wait instead of deadlocking
+        rows = sorted(rows, key=lambda row: tuple(row[name] for name in index))
         pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
         connection.execute(pg_stmt, rows)
     else:
@@ -49,6 +52,7 @@ def bulk_update(
         return
     names = [name for name in rows[0] if name != key]
     if connection.dialect.name != "sqlite":
+        rows = sorted(rows, key=lambda row: row[key])  # row locks in one order
         values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
         for name in increment:
             values[name] = table.c[name] + 1
