@@ -74,6 +74,11 @@ class Database:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
             kwargs["pool_pre_ping"] = True
+            # Statements the driver has prepared are still planned for their parameters
+            # and the table as it is now. A generic plan made while a table was small (a
+            # new database) kept scanning it whole as it grew: the ingest's duplicate
+            # check by message id took ~170 ms a batch after 30,000 events instead of ~1.
+            kwargs["connect_args"] = {"options": "-c plan_cache_mode=force_custom_plan"}
         kwargs["json_serializer"] = _json_dumps
         kwargs["json_deserializer"] = orjson.loads
         self.engine: Engine = create_engine(self.url, **kwargs)

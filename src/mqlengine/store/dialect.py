@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Connection, Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import JSON, Boolean, Connection, Float, Table, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 
@@ -22,8 +21,7 @@ def insert_ignoring_conflicts(
         # in key order, as every writer inserts: two writers storing the same messages
         # (a retried delivery to two server processes) wait instead of deadlocking
         rows = sorted(rows, key=lambda row: tuple(row[name] for name in index))
-        pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
-        connection.execute(pg_stmt, rows)
+        _pg_insert(connection, table, rows, conflict_index=index)
     else:
         _sqlite_insert(connection, table, rows, conflict_index=index)
 
@@ -35,7 +33,7 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]
     if connection.dialect.name == "sqlite":
         _sqlite_insert(connection, table, rows)
     else:
-        connection.execute(table.insert(), rows)
+        _pg_insert(connection, table, rows)
 
 
 def bulk_update(
@@ -52,19 +50,91 @@ def bulk_update(
         return
     names = [name for name in rows[0] if name != key]
     if connection.dialect.name != "sqlite":
-        rows = sorted(rows, key=lambda row: row[key])  # row locks in one order
-        values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
-        for name in increment:
-            values[name] = table.c[name] + 1
-        statement = update(table).where(table.c[key] == bindparam(f"b_{key}")).values(values)
-        connection.execute(
-            statement, [{f"b_{name}": value for name, value in row.items()} for row in rows]
-        )
+        _pg_update(connection, table, rows, key, names, increment)
         return
     assignments = [f"{name} = ?" for name in names]
     assignments.extend(f"{name} = {name} + 1" for name in increment)
     sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {key} = ?"
     _sqlite_executemany(connection, sql, _sqlite_rows(table, (*names, key), rows))
+
+
+# --- PostgreSQL's bulk path ---------------------------------------------------------------
+# One statement per batch, whatever its size: the rows go over as one array per column and
+# ``unnest`` turns them back into rows. Before, each row was its own INSERT or UPDATE (a
+# pipelined executemany): a batch of 400 events cost ~7 statements × ~300 rows of parsing,
+# planning and executing on the server, ~170 ms of a batch's time on this machine. The SQL
+# text depends only on the table and the columns, so the driver prepares it once.
+
+
+def _pg_insert(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    conflict_index: list[str] | None = None,
+) -> None:
+    names = tuple(c.name for c in table.c if c.name in rows[0])
+    arrays, params = _pg_arrays(connection, table, names, rows)
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+    if conflict_index:
+        sql += f" ON CONFLICT ({', '.join(conflict_index)}) DO NOTHING"
+    connection.exec_driver_sql(sql, params)
+
+
+def _pg_update(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    key: str,
+    names: list[str],
+    increment: tuple[str, ...],
+) -> None:
+    # one row per key (the last wins, as with one UPDATE per row), in key order
+    by_key = {row[key]: row for row in rows}
+    ordered = [by_key[k] for k in sorted(by_key)]
+    columns = (key, *names)
+    arrays, params = _pg_arrays(connection, table, columns, ordered)
+    assignments = [f"{name} = v.{name}" for name in names]
+    assignments.extend(f"{name} = t.{name} + 1" for name in increment)
+    sql = (
+        f"UPDATE {table.name} AS t SET {', '.join(assignments)} "
+        f"FROM unnest({arrays}) AS v({', '.join(columns)}) WHERE t.{key} = v.{key}"
+    )
+    connection.exec_driver_sql(sql, params)
+
+
+_PG_COLUMNS: dict[tuple[str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+
+
+def _pg_arrays(
+    connection: Connection, table: Table, names: tuple[str, ...], rows: list[dict[str, Any]]
+) -> tuple[str, tuple[list[Any], ...]]:
+    """``CAST(%s AS type[]), …`` for these columns, and one list of values per column,
+    each value converted as SQLAlchemy's own type would (JSON as text, times in UTC)."""
+    found = _PG_COLUMNS.get((table.name, names))
+    if found is None:
+        dialect = connection.dialect
+        casts: list[str] = []
+        converters: list[Any] = []
+        for name in names:
+            column_type = table.c[name].type
+            type_sql = column_type.compile(dialect=dialect)
+            casts.append(f"CAST(%s AS {type_sql}[])")
+            if type_sql.upper().startswith("JSON"):
+                converters.append(_json_or_null)
+            elif isinstance(column_type, Float):
+                converters.append(float)  # one element type per array: 0 and 0.5 alike
+            else:
+                converters.append(column_type.bind_processor(dialect))
+        found = _PG_COLUMNS[(table.name, names)] = (", ".join(casts), converters)
+    arrays, converters = found
+    params = tuple(
+        [row[name] for row in rows]
+        if convert is None
+        else [None if row[name] is None else convert(row[name]) for row in rows]
+        for name, convert in zip(names, converters, strict=True)
+    )
+    return arrays, params
 
 
 # --- SQLite's bulk path -------------------------------------------------------------------
