@@ -1,7 +1,11 @@
 """Durable ingest throughput over HTTP: ``/v1/batch`` with 100 events per request.
 
-A real ``mql serve`` process on SQLite (fresh file, WAL, synchronous=FULL on the writer),
-several concurrent clients in this process (asyncio + httpx, bodies pre-serialised so the
+Real ``mql serve`` processes on each store side by side: SQLite (fresh file, WAL,
+synchronous=FULL on the writer), PostgreSQL with one server process, and PostgreSQL with
+two server processes sharing the load (the clients alternate between them). The
+PostgreSQL server is a throw-away cluster started for the run (``tests/support/pg.py``), durable
+like SQLite (fsync and synchronous commit on); the deadlocks it logged during the run are
+counted. Several concurrent clients in this process (asyncio + httpx, bodies pre-serialised so the
 load generator stays cheap). Every 200 means the events are committed and their persons
 rescored, and new MQLs routed. Events: a B2B mix — page views, tracks, identifies with
 e-mail — over a pool of visitors. Two mixes are run: "hot" (30 % strong tracks: about half
@@ -12,18 +16,21 @@ less than the wall-clock rate.
 
     python -m bench.ingest_http [--events 200000] [--clients 8] [--batch 100]
                                 [--mix hot|typical|both]
+                                [--store sqlite,pg1,pg2] [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,7 @@ from mqlengine.store.tables import events, stage_history
 from support.localserver import local_server
 from support.paths import EXAMPLE
 
+STORES = ("sqlite", "pg1", "pg2")  # pgN: PostgreSQL with N server processes
 PATHS = [
     "/",
     "/pricing",
@@ -106,15 +114,19 @@ def make_bodies(total: int, batch: int, visitors: int, seed: int, mix: str = "ho
     ]
 
 
-async def drive(url: str, key: str, bodies: list[bytes], clients: int) -> list[float]:
+async def drive(url: str | list[str], key: str, bodies: list[bytes], clients: int) -> list[float]:
+    """Send every body with ``clients`` concurrent clients; with several server URLs the
+    clients are spread over them in turn."""
+    urls = [url] if isinstance(url, str) else url
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
     latencies: list[float] = []
     headers = {"content-type": "application/json"}
 
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=url, auth=(key, ""), timeout=60) as http:
+    async def client(number: int) -> None:
+        base = urls[number % len(urls)]
+        async with httpx.AsyncClient(base_url=base, auth=(key, ""), timeout=60) as http:
             while True:
                 try:
                     body = queue.get_nowait()
@@ -126,7 +138,7 @@ async def drive(url: str, key: str, bodies: list[bytes], clients: int) -> list[f
                     raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
                 latencies.append(time.perf_counter() - started)
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(n) for n in range(clients)))
     return latencies
 
 
@@ -144,30 +156,87 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(events_total: int, clients: int, batch: int, visitors: int, mix: str) -> dict[str, Any]:
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[tuple[str, Path]]:
+    """A throw-away PostgreSQL cluster (as the tests start one), durable like the SQLite
+    bench: fsync, full page writes and synchronous commit on. Yields its admin URL and
+    its server log."""
+    from support import pg
+
+    settings = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+    pg.SERVER_SETTINGS = {**pg.SERVER_SETTINGS, **settings}
+    bindir = pg.find_bindir()
+    if bindir is None:
+        raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+    cluster = pg.Cluster(bindir)
+    try:
+        yield cluster.start(), cluster.log
+    finally:
+        cluster.stop()
+
+
+def _deadlocks(log: Path | None, offset: int) -> int | None:
+    if log is None:
+        return None
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().count(b"deadlock detected")
+
+
+def measure(
+    events_total: int,
+    clients: int,
+    batch: int,
+    visitors: int,
+    mix: str,
+    store: str = "sqlite",
+    postgres: tuple[str, Path] | None = None,
+) -> dict[str, Any]:
     bodies = make_bodies(events_total, batch, visitors, seed=7, mix=mix)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        with local_server(url, EXAMPLE, log=Path(tmp) / "server.log") as server:
-            warm = make_bodies(batch * 20, batch, visitors, seed=1, mix=mix)
-            asyncio.run(drive(server.url, server.write_key, warm, clients))
-            before = Database(url)
-            with before.read() as connection:
-                mqls_before = _mqls(connection)
-            before.dispose()
-            cpu_before = cpu_seconds(server.process.pid)
-            started = time.perf_counter()
-            latencies = asyncio.run(drive(server.url, server.write_key, bodies, clients))
-            elapsed = time.perf_counter() - started
-            cpu_after = cpu_seconds(server.process.pid)
+    processes = 1 if store == "sqlite" else int(store.removeprefix("pg"))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        pg_log: Path | None = None
+        if store == "sqlite":
+            url = f"sqlite:///{tmp}/bench.db"
+        else:
+            if postgres is None:
+                raise ValueError(f"store {store!r} needs a PostgreSQL cluster")
+            admin_url, pg_log = postgres
+            url = _create_database(admin_url)
+        setup = Database(url)
+        setup.migrate()  # once, before several servers start on it
+        setup.dispose()
+        servers = [
+            stack.enter_context(local_server(url, EXAMPLE, log=Path(tmp) / f"server{number}.log"))
+            for number in range(processes)
+        ]
+        urls = [server.url for server in servers]
+        key = servers[0].write_key
+        warm = make_bodies(batch * 20, batch, visitors, seed=1, mix=mix)
+        asyncio.run(drive(urls, key, warm, clients))
+        before = Database(url)
+        with before.read() as connection:
+            mqls_before = _mqls(connection)
+        before.dispose()
+        log_offset = pg_log.stat().st_size if pg_log is not None else 0
+        cpu_before = [cpu_seconds(server.process.pid) for server in servers]
+        started = time.perf_counter()
+        latencies = asyncio.run(drive(urls, key, bodies, clients))
+        elapsed = time.perf_counter() - started
+        cpu_after = [cpu_seconds(server.process.pid) for server in servers]
+        deadlocks = _deadlocks(pg_log, log_offset)
+        stack.close()  # stop the servers
         database = Database(url)
         with database.read() as connection:
             stored = int(connection.execute(select(func.count()).select_from(events)).scalar_one())
             mqls = _mqls(connection) - mqls_before
         database.dispose()
-    server_cpu = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before)
+    server_cpu: float | None = None
+    if None not in cpu_before and None not in cpu_after:
+        server_cpu = sum(a - b for a, b in zip(cpu_after, cpu_before, strict=True))  # type: ignore[operator]
     sent = len(bodies) * batch
     return {
+        "store": store,
         "mix": mix,
         "events": sent,
         "requests": len(bodies),
@@ -184,8 +253,15 @@ def measure(events_total: int, clients: int, batch: int, visitors: int, mix: str
             None if server_cpu is None else round(server_cpu / sent * 1e6, 1)
         ),
         "server_cores_busy": None if server_cpu is None else round(server_cpu / elapsed, 2),
+        "deadlocks": deadlocks,
         "target_events_per_second": 20_000,
     }
+
+
+def _create_database(admin_url: str) -> str:
+    from support import pg
+
+    return str(pg.create_database(admin_url))
 
 
 def run(
@@ -194,13 +270,28 @@ def run(
     batch: int = 100,
     visitors: int = 20_000,
     mixes: tuple[str, ...] = ("hot", "typical"),
+    stores: tuple[str, ...] = ("sqlite",),
+    repeat: int = 1,
 ) -> list[dict[str, Any]]:
-    rows = [measure(events_total, clients, batch, visitors, mix) for mix in mixes]
+    """Each store × mix ``repeat`` times, interleaved (sqlite, pg1, pg2, sqlite, …) so a
+    noisy neighbour on a shared machine weighs on every store alike."""
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        postgres = None
+        if any(store != "sqlite" for store in stores):
+            postgres = stack.enter_context(postgres_cluster())
+        for _ in range(repeat):
+            for mix in mixes:
+                for store in stores:
+                    rows.append(
+                        measure(events_total, clients, batch, visitors, mix, store, postgres)
+                    )
     notes = "; ".join(
-        f"{r['mix']} mix: {r['events_per_second']:,.0f} events/s, request p50 "
+        f"{r['store']} {r['mix']} mix: {r['events_per_second']:,.0f} events/s, request p50 "
         f"{r['request_p50_ms']} ms / p99 {r['request_p99_ms']} ms, {r['mqls_made']:,} new "
         f"MQLs, server CPU {r['server_cpu_us_per_event']} µs per event "
         f"({r['server_cores_busy']} cores busy)"
+        + (f", {r['deadlocks']} deadlocks" if r["deadlocks"] is not None else "")
         for r in rows
     )
     report(
@@ -218,9 +309,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--visitors", type=int, default=20_000)
     parser.add_argument("--mix", choices=[*MIXES, "both"], default="both")
+    parser.add_argument(
+        "--store",
+        default=",".join(STORES),
+        help="comma-separated: sqlite, pg1 (PostgreSQL, one server), pg2 (two servers)",
+    )
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv if argv is not None else [])
     mixes = tuple(MIXES) if args.mix == "both" else (args.mix,)
-    run(args.events, args.clients, args.batch, args.visitors, mixes)
+    stores = tuple(s.strip() for s in args.store.split(",") if s.strip())
+    unknown = [s for s in stores if s not in STORES]
+    if unknown:
+        parser.error(f"unknown store(s) {unknown}: choose from {', '.join(STORES)}")
+    run(args.events, args.clients, args.batch, args.visitors, mixes, stores, args.repeat)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ One root, a few branches; each branch maps once to an HTTP status and a CLI exit
     ├── AuthError            missing or wrong credentials
     ├── ConfigError          settings are missing or contradictory
     └── UnavailableError     something the engine needs cannot serve now (the database is
-                             unreachable, the writer is overloaded): try again later
+        │                    unreachable, the writer is busy): retry later (503)
+        ├── Overloaded       the writer has more waiting than it may queue
+        ├── Stopped          the writer is shutting down
+        └── Contended        other writers kept winning the same rows
 """
 
 from __future__ import annotations
@@ -62,7 +65,31 @@ class ConfigError(MqlError):
 
 
 class UnavailableError(MqlError):
+    """The engine cannot do the work now, but the same request may succeed later.
+
+    ``retry_after``: seconds a client should wait (HTTP ``Retry-After``)."""
+
     code = "unavailable"
+    retry_after = 1
+
+
+class Overloaded(UnavailableError):
+    """The writer has more waiting than it may queue: the client should retry later."""
+
+    code = "overloaded"
+
+
+class Stopped(UnavailableError):
+    """The writer is shutting down (a restarting server): retry in a few seconds."""
+
+    code = "unavailable"
+    retry_after = 5
+
+
+class Contended(UnavailableError):
+    """Other writers kept winning the same rows: the client should retry."""
+
+    code = "contended"
 
 
 HTTP_STATUS: dict[type[MqlError], int] = {

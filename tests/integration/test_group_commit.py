@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from mqlengine.api.groupcommit import Contended, GroupCommitter, Job
 from mqlengine.domain.rules import Definition
+from mqlengine.errors import Contended
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
+from mqlengine.ingest.writer import GroupCommitter, Job
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons
 from support.clock import NOW

@@ -1,4 +1,4 @@
-"""Turn-taking between SQLite writers (``store/db.WriterTurns``) and the writers' quick
+"""Turn-taking between SQLite writers (``store/sqlite.WriterTurns``) and the writers' quick
 retry for the lock: the API's busy writer lets occasional writers (worker, feedback,
 CLI) go first, across threads and processes, and a dead process's claim goes with it."""
 
@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from mqlengine.store import db as dbmodule
-from mqlengine.store.db import Database, WriterTurns
+from mqlengine.store import sqlite as sqlitemodule
+from mqlengine.store.db import Database
+from mqlengine.store.sqlite import WriterTurns
 from mqlengine.store.tables import events
 from support.localserver import local_server
 from support.paths import EXAMPLE
@@ -75,7 +76,7 @@ def test_a_killed_process_no_longer_holds_its_turn(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from mqlengine.store.db import WriterTurns\n"
+            "from mqlengine.store.sqlite import WriterTurns\n"
             f"with WriterTurns({path!r}).want():\n"
             "    print('held', flush=True)\n"
             "    time.sleep(600)\n",
@@ -130,7 +131,7 @@ def test_writer_gets_the_lock_as_soon_as_it_is_free_and_gives_up_after_the_timeo
             assert connection.execute(text("SELECT count(*) FROM t")).scalar_one() == 2
 
         # a lock that is never released: a clear "database is locked" after the timeout
-        monkeypatch.setattr(dbmodule, "BUSY_TIMEOUT", 0.2)
+        monkeypatch.setattr(sqlitemodule, "BUSY_TIMEOUT", 0.2)
         holding.clear()
         release.clear()
         thread = threading.Thread(target=hold_lock)

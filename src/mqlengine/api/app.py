@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine.api.auth import ReadAccess, WriteKeys
-from mqlengine.api.groupcommit import GroupCommitter
 from mqlengine.api.ingest import IngestState, RateLimiter
 from mqlengine.api.limits import ApiError
 from mqlengine.errors import ConfigError, MqlError, status_for
+from mqlengine.ingest.writer import GroupCommitter
 from mqlengine.version import __version__
 from mqlengine.wiring import Wiring
 

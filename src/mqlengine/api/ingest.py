@@ -14,7 +14,9 @@ What a client can rely on:
   writers kept changing the same rows (retry).
 
 The hot path avoids per-message pydantic: bodies are parsed with orjson and validated
-by :func:`mqlengine.ingest.messages.parse_message` inside the writer.
+by :func:`mqlengine.ingest.messages.parse_message` on the writer's parser threads (see
+:meth:`mqlengine.ingest.writer.GroupCommitter.ingest_messages`); this module only checks
+the request, hands the messages over and awaits the commit.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from mqlengine.api.auth import WriteKeys, key_from_header, unauthorized
-from mqlengine.api.groupcommit import Contended, GroupCommitter, Job, Overloaded, Stopped
 from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
+from mqlengine.errors import UnavailableError, status_for
 from mqlengine.ingest.messages import TYPES
 from mqlengine.ingest.quarantine import body_row as _quarantine_body
+from mqlengine.ingest.writer import GroupCommitter, Job
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 SUCCESS = orjson.dumps({"success": True})
@@ -73,7 +76,7 @@ async def _refuse(
 ) -> ApiError:
     """Keep an authenticated but unusable body in quarantine, then return the error."""
     row = _quarantine_body(endpoint, error.code, error.message, body, field)
-    with contextlib.suppress(Overloaded, Stopped, Contended):
+    with contextlib.suppress(UnavailableError):
         await state.committer.ingest(Job([], endpoint, quarantine=[row]))
     return error
 
@@ -161,17 +164,12 @@ async def handle(request: Request, endpoint: str) -> Response:
         row["message_id"] = message_id[:255] if isinstance(message_id, str) else None
         quarantined.append(row)
 
-    # Parse and check here, while the writer is busy with earlier requests' transaction.
-    parsed = state.committer.pipeline().parse(kept, state.committer.clock()) if kept else None
     try:
-        job = Job(kept, endpoint, quarantine=quarantined, parsed=parsed)
-        result = await state.committer.ingest(job)
-    except Overloaded as error:
-        raise ApiError(503, "overloaded", str(error), headers={"Retry-After": "1"}) from None
-    except Stopped as error:
-        raise ApiError(503, "unavailable", str(error), headers={"Retry-After": "5"}) from None
-    except Contended as error:
-        raise ApiError(503, "contended", str(error), headers={"Retry-After": "1"}) from None
+        result = await state.committer.ingest_messages(kept, endpoint, quarantine=quarantined)
+    except UnavailableError as error:
+        # overloaded, stopping or contended: the client retries after Retry-After
+        retry = {"Retry-After": str(error.retry_after)}
+        raise ApiError(status_for(error), error.code, error.message, headers=retry) from None
 
     rejected = [r.to_dict() for r in result.rejected]
     if oversize:

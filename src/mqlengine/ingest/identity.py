@@ -23,6 +23,7 @@ from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
 from mqlengine.ingest.validation import cached_check_email
 from mqlengine.store import repo
+from mqlengine.store.changes import lock_persons
 from mqlengine.store.dialect import IdAllocator, bulk_insert
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
 
@@ -96,12 +97,32 @@ class IdentityGraph:
         self._ids: IdAllocator | None = None
 
     def prefetch(self, keys: Iterable[Key]) -> None:
-        """Load the owners of these keys: one ``kind = ? AND value IN (…)`` query per kind
-        and chunk, which uses the unique (kind, value) index (a row-value IN does not, on
-        SQLite: it scans the table)."""
+        """Load the owners of these keys, then claim their persons: lock them (on
+        PostgreSQL, in id order, until the commit: two writers never hold each other's
+        persons) and check that the writer's memory of them still holds — keys whose
+        remembered owner another connection changed are read again."""
+        wanted = {k for k in keys if k not in self.owner}
+        self._load(wanted, self.state.owner if self.state is not None else {})
+        claimed: set[int] = set()
+        persons = {self.owner[k] for k in wanted if k in self.owner}
+        while persons:
+            claimed |= persons
+            if self.state is None:
+                lock_persons(self.connection, persons)
+                return
+            stale = self.state.check(self.connection, persons)
+            again = {k for k in wanted if self.owner.get(k) in stale}
+            for key in again:
+                del self.owner[key]
+            self._load(again, {})
+            persons = {self.owner[k] for k in again if k in self.owner} - claimed
+
+    def _load(self, keys: set[Key], known: dict[Key, int]) -> None:
+        """Owners of ``keys`` from ``known`` (the writer's memory), else from the store:
+        one ``kind = ? AND value IN (…)`` query per kind and chunk, which uses the unique
+        (kind, value) index (a row-value IN does not, on SQLite: it scans the table)."""
         by_kind: dict[str, list[str]] = {}
-        known = self.state.owner if self.state is not None else {}
-        for key in {k for k in keys if k not in self.owner}:
+        for key in keys:
             owner = known.get(key)
             if owner is not None:
                 self.owner[key] = owner
@@ -148,6 +169,9 @@ class IdentityGraph:
         if self.pending_identities:
             for row in self.pending_identities:
                 row["person_id"] = self.live(row["person_id"])
+            # in (kind, value) order, as every writer inserts them: two writers creating
+            # the same visitors wait for each other instead of deadlocking
+            self.pending_identities.sort(key=lambda row: (row["kind"], row["value"]))
             bulk_insert(self.connection, identities, self.pending_identities)
             self.pending_identities = []
         if self.pending_history:

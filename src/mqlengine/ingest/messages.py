@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from mqlengine.errors import ValidationError
+from mqlengine.store.repo import SCORED_TYPES
 
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
-SCORED_TYPES = frozenset({"track", "page", "screen"})
 PAGE_EVENT = "Page Viewed"
 SCREEN_EVENT = "Screen Viewed"
 MAX_ID_LENGTH = 255

@@ -91,7 +91,7 @@ class Pipeline:
                 yield
         except BaseException:
             if self.memory is not None:
-                self.memory.reset()
+                self.memory.rollback()
             raise
 
     def parse(
@@ -140,13 +140,14 @@ class Pipeline:
             quarantine_rejections(connection, raw_messages, rejected, quarantine_endpoint, now)
         if not good:
             return BatchResult(rejected=rejected)
-        remembered = self.memory is not None and self.memory.begin(connection)
+        memory = self.memory if self.memory is not None else self._scratch()
+        memory.begin(connection)  # forgets what others changed; locks nothing yet
         batch = Batch(
             connection,
             raw_messages,
             now,
             replay=score_as_of == "event",
-            memory=self.memory if remembered and self.memory is not None else self._scratch(),
+            memory=memory,
             result=BatchResult(rejected=rejected),
             good=good,
         )
@@ -155,10 +156,9 @@ class Pipeline:
         stages.store_events(batch)
         stages.update_people(self.context, batch)
         stages.qualify(self.context, batch)
-        if remembered:
-            batch.memory.end(connection)
+        memory.end(connection)
         return batch.result
 
     def _scratch(self) -> WriterState:
-        """A memory for one batch (no long-lived one, or it cannot be trusted now)."""
+        """A memory for one batch (the pipeline keeps none between transactions)."""
         return WriterState(self.context.scorer.relevant)

@@ -1,37 +1,30 @@
 """What the ingest writer remembers between its own transactions.
 
-The HTTP API has one writer thread per process, and on SQLite one writer at a time holds
-the database. Between two of its transactions the writer can therefore keep what it last
-wrote — who owns which identity, each person's pipeline columns and traits, each person's
-scoring-relevant events — and skip reading it back on the next batch. Reads were most of
-the per-event cost of real-time ingest.
+The HTTP API has one writer thread per process. Between two of its transactions the
+writer can keep what it last wrote — who owns which identity, each person's remembered
+columns and traits, each person's scoring-relevant events — and skip reading it back on
+the next batch. Reads were most of the per-event cost of real-time ingest (on PostgreSQL,
+reading back each touched person's whole event history every batch).
 
-The memory is only trusted while nobody else has changed what it holds. At the start of
-each transaction (under SQLite's write lock, ``BEGIN IMMEDIATE``) the writer asks
-``PRAGMA data_version``, which changes exactly when *another* connection committed —
-another server process, the feedback endpoint's connection, a CLI command, the outbox
-worker. If it changed, the writer reads the ``ingest_epoch`` counter, which SQLite
-triggers bump on every change to the remembered rows (migration 0008): when the counter
-moved past what the writer's own last transaction left, everything is forgotten and read
-again; when it did not (the worker only marked notifications delivered), the memory
-stays. A transaction that fails forgets everything too, since what it remembered was
-never committed. On PostgreSQL there is no such cheap check, so the state is not used
-there (every batch reads what it needs).
+The memory is only trusted while nobody else has changed what it holds; the store's
+:class:`~mqlengine.store.changes.ChangeWatch` says whether someone did, on either
+database: at the start of each transaction (:meth:`WriterState.begin`; on SQLite this
+decides for everything), when the batch knows its persons (:meth:`WriterState.check`;
+on PostgreSQL, per person, under a row lock), and after the writer's own changes
+(:meth:`WriterState.end`). A transaction that fails forgets the persons it touched, since
+what it learnt of them was never committed (:meth:`WriterState.rollback`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from mqlengine.domain.person import Account, Person
 from mqlengine.domain.scoring import Event, TraitVerdict
 from mqlengine.ingest.qualify import EventCache
-from mqlengine.store.dialect import sqlite_data_version
-from mqlengine.store.tables_ingest import ingest_epoch
-
-_EPOCH = select(ingest_epoch.c.value).where(ingest_epoch.c.id == 1)
+from mqlengine.store.changes import ChangeWatch, Token, watch_for
 
 Key = tuple[str, str]
 
@@ -54,42 +47,86 @@ class WriterState:
         self.verdicts: dict[int, tuple[object, TraitVerdict]] = {}  # profile → verdict
         self.accounts: dict[int, Account] = {}
         self.domain_accounts: dict[str, int] = {}
-        self._version: int | None = None
-        self._epoch: int | None = None
-        self.stats = {"resets": 0, "foreign_writes": 0, "other_writes": 0}
+        self._watch: ChangeWatch | None = None
+        self._tokens: dict[int, Token] = {}  # person → change token as last left
+        self._touched: set[int] = set()  # persons checked or learnt in this transaction
+        self._left: set[int] = set()  # … and in the last one, until the next begins
+        self.stats = {"resets": 0, "foreign_writes": 0, "other_writes": 0, "stale_persons": 0}
 
     # -- validity ----------------------------------------------------------------------
     def begin(self, connection: Connection) -> bool:
-        """Check, inside the writer's transaction, that nobody else wrote since the last
-        one; forget everything if someone did. False when the state cannot be used."""
-        if connection.dialect.name != "sqlite":
-            return False
-        version = sqlite_data_version(connection)
-        if self._version is not None and version != self._version:
-            epoch = self._read_epoch(connection)
-            if epoch is None or epoch != self._epoch:
-                self.stats["foreign_writes"] += 1
-                self.reset()
-            else:
-                self.stats["other_writes"] += 1
-            self._epoch = epoch
+        """Check, inside the writer's transaction, that nobody else changed what is
+        remembered since the last one; forget what they did change. True: the state may
+        be used in this transaction."""
+        if self._watch is None:
+            self._watch = watch_for(connection)
+        watch = self._watch
+        self._touched = set()
+        self._left = set()
+        if not watch.begin(connection):
+            self.stats["foreign_writes"] += 1
+            self.reset()
         elif max(len(self.rows), len(self.events), len(self.verdicts)) > self.max_persons:
             self.reset()
-        self._version = version
+        self.stats["other_writes"] = getattr(watch, "other_writes", 0)
+        if watch.per_person:
+            # Account rows carry no change token: read again in every transaction. Which
+            # account a domain names stays: accounts are never deleted, nor their domain
+            # changed.
+            self.accounts.clear()
         return True
 
-    def end(self, connection: Connection) -> None:
-        """After the writer's own changes, before its commit: the counter as they left it."""
-        self._epoch = self._read_epoch(connection)
+    def check(self, connection: Connection, person_ids: Iterable[int]) -> set[int]:
+        """The batch's (existing) persons, before it reads or changes them: forgets those
+        another connection changed and returns them. On PostgreSQL their rows stay
+        locked until the commit (in id order, as every writer locks them)."""
+        assert self._watch is not None, "begin() first"
+        ids = set(person_ids)
+        tokens = {pid: self._tokens.get(pid) for pid in ids}
+        stale = self._watch.changed(connection, tokens)
+        self._touched |= ids
+        forgotten = {pid for pid in stale if self._holds(pid)}
+        for pid in forgotten:
+            self.forget_person(pid)
+        self.stats["stale_persons"] += len(forgotten)
+        return forgotten
 
-    @staticmethod
-    def _read_epoch(connection: Connection) -> int | None:
-        row = connection.execute(_EPOCH).first()
-        return None if row is None else int(row[0])
+    def end(self, connection: Connection) -> None:
+        """After the writer's own changes, before its commit: how they left what is
+        remembered."""
+        assert self._watch is not None, "begin() first"
+        self._tokens.update(self._watch.end(connection, self._touched))
+        self._left, self._touched = self._touched, set()
+
+    def rollback(self) -> None:
+        """The writer's transaction failed (a lost race with another writer, an error,
+        the commit itself): forget what it touched — none of that was committed — and
+        keep the rest, which it did not change. Two server processes on PostgreSQL lose
+        a race now and then (both create the same new visitor); forgetting everything
+        each time would cost the whole memory."""
+        for person_id in self._touched | self._left:
+            self.forget_person(person_id)
+        self._touched, self._left = set(), set()
+        self.accounts.clear()
+        self.domain_accounts.clear()  # may name an account that was never committed
+        if self._watch is not None:
+            self._watch.forget()
+
+    def _holds(self, person_id: int) -> bool:
+        return (
+            person_id in self.rows
+            or person_id in self.keys_of
+            or person_id in self.user_ids
+            or person_id in self.verdicts
+            or self.events.knows(person_id)
+        )
 
     def reset(self) -> None:
         """Forget everything (a failed transaction, another writer, the size bound)."""
-        self._epoch = None
+        if self._watch is not None:
+            self._watch.forget()
+        self._tokens.clear()
+        self._touched, self._left = set(), set()
         self.owner.clear()
         self.keys_of.clear()
         self.user_ids.clear()
@@ -105,7 +142,7 @@ class WriterState:
         connection the pipeline also uses, where ``data_version`` cannot tell (a
         single-process replay between its batches): forget all of that. Events stay, since
         only the pipeline adds them and it drops those of persons it merges."""
-        self._epoch = None
+        self._tokens.clear()
         self.owner.clear()
         self.keys_of.clear()
         self.user_ids.clear()
@@ -121,6 +158,7 @@ class WriterState:
             self.keys_of.get(previous, set()).discard(key)
         self.owner[key] = person_id
         self.keys_of.setdefault(person_id, set()).add(key)
+        self._touched.add(person_id)
 
     def forget_person(self, person_id: int) -> None:
         """A person changed in a way the state does not follow (merged, moved stage …)."""
@@ -128,6 +166,7 @@ class WriterState:
             if self.owner.get(key) == person_id:
                 del self.owner[key]
         self.user_ids.pop(person_id, None)
+        self._tokens.pop(person_id, None)
         self.rows.pop(person_id, None)
         self.verdicts.pop(person_id, None)
         self.events.drop(person_id)

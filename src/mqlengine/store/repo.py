@@ -19,7 +19,8 @@ from mqlengine.store.tables import (
 )
 
 CHUNK = 500
-SCORED_TYPES = ("track", "page", "screen")
+# the message types that are scored events (identify, group and alias only change who)
+SCORED_TYPES = ("page", "screen", "track")
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:

@@ -1,0 +1,160 @@
+"""Change tokens: has another connection changed what a writer remembers?
+
+The ingest writer keeps, between its own transactions, the rows it last wrote (who owns
+which identity, each person's :data:`~mqlengine.domain.person.PERSON_COLUMNS`, each person's scored
+events, accounts) so it need not read them back on the next batch. It may trust them only
+while nobody else changed them. A :class:`ChangeWatch` tells it, inside each transaction:
+
+* :meth:`~ChangeWatch.begin`, first: may everything still be trusted?
+* :meth:`~ChangeWatch.changed`, once the batch knows its persons: which of them did
+  another connection change since the writer last saw them? (They are read again.)
+* :meth:`~ChangeWatch.end`, after the writer's own changes: remember how it left them.
+
+SQLite (:class:`SqliteWatch`) holds one write lock for the whole file, so one cheap
+question decides for everything: ``PRAGMA data_version`` moved (another connection
+committed) *and* the ``ingest_epoch`` counter, bumped by triggers on every change to the
+remembered rows (migration 0008), moved past what the writer's own last transaction left.
+A worker marking notifications delivered moves the first and not the second.
+
+PostgreSQL (:class:`PostgresWatch`) has row locks and several writers at once — two
+server processes each with its own memory — so the question is asked per person: each
+remembered person carries a token, (``xmin``, ``row_version``, number of identities) of
+its row. ``xmin`` names the transaction that wrote the row's current version: every
+UPDATE by anybody makes a new one. The ingest path updates every person it touches (it
+rescores them), so another writer's events, traits, merges or stage changes for a person
+all change its token; an identity added without touching the row changes the count.
+:meth:`PostgresWatch.changed` reads the tokens with ``SELECT … ORDER BY id FOR NO KEY
+UPDATE``: the batch's persons are locked until its commit, in one order in every writer
+(so two writers never deadlock on persons), and nobody can change them between the check
+and the commit. Account rows carry no token: on PostgreSQL they are read again every
+batch (which account a domain names never changes, so that is kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, text
+
+from mqlengine.store.sqlite import data_version
+from mqlengine.store.tables_ingest import ingest_epoch
+
+# The person columns the ingest writer remembers between transactions. Migration 0008's
+# SQLite triggers must fire on an UPDATE of every one of them (a test checks it); a
+# column added here needs a migration that adds it to the trigger.
+
+Token = Any
+
+
+class ChangeWatch:
+    """Dialect-blind questions a remembering writer asks inside its transaction."""
+
+    per_person = False  # True: changed() tells persons apart; shared rows are not kept
+
+    def begin(self, connection: Connection) -> bool:
+        """The transaction's first question: False when anything remembered may have
+        changed (the writer forgets everything)."""
+        raise NotImplementedError
+
+    def changed(self, connection: Connection, tokens: dict[int, Token]) -> set[int]:
+        """Of these persons (id → token the writer last saw, None if it holds none),
+        those another connection changed. Updates ``tokens`` to what it read."""
+        raise NotImplementedError
+
+    def end(self, connection: Connection, person_ids: Collection[int]) -> dict[int, Token]:
+        """After the writer's changes, before its commit: the tokens of these persons as
+        the writer leaves them."""
+        raise NotImplementedError
+
+    def forget(self) -> None:
+        """The writer forgot everything (a failed transaction): start over."""
+
+
+class SqliteWatch(ChangeWatch):
+    """``data_version`` plus the trigger-kept ``ingest_epoch`` (see the module's doc)."""
+
+    _EPOCH = select(ingest_epoch.c.value).where(ingest_epoch.c.id == 1)
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._epoch: int | None = None
+        self.other_writes = 0  # commits by others that left the remembered rows alone
+
+    def begin(self, connection: Connection) -> bool:
+        version = data_version(connection)
+        trusted = True
+        if self._version is not None and version != self._version:
+            epoch = self._read_epoch(connection)
+            if epoch is None or epoch != self._epoch:
+                trusted = False
+            else:
+                self.other_writes += 1
+            self._epoch = epoch
+        self._version = version
+        return trusted
+
+    def changed(self, connection: Connection, tokens: dict[int, Token]) -> set[int]:
+        return set()  # begin() answered for everything, under the write lock
+
+    def end(self, connection: Connection, person_ids: Collection[int]) -> dict[int, Token]:
+        self._epoch = self._read_epoch(connection)
+        return {}
+
+    def forget(self) -> None:
+        self._epoch = None
+
+    def _read_epoch(self, connection: Connection) -> int | None:
+        row = connection.execute(self._EPOCH).first()
+        return None if row is None else int(row[0])
+
+
+_TOKENS = (
+    "SELECT p.id, p.xmin::text, p.row_version, "
+    "(SELECT count(*) FROM identities i WHERE i.person_id = p.id) "
+    "FROM persons p WHERE p.id = ANY(:ids) ORDER BY p.id"
+)
+_LOCK_TOKENS = text(_TOKENS + " FOR NO KEY UPDATE OF p").bindparams(bindparam("ids"))
+_READ_TOKENS = text(_TOKENS).bindparams(bindparam("ids"))
+
+
+class PostgresWatch(ChangeWatch):
+    """A token per remembered person, checked under a row lock (see the module's doc)."""
+
+    per_person = True
+
+    def begin(self, connection: Connection) -> bool:
+        return True
+
+    def changed(self, connection: Connection, tokens: dict[int, Token]) -> set[int]:
+        if not tokens:
+            return set()
+        found = {
+            row[0]: tuple(row[1:])
+            for row in connection.execute(_LOCK_TOKENS, {"ids": sorted(tokens)})
+        }
+        stale = {pid for pid, seen in tokens.items() if found.get(pid) != seen}
+        tokens.update(found)
+        return stale
+
+    def end(self, connection: Connection, person_ids: Collection[int]) -> dict[int, Token]:
+        if not person_ids:
+            return {}
+        rows = connection.execute(_READ_TOKENS, {"ids": sorted(person_ids)})
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def watch_for(connection: Connection) -> ChangeWatch:
+    """The change watch of the database behind ``connection``."""
+    if connection.dialect.name == "sqlite":
+        return SqliteWatch()
+    return PostgresWatch()
+
+
+def lock_persons(connection: Connection, person_ids: Collection[int]) -> None:
+    """Lock these persons' rows until the transaction ends, in id order, as every writer
+    does before it changes them: two writers then wait for each other instead of each
+    holding a row the other needs (a deadlock). SQLite locks the whole file instead."""
+    if connection.dialect.name == "sqlite" or not person_ids:
+        return
+    connection.execute(_LOCK_TOKENS, {"ids": sorted(person_ids)}).all()

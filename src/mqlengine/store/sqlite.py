@@ -1,0 +1,231 @@
+"""Everything that exists only because SQLite is behind the store.
+
+SQLite allows one writer at a time and syncs the whole write-ahead log on commit, so it
+needs machinery PostgreSQL does not: pragmas on every connection, writers that take the
+write lock up front (``BEGIN IMMEDIATE``) and let occasional writers go first
+(:class:`WriterTurns`), WAL checkpoints on their own thread, and a cheap "did anyone
+else commit" check (``PRAGMA data_version``). The rest of the engine reaches these only
+through the dialect-blind interfaces of :mod:`mqlengine.store.dialect`
+(:class:`~mqlengine.store.dialect.WriterSupport`) and :mod:`mqlengine.store.changes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+
+from mqlengine.store.dialect import WriterSupport
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: writers fall back to SQLite's own waiting
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("mqlengine.store")
+
+
+def install(engine: Engine) -> None:
+    """Pragmas on every new connection, ``BEGIN IMMEDIATE`` for every write transaction."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
+    dbapi_connection.isolation_level = None
+
+
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock before giving up
+_LOCK_POLL = 0.0005  # seconds between two tries for it
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Writers take the write lock up front (BEGIN IMMEDIATE): two transactions can then
+    never both read and then fail to upgrade to writing; readers stay deferred.
+
+    While another connection holds the lock, the writer tries again every half
+    millisecond rather than with SQLite's own backoff (which sleeps up to 100 ms between
+    tries): a writer that was let in (see :class:`WriterTurns`) starts at once, instead of
+    leaving the database idle until its next try."""
+    if connection.get_execution_options().get("mql_read_only"):
+        connection.exec_driver_sql("BEGIN")
+        return
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() >= deadline:
+                    break
+            time.sleep(_LOCK_POLL)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")  # the last try: SQLAlchemy's own error
+
+
+class WriterTurns:
+    """Turn-taking between the writers of one SQLite database file.
+
+    SQLite lets one writer in at a time and keeps no queue: a writer that finds the
+    database locked waits and tries again. A writer that starts its next transaction the
+    moment it committed — the API's group-commit writer under load — therefore gets in
+    nearly every time, and everybody else waits: the worker's outbox updates, a sales
+    rep's feedback, a CLI command. Measured before this existed: under a 5,000 events/s
+    load the worker delivered 17 webhooks a second instead of 800.
+
+    So occasional writers say that they want to write, for as long as they do, with a
+    shared lock on ``<database>-writers`` (:meth:`want`), and the busy writer lets them
+    go first (:meth:`wait_for_others`, before each of its transactions), which costs it
+    one failed lock attempt when nobody waits. The locks are advisory ``flock`` locks:
+    the operating system drops them when a process dies, and deleting the file is
+    harmless."""
+
+    MAX_WAIT = 5.0  # the busy writer never waits longer than this for others to finish
+
+    def __init__(self, database_path: str) -> None:
+        self.path = f"{database_path}-writers"
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    @contextmanager
+    def want(self) -> Iterator[None]:
+        """Held by an occasional writer around its whole transaction."""
+        if fcntl is None:
+            yield
+            return
+        fd = self._open()  # one per holder: flock locks belong to the open file
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def wait_for_others(self) -> float:
+        """Called by the busy writer between its transactions: returns once no other
+        writer wants in (or after :attr:`MAX_WAIT`); the seconds it waited."""
+        if fcntl is None:
+            return 0.0
+        if self._fd is None:
+            self._fd = self._open()
+        started: float | None = None
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                now = time.monotonic()
+                started = now if started is None else started
+                if now - started >= self.MAX_WAIT:
+                    return now - started
+                time.sleep(_LOCK_POLL)
+                continue
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            return 0.0 if started is None else time.monotonic() - started
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# --- a long-running writer's connection --------------------------------------------------
+
+
+def writer_setup(connection: Connection, *, durable: bool, wal_pages: int) -> None:
+    """A SQLite writer connection: ``synchronous=FULL`` when commits must survive power
+    loss, and its own WAL checkpoint threshold (in pages)."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    if durable:
+        raw.execute("PRAGMA synchronous=FULL")
+    raw.execute(f"PRAGMA wal_autocheckpoint={int(wal_pages)}")
+
+
+def checkpoint(connection: Connection) -> None:
+    """A passive WAL checkpoint: copies what it can, never waits for readers or writers."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def data_version(connection: Connection) -> int:
+    """SQLite's ``data_version``: changes exactly when another connection committed."""
+    return int(connection.exec_driver_sql("PRAGMA data_version").scalar_one())
+
+
+class SqliteWriterSupport(WriterSupport):
+    """The busy writer of a SQLite file.
+
+    Its connection runs with ``synchronous=FULL`` when ``durable``: with group commit the
+    extra sync per transaction is cheap, and an acknowledged event then survives power
+    loss, not only a crash of the process. Checkpoints (copying the WAL back into the
+    database file) run on their own thread and connection, so commits seldom wait for
+    one. The writer still checkpoints when the WAL has grown large (``WAL_PAGES``): by
+    then the other thread has copied nearly all of it, and only a checkpoint right after
+    a commit lets the next transaction start the WAL file from its beginning again."""
+
+    CHECKPOINT_EVERY = 0.2  # seconds
+    WAL_PAGES = 8192  # the writer's own checkpoint threshold (32 MB of 4 KB pages)
+
+    def __init__(self, engine: Engine, turns: WriterTurns | None, *, durable: bool) -> None:
+        self.engine = engine
+        self.turns = turns
+        self.durable = durable
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def prepare(self, connection: Connection) -> None:
+        writer_setup(connection, durable=self.durable, wal_pages=self.WAL_PAGES)
+
+    def start_housekeeping(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._checkpoints, name="mql-checkpoint", daemon=True
+            )
+            self._thread.start()
+
+    def stop_housekeeping(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+
+    def give_way(self) -> bool:
+        return self.turns is not None and self.turns.wait_for_others() > 0
+
+    def _checkpoints(self) -> None:
+        """Passive checkpoints while the writer runs: they never block it or readers."""
+        connection = self.engine.connect()
+        try:
+            while not self._stop.wait(self.CHECKPOINT_EVERY):
+                try:
+                    checkpoint(connection)
+                except Exception:  # a checkpoint is an optimisation; the next one retries
+                    log.warning("WAL checkpoint failed", exc_info=True)
+            checkpoint(connection)
+        finally:
+            connection.close()
