@@ -383,11 +383,16 @@ def demo(
     """Generate a synthetic B2B history, run it through the engine, print the funnel."""
     import time
 
-    from mqlengine.demo.run import database_is_empty, reset_database, run_demo
+    from mqlengine.demo.run import (
+        database_is_empty,
+        is_demo_database,
+        reset_database,
+        run_demo,
+    )
 
     eng = wiring()
     if not database_is_empty(eng):
-        if not _is_demo(eng):
+        if not is_demo_database(eng.db):
             fail(
                 f"{eng.db.url} already holds data that is not a previous demo; "
                 "point --database (or MQL_DATABASE_URL) at an empty database for the demo"
@@ -420,32 +425,11 @@ def demo(
     )
 
 
-def _is_demo(eng: object) -> bool:
-    from sqlalchemy import select
-
-    from mqlengine.store.tables import stage_history
-
-    with eng.db.read() as connection:  # type: ignore[attr-defined]
-        row = connection.execute(
-            select(stage_history.c.id).where(stage_history.c.actor == "demo-sales").limit(1)
-        ).first()
-    return row is not None
-
-
 def _print_handoff(eng: object, feedback: int, breaches: int) -> None:
     """Who got the demo's MQLs: owners and queues, SLA breaches, sales feedback."""
-    from sqlalchemy import func, select
+    from mqlengine.demo.run import first_assignments
 
-    from mqlengine.store.tables_handoff import assignments, reps
-
-    with eng.db.read() as connection:  # type: ignore[attr-defined]
-        rows = connection.execute(
-            select(reps.c.name, assignments.c.team, func.count().label("n"))
-            .select_from(assignments.outerjoin(reps, reps.c.id == assignments.c.rep_id))
-            .where(assignments.c.seq == 0)
-            .group_by(reps.c.name, assignments.c.team)
-            .order_by(func.count().desc())
-        ).all()
+    rows = first_assignments(eng.db)  # type: ignore[attr-defined]
     table = Table(title="Who got the MQLs (first assignment)")
     table.add_column("rep or queue")
     table.add_column("team")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, func, select
 
 from mqlengine.batch.rescore import rescore_all
 from mqlengine.demo.generator import DemoDataset, SalesStep, generate
@@ -26,7 +26,9 @@ from mqlengine.ingest.qualify import scorer_for
 from mqlengine.ingest.writerstate import WriterState
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.store import repo
-from mqlengine.store.tables import identities, persons
+from mqlengine.store.db import Database
+from mqlengine.store.tables import identities, persons, stage_history
+from mqlengine.store.tables_handoff import assignments, reps
 from mqlengine.wiring import Wiring
 
 Progress = Callable[[str, int, int], None]
@@ -55,6 +57,28 @@ def reset_database(engine: Wiring) -> None:
 def database_is_empty(engine: Wiring) -> bool:
     with engine.db.read() as connection:
         return repo.count(connection, persons) == 0
+
+
+def is_demo_database(database: Database) -> bool:
+    """Whether this database holds a previous demo (its sales team's feedback)."""
+    with database.read() as connection:
+        row = connection.execute(
+            select(stage_history.c.id).where(stage_history.c.actor == "demo-sales").limit(1)
+        ).first()
+    return row is not None
+
+
+def first_assignments(database: Database) -> list[tuple[str | None, str, int]]:
+    """(rep or None for a queue, team, MQLs) of every MQL's first assignment, most first."""
+    with database.read() as connection:
+        rows = connection.execute(
+            select(reps.c.name, assignments.c.team, func.count().label("n"))
+            .select_from(assignments.outerjoin(reps, reps.c.id == assignments.c.rep_id))
+            .where(assignments.c.seq == 0)
+            .group_by(reps.c.name, assignments.c.team)
+            .order_by(func.count().desc())
+        ).all()
+    return [(name, team, int(n)) for name, team, n in rows]
 
 
 def _user_ids(engine: Wiring, person_ids: list[int]) -> dict[int, str]:
