@@ -32,6 +32,7 @@ batch (which account a domain names never changes, so that is kept).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from typing import Any
 
@@ -40,34 +41,30 @@ from sqlalchemy import Connection, bindparam, select, text
 from mqlengine.store.sqlite import data_version
 from mqlengine.store.tables_ingest import ingest_epoch
 
-# The person columns the ingest writer remembers between transactions. Migration 0008's
-# SQLite triggers must fire on an UPDATE of every one of them (a test checks it); a
-# column added here needs a migration that adds it to the trigger.
-
 Token = Any
 
 
-class ChangeWatch:
+class ChangeWatch(ABC):
     """Dialect-blind questions a remembering writer asks inside its transaction."""
 
     per_person = False  # True: changed() tells persons apart; shared rows are not kept
 
+    @abstractmethod
     def begin(self, connection: Connection) -> bool:
         """The transaction's first question: False when anything remembered may have
         changed (the writer forgets everything)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def changed(self, connection: Connection, tokens: dict[int, Token]) -> set[int]:
         """Of these persons (id → token the writer last saw, None if it holds none),
         those another connection changed. Updates ``tokens`` to what it read."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end(self, connection: Connection, person_ids: Collection[int]) -> dict[int, Token]:
         """After the writer's changes, before its commit: the tokens of these persons as
         the writer leaves them."""
-        raise NotImplementedError
 
-    def forget(self) -> None:
+    def forget(self) -> None:  # noqa: B027 - optional: a watch that keeps nothing
         """The writer forgot everything (a failed transaction): start over."""
 
 
