@@ -96,7 +96,7 @@ class MqlEngine:
         """Undo an identity merge; both persons are rebuilt and rescored."""
         from mqlengine.ingest.unmerge import unmerge
 
-        pipeline = self.wiring.pipeline(memory=False)  # rebuilds two persons from the store
+        pipeline = self.pipeline()
         with self.wiring.db.begin() as connection:
             return unmerge(connection, pipeline, merge_id, now=self.wiring.clock())
 

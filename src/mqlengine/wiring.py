@@ -139,14 +139,15 @@ class Wiring:
 
     # -- the write path ------------------------------------------------------------------
     def pipeline(
-        self, definition: Definition | None = None, *, memory: WriterState | bool = True
+        self, definition: Definition | None = None, *, memory: WriterState | bool = False
     ) -> Pipeline:
         """The ingest pipeline for ``definition`` (default: the one in force) with this
         wiring's enrichers and the handoff (routing, SLA, outbox). ``memory``: what its
-        writer remembers between transactions — True for a fresh one (a process that
-        writes through this pipeline alone: the API writer, an import, the demo), a
-        given one to share it (the demo's nightly rescoring reads its events), False for
-        none (each batch reads what it needs)."""
+        writer remembers between transactions — True for a fresh one, only for a writer
+        that keeps one connection of its own (the API's writer thread: its change watch
+        compares that connection's ``data_version``); a given one to share it (the demo,
+        which tells it what it wrote itself); False (default) for none: each batch reads
+        what it needs (imports, the facade, unmerge, on pooled connections)."""
         from mqlengine.ingest.pipeline import Pipeline
         from mqlengine.ingest.qualify import scorer_for
         from mqlengine.ingest.writerstate import WriterState
@@ -166,7 +167,7 @@ class Wiring:
         def source() -> Pipeline:
             definition = self.definition().definition
             if not current or current[0].definition is not definition:
-                current[:] = [self.pipeline(definition)]
+                current[:] = [self.pipeline(definition, memory=True)]
             return current[0]
 
         return source
