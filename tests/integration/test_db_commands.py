@@ -57,6 +57,28 @@ def test_check_names_what_differs_from_the_code(migrated_database_url: str) -> N
     assert code == 1 and "stray" in out and "differs from the code" in out
 
 
+def test_check_counts_log_rows_whose_person_does_not_exist(migrated_database_url: str) -> None:
+    """events and score_snapshots name their person without a foreign key (the database
+    does not refuse an orphan): `mql db check` finds them."""
+    database = Database(migrated_database_url)
+    try:
+        with database.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO events (message_id, person_id, type, name, properties, "
+                    "context, timestamp, received_at) VALUES ('m-orphan', 424242, 'page', "
+                    "'Home', '{}', '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
+        state = schema_state(database)
+        assert state.matches_code and not state.sound
+        assert state.orphans == ("events: 1 row(s) refer to a person that does not exist",)
+    finally:
+        database.dispose()
+    code, out = mql("--database", migrated_database_url, "db", "check")
+    assert code == 1 and "events: 1 row(s)" in out and "do not exist" in out, out
+
+
 @pytest.mark.parametrize("url", ["garbage", "sqlite:////no/such/dir/x.db"])
 def test_a_mistyped_database_is_refused_by_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str

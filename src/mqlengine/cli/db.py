@@ -68,6 +68,10 @@ def check() -> None:
         for difference in state.differences:
             err_console.print(f"  {difference}", highlight=False)
         fail(f"{url}: the schema differs from the code in {len(state.differences)} place(s)", 1)
+    if state.orphans:
+        for orphan in state.orphans:
+            err_console.print(f"  {orphan}", highlight=False)
+        fail(f"{url}: rows refer to persons that do not exist", 1)
     console.print(f"[green]ok[/] {url}: schema at {', '.join(state.heads)}", highlight=False)
 
 

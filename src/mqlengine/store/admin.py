@@ -14,7 +14,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
 from mqlengine.errors import ConfigError, UnavailableError
@@ -72,6 +72,7 @@ class SchemaState:
     current: tuple[str, ...]
     heads: tuple[str, ...]
     differences: tuple[str, ...]
+    orphans: tuple[str, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
@@ -80,6 +81,11 @@ class SchemaState:
     @property
     def matches_code(self) -> bool:
         return self.up_to_date and not self.differences
+
+    @property
+    def sound(self) -> bool:
+        """The schema matches the code and no row refers to a person that does not exist."""
+        return self.matches_code and not self.orphans
 
 
 def _describe(diff: Any) -> str:
@@ -115,4 +121,23 @@ def schema_state(database: Database) -> SchemaState:
             for d in compare_metadata(context, metadata)
             if not (isinstance(d, tuple) and d[0] in _IGNORED_KINDS)
         )
-    return SchemaState(current, tuple(sorted(script.get_heads())), differences)
+        heads = tuple(sorted(script.get_heads()))
+        orphans = _orphans(connection) if set(current) == set(heads) else ()
+    return SchemaState(current, heads, differences, orphans)
+
+
+# Tables that name a person without a foreign key (migration 0009: append-only logs).
+_PERSON_LOGS = ("events", "score_snapshots")
+
+
+def _orphans(connection: Connection) -> tuple[str, ...]:
+    """A line per log table holding rows whose person does not exist."""
+    found = []
+    for table in _PERSON_LOGS:
+        count = connection.exec_driver_sql(
+            f"SELECT count(*) FROM {table} t "  # table names are constants
+            "WHERE NOT EXISTS (SELECT 1 FROM persons p WHERE p.id = t.person_id)"
+        ).scalar_one()
+        if count:
+            found.append(f"{table}: {count} row(s) refer to a person that does not exist")
+    return tuple(found)

@@ -72,7 +72,9 @@ def bulk_update(
 # ``unnest`` turns them back into rows. Before, each row was its own INSERT or UPDATE (a
 # pipelined executemany): a batch of 400 events cost ~7 statements × ~300 rows of parsing,
 # planning and executing on the server, ~170 ms of a batch's time on this machine. The SQL
-# text depends only on the table and the columns, so the driver prepares it once.
+# text depends only on the table and the columns, so the driver prepares it once. The
+# arrays travel in PostgreSQL's binary format (``%b``): in the text format the driver quotes
+# every element in Python (regular expressions), which took a third of the writer's time.
 
 
 def _pg_insert(
@@ -128,7 +130,7 @@ def _pg_arrays(
         for name in names:
             column_type = table.c[name].type
             type_sql = column_type.compile(dialect=dialect)
-            casts.append(f"CAST(%s AS {type_sql}[])")
+            casts.append(f"CAST(%b AS {type_sql}[])")
             if type_sql.upper().startswith("JSON"):
                 converters.append(_json_or_null)
             elif isinstance(column_type, Float):

@@ -111,7 +111,11 @@ events = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("message_id", String(255), nullable=False),
-    Column("person_id", Id, ForeignKey("persons.id"), nullable=False),
+    # No foreign key (migration 0009), here and on score_snapshots: the two append-only
+    # logs take a row per event and per score change, and PostgreSQL checks a foreign key
+    # row by row with a lock on the person (a quarter of its ingest time). The writer
+    # writes the person in the same transaction; `mql db check` reports orphans.
+    Column("person_id", Id, nullable=False),
     Column("type", String(16), nullable=False),
     Column("name", String(255), nullable=False),
     Column("anonymous_id", String(255), nullable=True),
@@ -148,7 +152,7 @@ score_snapshots = Table(
     "score_snapshots",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("person_id", Id, ForeignKey("persons.id"), nullable=False),
+    Column("person_id", Id, nullable=False),  # no foreign key: see events
     Column("as_of", UTCDateTime(), nullable=False),
     Column("definition_version", String(100), nullable=False),
     Column("fit", Float, nullable=False),
