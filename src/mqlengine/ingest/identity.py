@@ -109,13 +109,37 @@ class IdentityGraph:
             claimed |= persons
             if self.state is None:
                 lock_persons(self.connection, persons)
-                return
+                break
             stale = self.state.check(self.connection, persons)
             again = {k for k in wanted if self.owner.get(k) in stale}
             for key in again:
                 del self.owner[key]
             self._load(again, {})
             persons = {self.owner[k] for k in again if k in self.owner} - claimed
+        self._load_user_ids(claimed)
+
+    def _load_user_ids(self, person_ids: set[int]) -> None:
+        """The user ids of these persons, for those neither this batch nor the writer's
+        memory knows: one query per chunk rather than one per person when
+        :meth:`resolve` asks."""
+        remembered = self.state.user_ids if self.state is not None else {}
+        missing = []
+        for pid in person_ids:
+            if pid in self.user_ids:
+                continue
+            known = remembered.get(pid)
+            if known is not None:
+                self.user_ids[pid] = set(known)
+            else:
+                missing.append(pid)
+        for part in repo.chunks(sorted(missing)):
+            for pid in part:
+                self.user_ids[pid] = set()
+            query = select(identities.c.person_id, identities.c.value).where(
+                identities.c.kind == STRONG, identities.c.person_id.in_(part)
+            )
+            for row in self.connection.execute(query):
+                self.user_ids[row.person_id].add(row.value)
 
     def _load(self, keys: set[Key], known: dict[Key, int]) -> None:
         """Owners of ``keys`` from ``known`` (the writer's memory), else from the store:
