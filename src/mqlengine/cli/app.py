@@ -495,6 +495,10 @@ from mqlengine.cli import db as _db  # noqa: E402
 
 _db.register(app)
 
+from mqlengine.cli import access as _access  # noqa: E402
+
+_access.register(app)
+
 
 def main() -> None:
     app()
