@@ -11,8 +11,8 @@ What a client can rely on:
 * Errors are JSON ``{code, message, details}``: 400 bad JSON / every message invalid,
   401 wrong or missing write key, 403 a key without the ``write`` scope (or, in
   server-side-only mode, one not marked server-side), 413 over Segment's limits, 422
-  valid JSON of the wrong shape, 429 over the key's rate limit, 503 the writer is overloaded or stopping, or other
-  writers kept changing the same rows (retry).
+  valid JSON of the wrong shape, 429 over the key's rate limit, 503 the writer is
+  overloaded or stopping, or other writers kept changing the same rows (retry).
 
 The hot path avoids per-message pydantic: bodies are parsed with orjson and validated
 by :func:`mqlengine.ingest.messages.parse_message` on the writer's parser threads (see
