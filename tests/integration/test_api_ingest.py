@@ -129,7 +129,9 @@ def test_anonymous_journey_is_linked_scored_and_qualified(
     assert bad.status_code == 400 and bad.json()["details"] == {"parameter": "phone"}
 
 
-def test_retries_with_the_same_message_ids_count_once(client: httpx.Client, reader: httpx.Client, db_url: str) -> None:
+def test_retries_with_the_same_message_ids_count_once(
+    client: httpx.Client, reader: httpx.Client, db_url: str
+) -> None:
     batch = {
         "batch": [
             {"type": "identify", "userId": "u-2", "traits": VP, "messageId": "m-1"},

@@ -237,7 +237,9 @@ def test_feedback_api_records_history_and_refuses_illegal_moves(
         url = f"/v1/persons/{person_id}/feedback"
         assert client.post(url, json={"action": "touch"}).status_code == 401
         # the public write key records no feedback
-        as_writer = client.post(url, json={"action": "touch"}, headers={"authorization": "Bearer k"})
+        as_writer = client.post(
+            url, json={"action": "touch"}, headers={"authorization": "Bearer k"}
+        )
         assert as_writer.status_code == 403 and as_writer.json()["code"] == "forbidden"
         # the actor is the key's name, never what the body says
         claimed = client.post(url, json={"action": "touch", "actor": "mallory"}, headers=auth)

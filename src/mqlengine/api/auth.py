@@ -60,14 +60,17 @@ def install(
         )
     app.state.keys = verifier
     app.state.server_side_only = server_side_only
-    # Without MQL_SECRET_KEY the session cookies are signed with a key of this process:
-    # dashboard sessions then end when the server restarts.
-    app.state.session_secret = (
-        hmac.new(settings.secret_key.encode(), b"mql dashboard sessions", hashlib.sha256).digest()
-        if settings.secret_key
-        else secrets.token_bytes(32)
-    )
+    app.state.session_secret = session_secret(settings.secret_key)
     return verifier
+
+
+def session_secret(secret_key: str | None) -> bytes:
+    """The key that signs dashboard session cookies. Without ``MQL_SECRET_KEY`` it is one
+    of this process: sessions then end when the server restarts (and several server
+    processes behind one address need ``MQL_SECRET_KEY``)."""
+    if secret_key:
+        return hmac.new(secret_key.encode(), b"mql dashboard sessions", hashlib.sha256).digest()
+    return secrets.token_bytes(32)
 
 
 def key_from_header(authorization: str | None) -> str | None:
