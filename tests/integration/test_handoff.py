@@ -216,9 +216,8 @@ def test_touch_stops_the_clock_and_late_touch_is_a_breach(
 def test_feedback_api_records_history_and_refuses_illegal_moves(
     db: Database, definition: Definition, migrated_database_url: str, tmp_path: Path
 ) -> None:
-    from support.localserver import local_server
-
     from mqlengine.services.keys import KeyHasher, create_key
+    from support.localserver import local_server
 
     team(db)
     person_id = ingest(db, definition, hand_raiser("u1", "ana@northwind.io"), now=datetime.now(UTC))
