@@ -67,6 +67,7 @@ def create_app(
             yield
         finally:
             committer.stop()
+            app.state.keys.close()  # the keys' last-use stamps still pending
 
     app = FastAPI(
         title="MQL Engine",

@@ -291,7 +291,7 @@ class _Touches:
     written: dict[str, float] = field(default_factory=dict)
     pending: dict[str, datetime] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    flushing: bool = False
+    thread: threading.Thread | None = None
 
 
 class KeyVerifier:
@@ -436,41 +436,37 @@ class KeyVerifier:
         with touches.lock:
             touches.written[key_id] = moment
             touches.pending[key_id] = self.clock()
-            if touches.flushing:
-                return
-            touches.flushing = True
-        threading.Thread(target=self._flush, name="mql-key-last-used", daemon=True).start()
+            if touches.thread is not None and touches.thread.is_alive():
+                return  # the running flush picks it up
+            touches.thread = threading.Thread(
+                target=self._flush, name="mql-key-last-used", daemon=True
+            )
+            touches.thread.start()
 
     def _flush(self) -> None:
         touches = self._touches
-        try:
-            while True:
-                with touches.lock:
-                    batch, touches.pending = touches.pending, {}
-                    if not batch:
-                        touches.flushing = False
-                        return
-                try:
-                    with self.db.begin() as connection:
-                        for key_id, at in batch.items():
-                            connection.execute(
-                                update(api_keys)
-                                .where(api_keys.c.key_id == key_id)
-                                .values(last_used_at=at)
-                            )
-                except Exception:  # a usage stamp is not worth a failure
-                    with touches.lock:
-                        for key_id in batch:
-                            touches.written.pop(key_id, None)
-        except BaseException:
+        while True:
             with touches.lock:
-                touches.flushing = False
-            raise
-
-    def flush_now(self) -> None:
-        """Write pending usage stamps on this thread (tests, shutdown)."""
-        with self._touches.lock:
-            if self._touches.flushing:
+                batch, touches.pending = touches.pending, {}
+            if not batch:
                 return
-            self._touches.flushing = True
+            try:
+                with self.db.begin() as connection:
+                    for key_id, at in batch.items():
+                        connection.execute(
+                            update(api_keys)
+                            .where(api_keys.c.key_id == key_id)
+                            .values(last_used_at=at)
+                        )
+            except Exception:  # a usage stamp is not worth a failure: try again later
+                with touches.lock:
+                    for key_id in batch:
+                        touches.written.pop(key_id, None)
+                return
+
+    def close(self) -> None:
+        """Write the pending usage stamps and wait for the background writer (shutdown)."""
+        thread = self._touches.thread
+        if thread is not None:
+            thread.join(timeout=10)
         self._flush()
