@@ -450,9 +450,8 @@ async def login(request: Request) -> Response:
     if principal is None:
         return _login_page(request, 401, "unknown, expired or revoked key", target)
     if not principal.allows("read"):
-        return _login_page(
-            request, 403, f"key {principal.name!r} lacks the 'read' scope the dashboard needs"
-        )
+        message = f"key {principal.name!r} lacks the 'read' scope the dashboard needs"
+        return _login_page(request, 403, message, target)
     token = await run_in_threadpool(_open_session, request, principal)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
