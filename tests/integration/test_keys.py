@@ -273,6 +273,10 @@ def test_server_side_only_ingests_only_from_server_side_keys(tmp_path: Path) -> 
         assert refused.status_code == 403 and "server-side" in refused.json()["message"]
         env_key = httpx.post(track, json={**message, "writeKey": server.write_key})
         assert env_key.status_code == 403
+        from_a_page = httpx.post(
+            track, json=message, auth=(server_key, ""), headers={"Origin": "https://example.com"}
+        )
+        assert from_a_page.status_code == 403 and "browsers" in from_a_page.json()["message"]
     # without the mode, the browser key is fine
     with local_server(url, EXAMPLE, log=tmp_path / "server2.log") as server:
         track = f"{server.url}/v1/track"

@@ -170,6 +170,11 @@ async def check_ingest_key(request: Request, key: str) -> Principal:
         raise unauthorized()
     if not principal.allows("write"):
         raise forbidden(principal, "write")
+    if request.app.state.server_side_only and request.headers.get("origin"):
+        raise ForbiddenError(  # browsers send Origin with every POST; server SDKs do not
+            "this server accepts no events from browsers (server-side-only mode)",
+            details={"origin": request.headers["origin"][:200]},
+        )
     if request.app.state.server_side_only and not principal.server_side:
         raise ForbiddenError(
             "this server accepts events only from server-side keys "
