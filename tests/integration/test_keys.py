@@ -292,3 +292,17 @@ def test_serve_starts_with_only_a_stored_write_key(tmp_path: Path) -> None:
     with local_server(url, EXAMPLE, write_key="", log=tmp_path / "s.log", env=environment) as s:
         ok = httpx.post(f"{s.url}/v1/track", json={"userId": "u", "event": "E"}, auth=(key, ""))
         assert ok.status_code == 200
+
+
+def test_cli_admin_commands_are_audited(cli_db: str) -> None:
+    code, _, err = mql("reps", "team", "emea", "--manager-email", "lead@example.com")
+    assert code == 0, err
+    code, _, err = mql("reps", "set", "dee", "--team", "emea", "--tz", "Europe/Berlin")
+    assert code == 0, err
+    code, out, _ = mql("audit", "--json")
+    entries = [json.loads(line) for line in out.splitlines()]
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("rep.put", "dee"),
+        ("team.put", "emea"),
+    ]
+    assert entries[0]["actor"].startswith("cli") and entries[0]["key_id"] is None

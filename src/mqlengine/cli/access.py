@@ -6,13 +6,16 @@ import getpass
 import re
 import sys
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
-from mqlengine.cli.common import console, err_console, handle_errors, parse_when, wiring
+from mqlengine.cli.common import console, err_console, handle_errors, now, parse_when, wiring
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 keys_app = typer.Typer(
     help="API keys: create (the secret is shown once), list, revoke.", no_args_is_help=True
@@ -26,6 +29,23 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def audit_cli(
+    connection: Connection, action: str, target: str | None, details: dict[str, Any] | None
+) -> None:
+    """Record an admin or feedback command in the audit log (actor ``cli:<user>``)."""
+    from mqlengine.services.audit import record_audit
+
+    record_audit(
+        connection,
+        actor=_actor(),
+        key_id=None,
+        action=action,
+        target=target,
+        details=details,
+        at=now(),
+    )
 
 
 def _expiry(value: str | None, now: datetime) -> datetime | None:
