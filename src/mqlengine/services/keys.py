@@ -284,6 +284,7 @@ class _Cached:
     secret_hash: str
     expires_at: datetime | None
     fetched: float
+    verified: str | None = None  # the secret last checked against secret_hash
 
 
 @dataclass
@@ -381,8 +382,12 @@ class KeyVerifier:
             return None
         if entry.expires_at is not None and entry.expires_at <= self.clock():
             return None
-        if secret is not None and not self.hasher.verify(secret, entry.secret_hash):
-            return None
+        if secret is not None:
+            known = entry.verified
+            if known is None or not hmac.compare_digest(secret.encode(), known.encode()):
+                if not self.hasher.verify(secret, entry.secret_hash):
+                    return None
+                entry.verified = secret  # the next request skips the HMAC
         self._touch(entry.principal.key_id)
         return entry.principal
 
