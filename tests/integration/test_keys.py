@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,30 +36,33 @@ from support.paths import EXAMPLE
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-OPEN: list[KeyVerifier] = []
+Verifiers = Callable[..., KeyVerifier]
 
 
-def verifier(db: Database, *, secret: str | None = None, ttl: float = 5.0) -> KeyVerifier:
-    made = KeyVerifier(
-        db,
-        KeyHasher(secret),
-        env_keys={"write": ["w-env"], "read": ["r-env"], "admin": ["a-env", "r-env"]},
-        clock=lambda: NOW,
-        ttl=ttl,
-    )
-    OPEN.append(made)
-    return made
+@pytest.fixture
+def verifiers(db: Database) -> Iterator[Verifiers]:
+    """Makes key verifiers on the test's database; each one's background writer finishes
+    before the database is disposed of."""
+    made: list[KeyVerifier] = []
+
+    def make(*, secret: str | None = None, ttl: float = 5.0) -> KeyVerifier:
+        made.append(
+            KeyVerifier(
+                db,
+                KeyHasher(secret),
+                env_keys={"write": ["w-env"], "read": ["r-env"], "admin": ["a-env", "r-env"]},
+                clock=lambda: NOW,
+                ttl=ttl,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
 
 
-@pytest.fixture(autouse=True)
-def _close_verifiers() -> Iterator[None]:
-    """Each verifier's background writer finishes before the test's database goes away."""
-    yield
-    while OPEN:
-        OPEN.pop().close()
-
-
-def test_hash_is_keyed_salted_and_never_the_secret(db: Database) -> None:
+def test_hash_is_keyed_salted_and_never_the_secret(db: Database, verifiers: Verifiers) -> None:
     with db.begin() as c:
         made = create_key(c, KeyHasher(None), scopes=["read"], name="bi", now=NOW)
         peppered = create_key(c, KeyHasher("s3cret"), scopes=["read"], name="p", now=NOW)
@@ -71,14 +74,16 @@ def test_hash_is_keyed_salted_and_never_the_secret(db: Database) -> None:
     assert stored[made.key_id].startswith("hmac-sha256$")
     assert stored[peppered.key_id].startswith("hmac-sha256+pepper$")
     # a peppered key needs the installation secret it was made under
-    assert verifier(db, secret="s3cret").resolve(peppered.secret) is not None
-    assert verifier(db).resolve(peppered.secret) is None
-    assert verifier(db, secret="other").resolve(peppered.secret) is None
+    assert verifiers(secret="s3cret").resolve(peppered.secret) is not None
+    assert verifiers().resolve(peppered.secret) is None
+    assert verifiers(secret="other").resolve(peppered.secret) is None
     # keys made without a pepper keep working once one is configured
-    assert verifier(db, secret="s3cret").resolve(made.secret) is not None
+    assert verifiers(secret="s3cret").resolve(made.secret) is not None
 
 
-def test_scopes_are_checked_and_admin_implies_read_and_feedback(db: Database) -> None:
+def test_scopes_are_checked_and_admin_implies_read_and_feedback(
+    db: Database, verifiers: Verifiers
+) -> None:
     with db.begin() as c:
         with pytest.raises(ValidationError, match="unknown scope 'reader'"):
             create_key(c, KeyHasher(None), scopes=["reader"], now=NOW)
@@ -89,23 +94,23 @@ def test_scopes_are_checked_and_admin_implies_read_and_feedback(db: Database) ->
         with pytest.raises(ValidationError, match="not in the future"):
             create_key(c, KeyHasher(None), scopes=["read"], now=NOW, expires_at=NOW)
         admin = create_key(c, KeyHasher(None), scopes=["admin"], now=NOW)
-    principal = verifier(db).resolve(admin.secret)
+    principal = verifiers().resolve(admin.secret)
     assert principal is not None
     assert principal.scopes == {"admin", "read", "feedback"} and not principal.allows("write")
-    env = verifier(db)
+    env = verifiers()
     assert env.resolve("w-env").scopes == {"write"}  # type: ignore[union-attr]
     # one key under two variables has both scopes
     assert env.resolve("r-env").scopes == {"admin", "read", "feedback"}  # type: ignore[union-attr]
     assert env.resolve("nope") is None and env.resolve(None) is None
 
 
-def test_cache_revocation_expiry_and_last_use(db: Database) -> None:
+def test_cache_revocation_expiry_and_last_use(db: Database, verifiers: Verifiers) -> None:
     with db.begin() as c:
         made = create_key(c, KeyHasher(None), scopes=["write"], name="site", now=NOW)
         expiring = create_key(
             c, KeyHasher(None), scopes=["read"], now=NOW - timedelta(days=1), expires_at=NOW
         )
-    keys = verifier(db, ttl=0.3)
+    keys = verifiers(ttl=0.3)
     assert keys.cached(made.secret) == (False, None)  # needs one read of the store
     principal = keys.resolve(made.secret)
     assert principal is not None and principal.name == "site"
@@ -127,10 +132,10 @@ def test_cache_revocation_expiry_and_last_use(db: Database) -> None:
     assert "secret_hash" not in rows[made.key_id]
 
 
-def test_verification_from_the_cache_is_cheap(db: Database) -> None:
+def test_verification_from_the_cache_is_cheap(db: Database, verifiers: Verifiers) -> None:
     with db.begin() as c:
         made = create_key(c, KeyHasher("pepper"), scopes=["write"], now=NOW)
-    keys = verifier(db, secret="pepper")
+    keys = verifiers(secret="pepper")
     assert keys.resolve(made.secret) is not None
     rounds = 20_000
     started = time.perf_counter()
