@@ -311,3 +311,33 @@ def test_cli_admin_commands_are_audited(cli_db: str) -> None:
         ("team.put", "emea"),
     ]
     assert entries[0]["actor"].startswith("cli") and entries[0]["key_id"] is None
+
+
+@pytest.mark.slow
+def test_revoking_a_key_ends_its_dashboard_sessions(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    _migrated(url)
+    key = _create(url, "--scope", "read", "--name", "analyst")
+    env = {"MQL_PUBLIC_URL": "https://mql.example.com"}
+    with (
+        local_server(url, EXAMPLE, log=tmp_path / "server.log", env=env) as server,
+        httpx.Client(base_url=server.url, timeout=30) as browser,
+    ):
+        login = browser.post("/login", data={"key": key})
+        assert login.status_code == 303
+        cookie = login.headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie  # the public address is https
+        assert key not in cookie and (parse_key(key) or ("", ""))[1] not in cookie
+        # a browser sends a Secure cookie over https only: carry it by hand over plain http
+        session = {"Cookie": cookie.split(";")[0]}
+        browser.cookies.clear()
+        assert browser.get("/definition", headers=session).status_code == 200
+        key_id = (parse_key(key) or ("", ""))[0]
+        subprocess.run(
+            [sys.executable, "-m", "mqlengine", "--database", url, "keys", "revoke", key_id],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        page = browser.get("/definition", headers=session)
+        assert page.status_code == 401 and 'id="login"' in page.text
