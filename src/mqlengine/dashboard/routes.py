@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from mqlengine.dashboard import charts
 from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
@@ -444,8 +445,6 @@ async def login(request: Request) -> Response:
     if not key:
         return _login_page(request, 401, "enter a key", target)
     verifier: KeyVerifier = request.app.state.keys
-    from starlette.concurrency import run_in_threadpool
-
     principal = await run_in_threadpool(verifier.resolve, key)
     if principal is None:
         return _login_page(request, 401, "unknown, expired or revoked key", target)

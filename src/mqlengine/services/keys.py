@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.store.db import Database
@@ -241,6 +241,9 @@ def create_session(
     """A new dashboard session for ``key_id``: its token (kept only as a hash) and expiry."""
     token = secrets.token_urlsafe(32)
     expires = now + timedelta(hours=SESSION_HOURS)
+    connection.execute(  # sessions over a day past their end are of no more use
+        delete(dashboard_sessions).where(dashboard_sessions.c.expires_at < now - timedelta(days=1))
+    )
     connection.execute(
         dashboard_sessions.insert().values(
             id=_session_id(token),
