@@ -73,8 +73,8 @@ def measure(events_total: int) -> dict[str, Any]:
             done = threading.Event()
 
             def manager() -> None:
-                with httpx.Client(
-                    base_url=server.url, auth=(server.write_key, ""), timeout=60
+                with httpx.Client(  # changing a team takes an admin key
+                    base_url=server.url, auth=(server.admin_key, ""), timeout=60
                 ) as http:
                     n = 0
                     while not done.is_set():

@@ -9,6 +9,7 @@ One root, a few branches; each branch maps once to an HTTP status and a CLI exit
     ├── NotFoundError        a person, account or object does not exist
     ├── ConflictError        the request contradicts current state (illegal stage change)
     ├── AuthError            missing or wrong credentials
+    │   └── ForbiddenError   a known key without the scope the action needs (403)
     ├── ConfigError          settings are missing or contradictory
     └── UnavailableError     something the engine needs cannot serve now (the database is
         │                    unreachable, the writer is busy): retry later (503)
@@ -60,6 +61,12 @@ class AuthError(MqlError):
     code = "unauthorized"
 
 
+class ForbiddenError(AuthError):
+    """The key is known but lacks the scope the action needs."""
+
+    code = "forbidden"
+
+
 class ConfigError(MqlError):
     code = "config_invalid"
 
@@ -98,6 +105,7 @@ HTTP_STATUS: dict[type[MqlError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     AuthError: 401,
+    ForbiddenError: 403,
     ConfigError: 500,
     UnavailableError: 503,
     MqlError: 500,

@@ -9,6 +9,9 @@ This is the only module that reads ``MQL_*`` variables; everything else receives
 | ``MQL_DEFINITION`` | the definition file (default ``./mql.yaml``) |
 | ``MQL_WRITE_KEYS`` | comma-separated keys accepted by the ingest endpoints |
 | ``MQL_READ_KEYS`` | comma-separated keys accepted by reports and the dashboard |
+| ``MQL_ADMIN_KEYS`` | comma-separated keys with the admin scope (reps, teams, audit …) |
+| ``MQL_SECRET_KEY`` | the installation's secret (key hashes, signed session cookies) |
+| ``MQL_SERVER_SIDE_ONLY`` | ingest only from keys marked server-side; no browser endpoints |
 | ``MQL_FIRMOGRAPHICS_CSV`` | a CSV of company facts by domain, used to enrich profiles |
 | ``MQL_PUBLIC_URL`` | the dashboard's public address, for links in notifications |
 | ``MQL_CLOCK`` | an ISO time that freezes the engine's clock (reproducible runs) |
@@ -52,6 +55,9 @@ class Settings:
     definition_path: Path = Path("mql.yaml")
     write_keys: tuple[str, ...] = ()
     read_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()
+    secret_key: str | None = None
+    server_side_only: bool = False
     firmographics_csv: Path | None = None
     public_url: str = DEFAULT_PUBLIC_URL
     frozen_now: datetime | None = None
@@ -67,6 +73,9 @@ class Settings:
             definition_path=Path(env.get("MQL_DEFINITION", "").strip() or "mql.yaml"),
             write_keys=_keys(env.get("MQL_WRITE_KEYS")),
             read_keys=_keys(env.get("MQL_READ_KEYS")),
+            admin_keys=_keys(env.get("MQL_ADMIN_KEYS")),
+            secret_key=env.get("MQL_SECRET_KEY", "").strip() or None,
+            server_side_only=_truthy(env.get("MQL_SERVER_SIDE_ONLY")),
             firmographics_csv=Path(csv) if csv else None,
             public_url=env.get("MQL_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL,
             frozen_now=parse_clock(clock) if clock else None,

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright (headless).
 
-A small `mql demo` history is served by a real `mql serve`; the tests check that the
+A small `mql demo` history is served by a real `mql serve`; the tests log in through the
+form (a read key once, then a session cookie), check logging in and out, that the
 overview shows the API's numbers, that filters change them, that the person page's score
 breakdown adds up, and that every asset comes from the app (no network). Screenshots go to
 test-artifacts/.
@@ -82,7 +83,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, server: LocalServer) -> Iterator[Any]:
+def tab(browser: Any, server: LocalServer) -> Iterator[Any]:
+    """A fresh browser tab, not logged in."""
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     outside: list[str] = []
 
@@ -101,6 +103,26 @@ def page(browser: Any, server: LocalServer) -> Iterator[Any]:
     context.close()
     assert outside == [], f"requests left the app: {outside}"
     assert errors == [], f"JavaScript errors: {errors}"
+
+
+def log_in(tab: Any, server: LocalServer, key: str) -> None:
+    tab.fill("#login input[name='key']", key)
+    tab.click("#login button[type='submit']")
+    tab.wait_for_load_state()
+
+
+@pytest.fixture
+def page(tab: Any, server: LocalServer) -> Any:
+    """A tab logged in with the read key through the login form."""
+    tab.goto(f"{server.url}/login")
+    log_in(tab, server, "reader")
+    tab.wait_for_selector("[data-testid='logout']")
+    return tab
+
+
+def session_cookie(page: Any) -> str:
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "mql_session"]
+    return str(cookie["value"])
 
 
 def api(server: LocalServer, path: str, **params: str) -> Any:
@@ -127,7 +149,7 @@ def close(shown: str, expected: Any) -> bool:
 
 
 def test_overview_matches_the_api_and_filters_change_it(page: Any, server: LocalServer) -> None:
-    page.goto(f"{server.url}/?key=reader")
+    page.goto(f"{server.url}/")
     page.wait_for_selector("html[data-charts='ready']")
     overview = api(server, "/v1/reports/overview")
     funnel = overview["funnel"]
@@ -173,7 +195,7 @@ def test_overview_matches_the_api_and_filters_change_it(page: Any, server: Local
 
 
 def test_pages_and_links(page: Any, server: LocalServer) -> None:
-    page.goto(f"{server.url}/cohorts?key=reader")
+    page.goto(f"{server.url}/cohorts")
     page.wait_for_selector("html[data-charts='ready']")
     cohorts = api(server, "/v1/reports/cohorts")["rows"]
     shown = page.locator("#cohort-table tr[data-key]").count()
@@ -200,7 +222,7 @@ def test_person_score_breakdown_adds_up(page: Any, server: LocalServer) -> None:
     leads = api(server, "/v1/reports/open-mqls", limit="5")["leads"]
     assert leads, "the demo should leave open MQLs"
     person_id = leads[0]["person_id"]
-    page.goto(f"{server.url}/persons/{person_id}?key=reader")
+    page.goto(f"{server.url}/persons/{person_id}")
     card = page.locator("#score-card")
     total = float(card.get_attribute("data-total") or "nan")
     points = [
@@ -216,15 +238,46 @@ def test_person_score_breakdown_adds_up(page: Any, server: LocalServer) -> None:
     shot(page, "person")
 
 
-def test_unauthorised_page_asks_for_a_key(page: Any, server: LocalServer) -> None:
-    page.goto(f"{server.url}/reps")
-    assert "read key is required" in page.content()
+def test_unauthorised_page_asks_for_a_key(tab: Any, server: LocalServer) -> None:
+    answer = tab.goto(f"{server.url}/reps")
+    assert answer.status == 401
+    assert tab.locator("#login input[name='key']").count() == 1
+    # a key in the URL is not accepted anywhere
+    assert tab.goto(f"{server.url}/reps?key=reader").status == 401
+
+
+def test_login_and_logout(tab: Any, server: LocalServer) -> None:
+    tab.goto(f"{server.url}/channels?channel=email")
+    log_in(tab, server, "not-a-key")
+    assert (
+        "unknown, expired or revoked key" in tab.locator("[data-testid='login-error']").inner_text()
+    )
+    log_in(tab, server, server.write_key)  # the public write key opens nothing
+    assert "lacks the 'read' scope" in tab.locator("[data-testid='login-error']").inner_text()
+    log_in(tab, server, "reader")
+    tab.wait_for_selector("html[data-charts='ready']")
+    assert tab.url == f"{server.url}/channels?channel=email"  # back where the visit began
+    assert tab.locator("[data-testid='who']").inner_text() == "MQL_READ_KEYS#1"
+    (cookie,) = [c for c in tab.context.cookies() if c["name"] == "mql_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]
+    assert "reader" not in cookie["value"]  # a signed session id, never the key
+    assert tab.evaluate("document.cookie") == ""  # scripts cannot read it
+    shot(tab, "logged-in")
+    stolen = {"mql_session": cookie["value"]}
+    assert httpx.get(f"{server.url}/reps", cookies=stolen, timeout=30).status_code == 200
+    tab.click("[data-testid='logout']")
+    tab.wait_for_selector("#login")
+    assert tab.url == f"{server.url}/login"
+    assert not [c for c in tab.context.cookies() if c["name"] == "mql_session"]
+    # the session ended on the server: a copy of the cookie opens nothing either
+    assert httpx.get(f"{server.url}/reps", cookies=stolen, timeout=30).status_code == 401
+    assert tab.goto(f"{server.url}/").status == 401
 
 
 def test_find_box_opens_a_person_by_email(page: Any, server: LocalServer) -> None:
     lead = api(server, "/v1/reports/open-mqls", limit="1")["leads"][0]
     assert lead["email"], "demo MQLs have an e-mail address"
-    page.goto(f"{server.url}/reps?key=reader")
+    page.goto(f"{server.url}/reps")
     page.fill("[data-testid='find']", lead["email"].upper())
     page.press("[data-testid='find']", "Enter")
     page.wait_for_selector("#score-card")
@@ -234,10 +287,12 @@ def test_find_box_opens_a_person_by_email(page: Any, server: LocalServer) -> Non
     page.wait_for_selector("[data-testid='error']")
     assert "no person has email 'nobody@nowhere.example'" in page.content()
     shot(page, "find-missing")
-    for params, status in (
-        ({"q": "nobody@nowhere.example", "key": "reader"}, 404),
-        ({"q": " ", "key": "reader"}, 400),
-        ({"q": "nobody@nowhere.example"}, 401),
+    session = {"mql_session": session_cookie(page)}
+    for params, cookies, status in (
+        ({"q": "nobody@nowhere.example"}, session, 404),
+        ({"q": " "}, session, 400),
+        ({"q": "nobody@nowhere.example"}, {}, 401),
+        ({"q": "nobody@nowhere.example", "key": "reader"}, {}, 401),
     ):
-        answer = httpx.get(f"{server.url}/find", params=params, timeout=30)
+        answer = httpx.get(f"{server.url}/find", params=params, cookies=cookies, timeout=30)
         assert answer.status_code == status, (params, answer.status_code)

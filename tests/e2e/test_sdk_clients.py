@@ -75,7 +75,7 @@ def _check(server: LocalServer, db_url: str, prefix: str) -> None:
     assert n_events == 5  # 6 calls, one a retry
     assert n_live == 1
     assert rest[0] == "mql"
-    with httpx.Client(base_url=server.url, auth=(server.write_key, "")) as http:
+    with httpx.Client(base_url=server.url, auth=(server.read_key, "")) as http:
         mqls = http.get("/v1/persons", params={"stage": "mql"}).json()["data"]
         assert len(mqls) == 1
         detail = http.get(f"/v1/persons/{mqls[0]['id']}").json()

@@ -46,7 +46,16 @@ def server(tmp_path: Path, db_url: str) -> Iterator[LocalServer]:
 
 @pytest.fixture
 def client(server: LocalServer) -> Iterator[httpx.Client]:
+    """Sends events with the write key (which reads nothing)."""
     with httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def reader(server: LocalServer) -> Iterator[httpx.Client]:
+    """Reads persons and accounts with a read key."""
+    headers = {"Authorization": f"Bearer {server.read_key}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
         yield http
 
 
@@ -71,7 +80,7 @@ VP = {
 
 
 def test_anonymous_journey_is_linked_scored_and_qualified(
-    client: httpx.Client, db_url: str
+    client: httpx.Client, reader: httpx.Client, db_url: str
 ) -> None:
     for i, path in enumerate(["/", "/pricing", "/pricing/enterprise"]):
         page = {"anonymousId": "anon-1", "messageId": f"p{i}", "properties": {"path": path}}
@@ -86,10 +95,10 @@ def test_anonymous_journey_is_linked_scored_and_qualified(
     ).json() == {"success": True}
 
     assert count(db_url, persons, persons.c.merged_into.is_(None)) == 1
-    listing = client.get("/v1/persons", params={"stage": "mql"}).json()
+    listing = reader.get("/v1/persons", params={"stage": "mql"}).json()
     assert len(listing["data"]) == 1
     person_id = listing["data"][0]["id"]
-    detail = client.get(f"/v1/persons/{person_id}").json()
+    detail = reader.get(f"/v1/persons/{person_id}").json()
     assert detail["person"]["stage"] == "mql"
     assert detail["person"]["mql_type"] == "hand_raiser"
     assert {"kind": "anonymous_id", "value": "anon-1"} in detail["identities"]
@@ -101,12 +110,12 @@ def test_anonymous_journey_is_linked_scored_and_qualified(
     assert [h["to_stage"] for h in detail["stage_history"]] == ["lead", "mql"]
     assert detail["stage_history"][-1]["reason"] == "qualified:hand_raiser"
     assert detail["account"]["domain"] == "northwind.io"
-    account = client.get(f"/v1/accounts/{detail['account']['id']}").json()
+    account = reader.get(f"/v1/accounts/{detail['account']['id']}").json()
     assert [p["id"] for p in account["persons"]] == [person_id]
 
     # the SDK's ids find the person: e-mail normalised as ingest stores it, ids as sent
     def lookup(**params: str) -> list[int]:
-        response = client.get("/v1/persons", params=params)
+        response = reader.get("/v1/persons", params=params)
         assert response.status_code == 200, response.text
         return [p["id"] for p in response.json()["data"]]
 
@@ -116,11 +125,13 @@ def test_anonymous_journey_is_linked_scored_and_qualified(
     assert lookup(anonymousId="anon-1", stage="lead") == []
     assert lookup(userId="u-1", email="someone@else.io") == []
     assert lookup(userId="nobody") == []
-    bad = client.get("/v1/persons", params={"phone": "not a number"})
+    bad = reader.get("/v1/persons", params={"phone": "not a number"})
     assert bad.status_code == 400 and bad.json()["details"] == {"parameter": "phone"}
 
 
-def test_retries_with_the_same_message_ids_count_once(client: httpx.Client, db_url: str) -> None:
+def test_retries_with_the_same_message_ids_count_once(
+    client: httpx.Client, reader: httpx.Client, db_url: str
+) -> None:
     batch = {
         "batch": [
             {"type": "identify", "userId": "u-2", "traits": VP, "messageId": "m-1"},
@@ -132,7 +143,7 @@ def test_retries_with_the_same_message_ids_count_once(client: httpx.Client, db_u
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
     assert count(db_url, events) == 2
-    person = client.get("/v1/persons", params={"stage": "lead"}).json()["data"][0]
+    person = reader.get("/v1/persons", params={"stage": "lead"}).json()["data"][0]
     assert person["intent"] == 10.0  # one webinar, not two
 
 
@@ -160,6 +171,13 @@ def test_wrong_or_missing_key_is_401(server: LocalServer, db_url: str) -> None:
     in_body = httpx.post(f"{server.url}/v1/track", json={**message, "writeKey": "nope"})
     assert in_body.status_code == 401
     assert httpx.get(f"{server.url}/v1/persons").status_code == 401
+    # the write key is public (web pages embed it): it reads nothing
+    as_writer = httpx.get(f"{server.url}/v1/persons", auth=(server.write_key, ""))
+    assert as_writer.status_code == 403
+    assert as_writer.json()["code"] == "forbidden"
+    # and a read key sends no events
+    as_reader = httpx.post(f"{server.url}/v1/track", json=message, auth=(server.read_key, ""))
+    assert as_reader.status_code == 403
     assert count(db_url, events) == 0
     assert count(db_url, quarantine) == 0  # strangers cannot fill the quarantine
 
@@ -251,7 +269,7 @@ def _merge_ids(db_url: str) -> list[int]:
 
 
 def test_email_merge_recomputes_from_union_and_unmerge_restores(
-    client: httpx.Client, db_url: str, tmp_path: Path
+    client: httpx.Client, reader: httpx.Client, db_url: str, tmp_path: Path
 ) -> None:
     # Two devices, each anonymous with its own history, then the same e-mail on both.
     batch = [
@@ -264,7 +282,7 @@ def test_email_merge_recomputes_from_union_and_unmerge_restores(
         traits = {"email": "Ana@Northwind.io ", "country": "US"}
         message = {"anonymousId": device, "traits": traits, "messageId": mid}
         assert client.post("/v1/identify", json=message).status_code == 200
-    live = client.get("/v1/persons").json()["data"]
+    live = reader.get("/v1/persons").json()["data"]
     assert len(live) == 1
     assert live[0]["intent"] == pytest.approx(18.0, abs=0.1)  # 10 + 8: the union, once each
     assert count(db_url, persons, persons.c.merged_into.is_not(None)) == 1
@@ -285,7 +303,7 @@ def test_email_merge_recomputes_from_union_and_unmerge_restores(
         text=True,
     )
     assert undo.returncode == 0, undo.stderr
-    live = sorted(client.get("/v1/persons").json()["data"], key=lambda p: p["id"])
+    live = sorted(reader.get("/v1/persons").json()["data"], key=lambda p: p["id"])
     assert [p["intent"] for p in live] == [
         pytest.approx(10.0, abs=0.1),
         pytest.approx(8.0, abs=0.1),
@@ -293,7 +311,7 @@ def test_email_merge_recomputes_from_union_and_unmerge_restores(
     # the unmerge is sticky: the same proof does not merge them again
     message = {"anonymousId": "phone", "event": "Email Link Clicked", "messageId": "x1"}
     assert client.post("/v1/track", json=message).status_code == 200
-    assert len(client.get("/v1/persons").json()["data"]) == 2
+    assert len(reader.get("/v1/persons").json()["data"]) == 2
     again = subprocess.run(
         [sys.executable, "-m", "mqlengine", *env_db, "unmerge", str(merge_ids[0])],
         capture_output=True,
@@ -303,7 +321,7 @@ def test_email_merge_recomputes_from_union_and_unmerge_restores(
     assert "already undone" in again.stderr
 
 
-def test_alias_merges_previous_id(client: httpx.Client, db_url: str) -> None:
+def test_alias_merges_previous_id(client: httpx.Client, reader: httpx.Client, db_url: str) -> None:
     client.post(
         "/v1/track", json={"userId": "old-id", "event": "Webinar Attended", "messageId": "a1"}
     )
@@ -315,11 +333,11 @@ def test_alias_merges_previous_id(client: httpx.Client, db_url: str) -> None:
     assert response.status_code == 200
     assert count(db_url, persons, persons.c.merged_into.is_(None)) == 1
     assert count(db_url, identities, identities.c.kind == "user_id") == 2
-    person = client.get("/v1/persons").json()["data"][0]
+    person = reader.get("/v1/persons").json()["data"][0]
     assert person["intent"] == pytest.approx(35.0, abs=0.1)
 
 
-def test_traits_under_context_traits_count(client: httpx.Client) -> None:
+def test_traits_under_context_traits_count(client: httpx.Client, reader: httpx.Client) -> None:
     message = {
         "userId": "rs-1",
         "event": "Demo Requested",
@@ -327,11 +345,11 @@ def test_traits_under_context_traits_count(client: httpx.Client) -> None:
         "messageId": "rs-t1",
     }
     assert client.post("/v1/track", json=message).status_code == 200
-    person = client.get("/v1/persons", params={"stage": "mql"}).json()["data"]
+    person = reader.get("/v1/persons", params={"stage": "mql"}).json()["data"]
     assert [p["email"] for p in person] == ["ana@northwind.io"]
 
 
-def test_pagination_and_not_found(client: httpx.Client) -> None:
+def test_pagination_and_not_found(client: httpx.Client, reader: httpx.Client) -> None:
     batch = [
         {"type": "track", "anonymousId": f"v{i}", "event": "X", "messageId": f"pg{i}"}
         for i in range(7)
@@ -343,18 +361,18 @@ def test_pagination_and_not_found(client: httpx.Client) -> None:
         params: dict[str, Any] = {"limit": 3}
         if cursor:
             params["cursor"] = cursor
-        page = client.get("/v1/persons", params=params).json()
+        page = reader.get("/v1/persons", params=params).json()
         seen.extend(p["id"] for p in page["data"])
         if not page["has_more"]:
             break
         cursor = page["next_cursor"]
     assert len(seen) == len(set(seen)) == 7
-    missing = client.get("/v1/persons/9999")
+    missing = reader.get("/v1/persons/9999")
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found"
-    assert client.get("/v1/persons", params={"stage": "nope"}).status_code == 400
-    assert client.get("/healthz").json()["status"] == "ok"
-    assert "/v1/batch" in client.get("/openapi.json").json()["paths"]
+    assert reader.get("/v1/persons", params={"stage": "nope"}).status_code == 400
+    assert reader.get("/healthz").json()["status"] == "ok"
+    assert "/v1/batch" in reader.get("/openapi.json").json()["paths"]
 
 
 def test_validation_policy_rejects_and_flags(tmp_path: Path, db_url: str) -> None:
@@ -376,8 +394,10 @@ def test_validation_policy_rejects_and_flags(tmp_path: Path, db_url: str) -> Non
             "context": {"userAgent": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
         }
         http.post("/v1/track", json=bot)
-        person = http.get("/v1/persons").json()["data"][0]
-        detail = http.get(f"/v1/persons/{person['id']}").json()["person"]
+        read = {"Authorization": f"Bearer {server.read_key}"}
+        person = httpx.get(f"{server.url}/v1/persons", headers=read).json()["data"][0]
+        detail = httpx.get(f"{server.url}/v1/persons/{person['id']}", headers=read).json()
+        detail = detail["person"]
         assert "role_account" not in detail["profile"]["flags"]
         assert "bot" in detail["flags"]
         assert "spam" in detail["profile"]["flags"]

@@ -216,35 +216,45 @@ def test_touch_stops_the_clock_and_late_touch_is_a_breach(
 def test_feedback_api_records_history_and_refuses_illegal_moves(
     db: Database, definition: Definition, migrated_database_url: str, tmp_path: Path
 ) -> None:
+    from mqlengine.services.keys import KeyHasher, create_key
     from support.localserver import local_server
 
     team(db)
     person_id = ingest(db, definition, hand_raiser("u1", "ana@northwind.io"), now=datetime.now(UTC))
+    with db.begin() as c:  # a sales rep's key: the feedback scope, named after her
+        ana_key = create_key(
+            c, KeyHasher(None), scopes=["feedback"], name="ana", now=datetime.now(UTC)
+        ).secret
     with (
         local_server(
             migrated_database_url, EXAMPLE, write_key="k", log=tmp_path / "server.log"
         ) as server,
         httpx.Client(base_url=server.url, timeout=30) as client,
     ):
-        auth = {"authorization": "Bearer k"}
+        auth = {"authorization": f"Bearer {ana_key}"}
+        admin = {"authorization": f"Bearer {server.admin_key}"}
         url = f"/v1/persons/{person_id}/feedback"
         assert client.post(url, json={"action": "touch"}).status_code == 401
-        touched = client.post(url, json={"action": "touch", "actor": "ana"}, headers=auth)
+        # the public write key records no feedback
+        as_writer = client.post(
+            url, json={"action": "touch"}, headers={"authorization": "Bearer k"}
+        )
+        assert as_writer.status_code == 403 and as_writer.json()["code"] == "forbidden"
+        # the actor is the key's name, never what the body says
+        claimed = client.post(url, json={"action": "touch", "actor": "mallory"}, headers=auth)
+        assert claimed.status_code == 422
+        touched = client.post(url, json={"action": "touch"}, headers=auth)
         assert touched.status_code == 200 and touched.json()["assignment_status"] == "touched"
         assert client.post(url, json={"action": "reject"}, headers=auth).status_code == 400
         bad = client.post(url, json={"action": "reject", "reason": "nope"}, headers=auth)
         assert bad.status_code == 400 and bad.json()["details"]["code"] == "unknown_reason"
-        accepted = client.post(url, json={"action": "accept", "actor": "ana"}, headers=auth)
+        accepted = client.post(url, json={"action": "accept"}, headers=auth)
         assert accepted.json()["to_stage"] == "sal"
         illegal = client.post(url, json={"action": "won", "amount": 100}, headers=auth)
         assert illegal.status_code == 409 and illegal.json()["code"] == "conflict"
-        converted = client.post(
-            url, json={"action": "convert", "amount": 25000, "actor": "ana"}, headers=auth
-        )
+        converted = client.post(url, json={"action": "convert", "amount": 25000}, headers=auth)
         assert converted.json()["to_stage"] == "opportunity"
-        won = client.post(
-            url, json={"action": "won", "amount": 30000, "actor": "ana"}, headers=auth
-        )
+        won = client.post(url, json={"action": "won", "amount": 30000}, headers=auth)
         assert won.json()["stage"] == "customer"
         assert (
             client.post(
@@ -252,30 +262,45 @@ def test_feedback_api_records_history_and_refuses_illegal_moves(
             ).status_code
             == 404
         )
-        listed = client.get("/v1/reps", headers=auth).json()["reps"]
+        # reps: reading takes read (admin implies it), changing takes admin
+        assert client.get("/v1/reps", headers=auth).status_code == 403
+        listed = client.get("/v1/reps", headers=admin).json()["reps"]
         assert {r["key"] for r in listed} == {"ana", "ben", "cy"}
+        dee = {"team": "mid_market", "timezone": "Europe/Berlin"}
+        assert client.put("/v1/reps/dee", json=dee, headers=auth).status_code == 403
+        reader = {"authorization": f"Bearer {server.read_key}"}
+        assert client.put("/v1/reps/dee", json=dee, headers=reader).status_code == 403
         assert (
             client.put(
-                "/v1/reps/dee", json={"team": "mid_market", "timezone": "Mars/Base"}, headers=auth
+                "/v1/reps/dee", json={"team": "mid_market", "timezone": "Mars/Base"}, headers=admin
             ).status_code
             == 400
         )
         created = client.put(
             "/v1/reps/dee",
-            json={
-                "team": "mid_market",
-                "timezone": "Europe/Berlin",
-                "working_hours": {"weekdays": ["09:00-17:00"]},
-            },
-            headers=auth,
+            json={**dee, "working_hours": {"weekdays": ["09:00-17:00"]}},
+            headers=admin,
         )
         assert created.status_code == 200 and created.json()["team"] == "mid_market"
         away = client.post(
             "/v1/reps/dee/absences",
             json={"starts_at": "2026-12-01T00:00:00Z", "ends_at": "2026-12-10T00:00:00Z"},
-            headers=auth,
+            headers=admin,
         )
         assert away.status_code == 201
+        # the audit log: who did what, readable by admin keys only
+        assert client.get("/v1/audit", headers=reader).status_code == 403
+        entries = client.get("/v1/audit", headers=admin).json()["entries"]
+        done = [(e["actor"], e["action"], e["target"]) for e in reversed(entries)]
+        assert done == [
+            ("ana", "feedback.touch", f"person:{person_id}"),
+            ("ana", "feedback.accept", f"person:{person_id}"),
+            ("ana", "feedback.convert", f"person:{person_id}"),
+            ("ana", "feedback.won", f"person:{person_id}"),
+            ("MQL_ADMIN_KEYS#1", "rep.put", "dee"),
+            ("MQL_ADMIN_KEYS#1", "rep.absence", "dee"),
+        ]
+        assert entries[0]["address"] == "127.0.0.1" and entries[0]["key_id"] == "env-admin-1"
     with db.read() as c:
         history = list(
             c.execute(

@@ -226,6 +226,9 @@ def test_api_reports_with_read_keys(server: LocalServer) -> None:
     rows = {r["key"]: r for r in response.json()["rows"]}
     assert rows["paid_search"]["mqls"] == 2 and rows["email"]["mqls"] == 1
     writer = {"Authorization": f"Bearer {server.write_key}"}
+    refused = httpx.get(url, params=params, headers=writer)  # the public write key reads nothing
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    admin = {"X-API-Key": server.admin_key}  # admin implies read
     for name in (
         "cohorts",
         "channels",
@@ -237,16 +240,25 @@ def test_api_reports_with_read_keys(server: LocalServer) -> None:
         "volume",
         "open-mqls",
     ):
-        r = httpx.get(f"{server.url}/v1/reports/{name}", headers=writer)
+        r = httpx.get(f"{server.url}/v1/reports/{name}", headers=admin)
         assert r.status_code == 200, (name, r.text)
     bad = httpx.get(
         f"{server.url}/v1/reports/funnel", params={"since": "yesterday"}, headers=reader
     )
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_input"
-    # The dashboard: a read key once (?key=) sets a cookie for the links between pages.
+    # The dashboard: the login form takes the key once and sets a session cookie.
     with httpx.Client(base_url=server.url) as browser:
         assert browser.get("/").status_code == 401
-        page = browser.get("/", params={"key": "reader-key"})
+        assert browser.get("/", params={"key": "reader-key"}).status_code == 401  # not in URLs
+        assert browser.get("/", headers=reader).status_code == 401  # pages take the session
+        assert browser.post("/login", data={"key": server.write_key}).status_code == 403
+        assert browser.post("/login", data={"key": "wrong"}).status_code == 401
+        login = browser.post("/login", data={"key": "reader-key", "next": "/cohorts"})
+        assert login.status_code == 303 and login.headers["location"] == "/cohorts"
+        cookie = login.headers["set-cookie"]
+        assert "reader-key" not in cookie
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
+        page = browser.get("/")
         assert page.status_code == 200 and "Funnel overview" in page.text
         assert "cdn" not in page.text.lower()
         for path in ("/cohorts", "/channels", "/reps", "/definition", "/persons/1"):

@@ -28,9 +28,11 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class LocalServer:
     url: str
-    write_key: str
+    write_key: str  # scope write: ingest only
     process: subprocess.Popen[bytes]
     log: Path
+    read_key: str = "test-read-key"  # scope read: persons, reports, the dashboard
+    admin_key: str = "test-admin-key"  # scope admin: reps, teams, keys, audit (and read)
 
 
 @contextmanager
@@ -39,6 +41,8 @@ def local_server(
     definition: Path,
     *,
     write_key: str = "test-key",
+    read_key: str = "test-read-key",
+    admin_key: str = "test-admin-key",
     log: Path,
     extra_args: tuple[str, ...] = (),
     env: Mapping[str, str] | None = None,
@@ -64,8 +68,15 @@ def local_server(
         "warning",
         *extra_args,
     ]
-    environment = {**os.environ, **(env or {})}
+    environment = {
+        **os.environ,
+        "MQL_READ_KEYS": read_key,
+        "MQL_ADMIN_KEYS": admin_key,
+        **(env or {}),
+    }
     environment.pop("MQL_WRITE_KEYS", None)
+    read_key = environment["MQL_READ_KEYS"].split(",")[0].strip()
+    admin_key = environment["MQL_ADMIN_KEYS"].split(",")[0].strip()
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
     url = f"http://127.0.0.1:{port}"
@@ -84,7 +95,7 @@ def local_server(
                     f"server did not start in {startup_timeout} s: {log.read_text()}"
                 )
             time.sleep(0.05)
-        yield LocalServer(url, write_key, process, log)
+        yield LocalServer(url, write_key, process, log, read_key, admin_key)
     finally:
         if process.poll() is None:
             process.terminate()

@@ -16,10 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mqlengine.api.auth import ReadAccess, WriteKeys
+from mqlengine.api import auth
 from mqlengine.api.ingest import IngestState, RateLimiter
 from mqlengine.api.limits import ApiError
-from mqlengine.errors import ConfigError, MqlError, status_for
+from mqlengine.errors import MqlError, status_for
 from mqlengine.ingest.writer import GroupCommitter
 from mqlengine.version import __version__
 from mqlengine.wiring import Wiring
@@ -46,21 +46,18 @@ def create_app(
     require_write_keys: bool = False,
     rate_limit: float | None = None,
     durable: bool = True,
+    server_side_only: bool | None = None,
 ) -> FastAPI:
     """Build the app around one :class:`Wiring` (database, definition in force, clock,
     enrichers, pipelines).
 
-    ``write_keys`` default to the settings' (``MQL_WRITE_KEYS``). Without any key the
-    ingest endpoints accept nothing; with ``require_write_keys`` (what ``mql serve`` does)
-    the app refuses to be built at all rather than run without keys.
+    ``write_keys`` default to the settings' (``MQL_WRITE_KEYS``); keys made with
+    ``mql keys create`` are read from the store. Without any write key the ingest endpoints
+    accept nothing; with ``require_write_keys`` (what ``mql serve`` does) the app refuses to
+    be built at all rather than run without keys. Access: :mod:`mqlengine.api.auth`.
     """
     eng = wiring or Wiring()
     keys = tuple(write_keys) if write_keys is not None else eng.settings.write_keys
-    if require_write_keys and not keys:
-        raise ConfigError(
-            "no write key configured: set MQL_WRITE_KEYS or pass --write-key "
-            "(the server does not accept anonymous writes)"
-        )
     committer = GroupCommitter(eng.db, eng.pipeline_source(), durable=durable, clock=eng.clock)
 
     @asynccontextmanager
@@ -70,6 +67,7 @@ def create_app(
             yield
         finally:
             committer.stop()
+            app.state.keys.close()  # the keys' last-use stamps still pending
 
     app = FastAPI(
         title="MQL Engine",
@@ -78,9 +76,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.wiring = eng
-    app.state.write_keys = WriteKeys(keys)
-    app.state.read_access = ReadAccess((*eng.settings.read_keys, *keys))
-    app.state.ingest = IngestState(app.state.write_keys, committer, RateLimiter(rate_limit))
+    verifier = auth.install(
+        app,
+        eng,
+        write_keys=keys,
+        require_write_keys=require_write_keys,
+        server_side_only=eng.settings.server_side_only
+        if server_side_only is None
+        else server_side_only,
+    )
+    app.state.ingest = IngestState(verifier, committer, RateLimiter(rate_limit))
 
     @app.exception_handler(MqlError)
     async def _mql_error(_request: Request, error: MqlError) -> JSONResponse:
@@ -129,6 +134,9 @@ def create_app(
 
     app.include_router(feedback.router)
     app.include_router(reps.router)
+    from mqlengine.api import access
+
+    app.include_router(access.router)
     return app
 
 

@@ -1,24 +1,28 @@
 """Sales feedback: ``POST /v1/persons/{id}/feedback`` closes the loop from sales to scoring.
 
+Needs a key with the ``feedback`` scope; the actor recorded with the stage change is the
+key's name (not something the request says), and each call is kept in the audit log.
 Illegal moves answer 409 with the allowed stages; unknown or missing reason codes 400.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mqlengine.api.auth import require_key
+from mqlengine.api.auth import audit, require_scope
 from mqlengine.errors import ValidationError
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.handoff.assign import current_assignment
+from mqlengine.services.keys import Principal
 from mqlengine.store import repo
 from mqlengine.wiring import Wiring
 
-router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_key)])
+FEEDBACK = require_scope("feedback")
+router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(FEEDBACK)])
 
 ActionName = Literal[
     "touch", "accept", "reject", "recycle", "disqualify", "convert", "won", "lost", "reopen"
@@ -31,12 +35,16 @@ class FeedbackIn(BaseModel):
     action: ActionName
     reason: str | None = Field(default=None, max_length=64)
     amount: float | None = Field(default=None, ge=0)
-    actor: str = Field(default="api", min_length=1, max_length=255)
     at: datetime | None = None  # when it happened (default: now)
 
 
 @router.post("/persons/{person_id}/feedback", summary="Record sales feedback on a lead")
-def post_feedback(person_id: int, body: FeedbackIn, request: Request) -> dict[str, Any]:
+def post_feedback(
+    person_id: int,
+    body: FeedbackIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(FEEDBACK)],
+) -> dict[str, Any]:
     wiring: Wiring = request.app.state.wiring
     definition = wiring.definition().definition
     now = wiring.clock()
@@ -51,7 +59,7 @@ def post_feedback(person_id: int, body: FeedbackIn, request: Request) -> dict[st
             definition,
             person_id,
             body.action,
-            actor=body.actor,
+            actor=principal.name,
             at=at,
             now=now,
             reason=body.reason,
@@ -60,6 +68,19 @@ def post_feedback(person_id: int, body: FeedbackIn, request: Request) -> dict[st
         live = repo.live_person_id(connection, person_id)
         person = repo.get_person(connection, live)
         assignment = current_assignment(connection, live)
+        audit(
+            request,
+            connection,
+            principal,
+            f"feedback.{body.action}",
+            f"person:{person_id}",
+            {
+                "reason": body.reason,
+                "amount": body.amount,
+                "at": at.isoformat(),
+                "changed": change is not None,
+            },
+        )
     assert person is not None
     return {
         "person_id": live,

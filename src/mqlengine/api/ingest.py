@@ -9,9 +9,10 @@ What a client can rely on:
 * In a batch, bad messages are listed per index (``rejected``) while the good ones are
   stored; every rejected payload is kept in the quarantine table (``mql quarantine``).
 * Errors are JSON ``{code, message, details}``: 400 bad JSON / every message invalid,
-  401 wrong or missing write key, 413 over Segment's limits, 422 valid JSON of the wrong
-  shape, 429 over the key's rate limit, 503 the writer is overloaded or stopping, or other
-  writers kept changing the same rows (retry).
+  401 wrong or missing write key, 403 a key without the ``write`` scope (or, in
+  server-side-only mode, one not marked server-side), 413 over Segment's limits, 422
+  valid JSON of the wrong shape, 429 over the key's rate limit, 503 the writer is
+  overloaded or stopping, or other writers kept changing the same rows (retry).
 
 The hot path avoids per-message pydantic: bodies are parsed with orjson and validated
 by :func:`mqlengine.ingest.messages.parse_message` on the writer's parser threads (see
@@ -27,14 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from mqlengine.api.auth import WriteKeys, key_from_header, unauthorized
+from mqlengine.api.auth import check_ingest_key, ingest_key, unauthorized
 from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
 from mqlengine.errors import UnavailableError, status_for
 from mqlengine.ingest.messages import TYPES
 from mqlengine.ingest.quarantine import body_row as _quarantine_body
 from mqlengine.ingest.writer import GroupCommitter, Job
+from mqlengine.services.keys import KeyVerifier, Principal
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 SUCCESS = orjson.dumps({"success": True})
@@ -62,7 +64,7 @@ class RateLimiter:
 
 @dataclass
 class IngestState:
-    keys: WriteKeys
+    keys: KeyVerifier
     committer: GroupCommitter
     limiter: RateLimiter
 
@@ -101,26 +103,25 @@ def _merge_batch_level(messages: list[Any], payload: dict[str, Any]) -> None:
                 message["context"] = {**context, **own}
 
 
-async def handle(request: Request, endpoint: str) -> Response:
+async def handle(request: Request, endpoint: str, principal: Principal | None) -> Response:
+    """``principal``: the write key from the headers (checked by :func:`ingest_key`), or
+    None when the key is to be found in the body (``writeKey``)."""
     state: IngestState = request.app.state.ingest
     limit = MAX_BATCH_BYTES if endpoint == "batch" else MAX_MESSAGE_BYTES
-    header_key = key_from_header(request.headers.get("authorization"))
-    if header_key is not None and not state.keys.valid(header_key):
-        raise unauthorized()
     body = await read_body(request, limit)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        if header_key is None:
+        if principal is None:
             raise unauthorized("missing write key (and the body is not JSON)") from None
         bad = ApiError(400, "invalid_json", f"body is not valid JSON: {error}")
         raise await _refuse(state, endpoint, bad, body) from None
-    key = header_key
-    if key is None:
+    if principal is None:
         body_key = payload.get("writeKey") if isinstance(payload, dict) else None
-        if not isinstance(body_key, str) or not state.keys.valid(body_key):
+        if not isinstance(body_key, str) or not body_key:
             raise unauthorized()
-        key = body_key
+        principal = await check_ingest_key(request, body_key)
+    key = principal.key_id
     if not isinstance(payload, dict):
         shape = ApiError(422, "invalid_shape", "the body must be a JSON object")
         raise await _refuse(state, endpoint, shape, body)
@@ -227,8 +228,10 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def _route(endpoint: str) -> None:
-    async def ingest_endpoint(request: Request) -> Response:
-        return await handle(request, endpoint)
+    async def ingest_endpoint(
+        request: Request, principal: Principal | None = Depends(ingest_key)
+    ) -> Response:
+        return await handle(request, endpoint, principal)
 
     ingest_endpoint.__name__ = f"ingest_{endpoint}"
     router.add_api_route(

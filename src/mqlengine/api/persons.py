@@ -1,7 +1,7 @@
 """Read endpoints: one person with its score card and history, MQL lists, accounts.
 
 Reads run on their own connections (SQLite WAL readers never block the writer).
-Until scoped keys arrive, any configured write key may read (Basic or Bearer).
+They need a key with the ``read`` scope (a write key reads nothing).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from mqlengine.api.auth import require_key
+from mqlengine.api.auth import require_scope
 from mqlengine.api.limits import ApiError
 from mqlengine.domain.explain import card_to_dict
 from mqlengine.errors import ValidationError
@@ -28,7 +28,7 @@ from mqlengine.services.leads import (
 )
 from mqlengine.wiring import Wiring
 
-router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(require_scope("read"))])
 MAX_PAGE = 500
 
 

@@ -1,6 +1,6 @@
 """``GET /v1/reports/…``: the funnel reports as JSON (the same numbers as CLI and dashboard).
 
-Read access: see :mod:`mqlengine.api.auth` (a read key or any write key).
+Needs a key with the ``read`` scope (see :mod:`mqlengine.api.auth`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from mqlengine.api.auth import require_read_key
+from mqlengine.api.auth import require_scope
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.filters import filters_from
@@ -18,7 +18,9 @@ from mqlengine.reports.service import REPORTS, health_rules, run_report
 from mqlengine.wiring import Wiring
 
 FiltersDep = Annotated[Filters, Depends(filters_from)]
-router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(require_read_key)])
+router = APIRouter(
+    prefix="/v1/reports", tags=["reports"], dependencies=[Depends(require_scope("read"))]
+)
 
 
 def _wiring(request: Request) -> Wiring:

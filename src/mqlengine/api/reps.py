@@ -1,18 +1,24 @@
-"""Teams and reps (the people routing chooses from), over the library in services/reps."""
+"""Teams and reps (the people routing chooses from), over the library in services/reps.
+
+Reading needs the ``read`` scope; changes need ``admin`` and are kept in the audit log.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mqlengine.api.auth import require_key
+from mqlengine.api.auth import audit, require_scope
 from mqlengine.services import reps as service
+from mqlengine.services.keys import Principal
 from mqlengine.wiring import Wiring
 
-router = APIRouter(prefix="/v1", tags=["reps"], dependencies=[Depends(require_key)])
+READ = [Depends(require_scope("read"))]
+Admin = Annotated[Principal, Depends(require_scope("admin"))]
+router = APIRouter(prefix="/v1", tags=["reps"])
 Key = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
 
 
@@ -46,47 +52,72 @@ def _wiring(request: Request) -> Wiring:
     return wiring
 
 
-@router.get("/teams", summary="Teams with their managers and rep counts")
+@router.get("/teams", summary="Teams with their managers and rep counts", dependencies=READ)
 def get_teams(request: Request) -> dict[str, Any]:
     with _wiring(request).db.read() as connection:
         return {"teams": service.list_teams(connection)}
 
 
 @router.put("/teams/{name}", summary="Create or update a team")
-def put_team(name: str, body: TeamIn, request: Request) -> dict[str, Any]:
+def put_team(name: str, body: TeamIn, request: Request, principal: Admin) -> dict[str, Any]:
     with _wiring(request).db.begin() as connection:
-        return service.upsert_team(
+        team = service.upsert_team(
             connection,
             name,
             now=_wiring(request).clock(),
             manager_name=body.manager_name,
             manager_email=body.manager_email,
         )
+        audit(
+            request,
+            connection,
+            principal,
+            "team.put",
+            name,
+            body.model_dump(mode="json", exclude_none=True),
+        )
+        return team
 
 
-@router.get("/reps", summary="Reps with today's load and availability")
+@router.get("/reps", summary="Reps with today's load and availability", dependencies=READ)
 def get_reps(request: Request) -> dict[str, Any]:
     with _wiring(request).db.read() as connection:
         return {"reps": service.list_reps(connection, now=_wiring(request).clock())}
 
 
-@router.get("/reps/{key}", summary="One rep")
+@router.get("/reps/{key}", summary="One rep", dependencies=READ)
 def get_rep(key: str, request: Request) -> dict[str, Any]:
     with _wiring(request).db.read() as connection:
         return service.rep_detail(connection, key, now=_wiring(request).clock())
 
 
 @router.put("/reps/{key}", summary="Create a rep (team required) or change fields of one")
-def put_rep(key: str, body: RepIn, request: Request) -> dict[str, Any]:
+def put_rep(key: str, body: RepIn, request: Request, principal: Admin) -> dict[str, Any]:
     with _wiring(request).db.begin() as connection:
-        return service.upsert_rep(
-            connection, key, now=_wiring(request).clock(), **body.model_dump()
+        rep = service.upsert_rep(connection, key, now=_wiring(request).clock(), **body.model_dump())
+        audit(
+            request,
+            connection,
+            principal,
+            "rep.put",
+            key,
+            body.model_dump(mode="json", exclude_none=True),
         )
+        return rep
 
 
 @router.post("/reps/{key}/absences", summary="Record an out-of-office period", status_code=201)
-def post_absence(key: str, body: AbsenceIn, request: Request) -> dict[str, Any]:
+def post_absence(key: str, body: AbsenceIn, request: Request, principal: Admin) -> dict[str, Any]:
     with _wiring(request).db.begin() as connection:
-        return service.add_absence(
+        absence = service.add_absence(
             connection, key, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note
         )
+        audit(
+            request,
+            connection,
+            principal,
+            "rep.absence",
+            key,
+            body.model_dump(mode="json", exclude_none=True),
+        )
+        return absence

@@ -421,7 +421,8 @@ def demo(
     )
     console.print(
         "next: [bold]mql leads --stage mql[/], [bold]mql explain ID[/], "
-        "[bold]mql report funnel[/], [bold]mql serve --write-key K[/] (dashboard at /?key=K)"
+        "[bold]mql report funnel[/], [bold]MQL_READ_KEYS=R mql serve --write-key K[/] "
+        "(log in to the dashboard at / with R)"
     )
 
 
@@ -494,6 +495,10 @@ _report.register(app)
 from mqlengine.cli import db as _db  # noqa: E402
 
 _db.register(app)
+
+from mqlengine.cli import access as _access  # noqa: E402
+
+_access.register(app)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from mqlengine.cli.access import audit_cli
 from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
@@ -120,6 +121,7 @@ def reps_set(
             territories=territory,
             active=active,
         )
+        audit_cli(connection, "rep.put", key, {"team": team, "name": name, "active": active})
     console.print(
         f"rep [bold]{row['key']}[/] in team {row['team']} ({row['timezone']})", highlight=False
     )
@@ -141,6 +143,8 @@ def reps_away(
     eng = wiring()
     with eng.db.begin() as connection:
         add_absence(connection, key, starts_at=starts, ends_at=ends, note=note)
+        window = {"starts_at": starts.isoformat(), "ends_at": ends.isoformat(), "note": note}
+        audit_cli(connection, "rep.absence", key, window)
     console.print(
         f"{key} is away from {starts:%Y-%m-%d %H:%M} to {ends:%Y-%m-%d %H:%M} UTC", highlight=False
     )
@@ -161,6 +165,7 @@ def reps_team(
         upsert_team(
             connection, name, now=_now(), manager_name=manager_name, manager_email=manager_email
         )
+        audit_cli(connection, "team.put", name, {"manager_email": manager_email})
     console.print(f"team [bold]{name}[/]", highlight=False)
 
 
@@ -419,6 +424,7 @@ def outbox_add_destination(
             topics=topic or [],
             email_to=to or [],
         )
+        audit_cli(connection, "destination.add", name, {"kind": kind, "topics": topic or []})
     console.print(f"destination [bold]{name}[/] ({kind})", highlight=False)
 
 
@@ -431,6 +437,7 @@ def outbox_remove_destination(name: Annotated[str, typer.Argument()]) -> None:
     eng = wiring(create=False)
     with eng.db.begin() as connection:
         outbox.remove_destination(connection, name)
+        audit_cli(connection, "destination.remove", name, None)
     console.print(f"destination {name} deactivated")
 
 
@@ -477,6 +484,8 @@ def feedback(
             reason=reason,
             amount=amount,
         )
+        details = {"actor": actor, "reason": reason, "amount": amount, "at": moment.isoformat()}
+        audit_cli(connection, f"feedback.{action}", f"person:{person_id}", details)
     if change is None:
         console.print(f"person {person_id}: {action} recorded", highlight=False)
     else:

@@ -34,6 +34,14 @@ def serve(
     rate_limit: Annotated[
         float | None, typer.Option(help="Events per second per write key (default: unlimited).")
     ] = None,
+    server_side_only: Annotated[
+        bool,
+        typer.Option(
+            "--server-side-only",
+            help="Ingest only from keys marked server-side; no browser endpoints "
+            "(default: $MQL_SERVER_SIDE_ONLY).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -47,19 +55,16 @@ def serve(
     chosen = settings()
     if firmographics is not None:
         chosen = replace(chosen, firmographics_csv=firmographics)
+    if server_side_only:
+        chosen = replace(chosen, server_side_only=True)
     eng = Wiring(chosen)
     keys = tuple(write_key or ()) or eng.settings.write_keys
-    if not keys:
-        fail(
-            "no write key configured: set MQL_WRITE_KEYS or pass --write-key "
-            "(the server does not accept anonymous writes)",
-            8,
-        )
     loaded = eng.definition()  # fail now, not on the first request
     app = create_app(eng, write_keys=keys, require_write_keys=True, rate_limit=rate_limit)
     err_console.print(
         f"mql serve: http://{host}:{port} (docs /docs), definition {loaded.definition.version}, "
-        f"{len(keys)} write key(s), database {eng.db.url}",
+        f"{len(keys)} write key(s) from the environment and those of `mql keys`, "
+        f"database {eng.db.url}" + (", server-side only" if chosen.server_side_only else ""),
         highlight=False,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)

@@ -1,28 +1,54 @@
 """The web dashboard: server-rendered pages (Jinja2) over the reports, charts by Chart.js.
 
 Every asset is served by the app from ``static/`` (no CDN), so the dashboard works offline.
-Pages read with a read key (the app's ``read_access``, see :mod:`mqlengine.api.auth`);
-``?key=`` once sets a cookie so the links between pages keep working.
+Pages need a key with the ``read`` scope, presented once on the login form (``POST
+/login``): the answer sets a session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS)
+whose value is a signed session id, never the key. Sessions last eight hours, end at
+``POST /logout``, and end when their key is revoked or expires. The app provides the key
+verifier (``app.state.keys``) and the signing key (``app.state.session_secret``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from mqlengine.dashboard import charts
 from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
 from mqlengine.domain.explain import card_to_dict
-from mqlengine.errors import MqlError, NotFoundError, ValidationError, status_for
+from mqlengine.errors import (
+    AuthError,
+    ForbiddenError,
+    MqlError,
+    NotFoundError,
+    ValidationError,
+    status_for,
+)
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.filters import filters_from
 from mqlengine.reports.query import Filters
 from mqlengine.reports.service import health_rules, run_report
+from mqlengine.services.audit import record_audit
+from mqlengine.services.keys import (
+    SESSION_HOURS,
+    KeyVerifier,
+    Principal,
+    create_session,
+    end_session,
+    session_key_id,
+)
 from mqlengine.store import lookups
 from mqlengine.wiring import Wiring
 
@@ -42,8 +68,9 @@ NAV = (
     ("definition", "/definition", "Definition"),
 )
 FILTER_KEYS = ("since", "until", "channel", "campaign", "tz")
+COOKIE = "mql_session"
+MAX_FORM_BYTES = 4096
 
-router = APIRouter(include_in_schema=False)
 _env: Environment | None = None
 
 
@@ -70,11 +97,6 @@ def _wiring(request: Request) -> Wiring:
     return wiring
 
 
-def _authorised(request: Request) -> bool:
-    """The app's read access (the API sets it; the dashboard does not check keys itself)."""
-    return bool(request.app.state.read_access.allows(request))
-
-
 def _query(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k in FILTER_KEYS and v}
 
@@ -90,9 +112,105 @@ def _filters(request: Request) -> Filters:
     )
 
 
-def _unauthorised_page(active: str) -> Response:
-    html = templates().get_template("unauthorized.html").render(nav=NAV, active=active)
-    return HTMLResponse(html, status_code=401)
+def _login_page(
+    request: Request, status: int = 401, message: str | None = None, next_path: str | None = None
+) -> Response:
+    html = (
+        templates()
+        .get_template("login.html")
+        .render(
+            nav=NAV,
+            active="",
+            query={},
+            message=message,
+            next=_safe_next(next_path if next_path is not None else _here(request)),
+        )
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _here(request: Request) -> str:
+    path = request.url.path
+    if path in ("/login", "/logout"):
+        return "/"
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this site (``/…``, not ``//host``) is followed after login."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def _sign(secret: bytes, token: str) -> str:
+    mac = hmac.new(secret, token.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _cookie_token(request: Request) -> str | None:
+    """The session token of a correctly signed cookie, else None."""
+    value = request.cookies.get(COOKIE)
+    if not value:
+        return None
+    token, _, signature = value.rpartition(".")
+    expected = _sign(request.app.state.session_secret, token)
+    if not token or not hmac.compare_digest(signature.encode(), expected.encode()):
+        return None
+    return token
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or _wiring(request).settings.public_url.startswith(
+        "https:"
+    )
+
+
+def dashboard_reader(request: Request) -> Principal:
+    """The dependency of every dashboard page (scope ``read``): the session's key, still
+    valid (not revoked, not expired) and allowed to read."""
+    token = _cookie_token(request)
+    if token is None:
+        raise AuthError("log in with a read key")
+    wiring = _wiring(request)
+    with wiring.db.read() as connection:
+        key_id = session_key_id(connection, token, now=wiring.clock())
+    verifier: KeyVerifier = request.app.state.keys
+    principal = verifier.by_id(key_id) if key_id is not None else None
+    if principal is None:
+        raise AuthError("the session has ended: log in again")
+    if not principal.allows("read"):
+        raise ForbiddenError(f"key {principal.name!r} lacks the 'read' scope the dashboard needs")
+    request.state.principal = principal
+    return principal
+
+
+dashboard_reader.mql_scope = "read"  # type: ignore[attr-defined]
+Reader = Annotated[Principal, Depends(dashboard_reader)]
+
+
+class _PageRoute(APIRoute):
+    """Dashboard routes answer a refused session with the login page (401) or an error
+    page (403) instead of JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ForbiddenError as error:
+                return _error_page(error, "")
+            except AuthError as error:
+                return _login_page(request, message=error.message)
+
+        return route_handler
+
+
+router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 
 
 def _error_page(error: MqlError, active: str) -> Response:
@@ -105,8 +223,6 @@ def _error_page(error: MqlError, active: str) -> Response:
 
 
 def _page(request: Request, template: str, active: str, **context: Any) -> Response:
-    if not _authorised(request):
-        return _unauthorised_page(active)
     try:
         body = (
             templates()
@@ -116,18 +232,13 @@ def _page(request: Request, template: str, active: str, **context: Any) -> Respo
                 active=active,
                 query=_query(request),
                 request_path=request.url.path,
+                principal=getattr(request.state, "principal", None),
                 **{k: (v() if callable(v) else v) for k, v in context.items()},
             )
         )
     except MqlError as error:
         return _error_page(error, active)
-    response = HTMLResponse(body)
-    key = request.query_params.get("key")
-    if key:
-        response.set_cookie(
-            request.app.state.read_access.cookie, key, httponly=True, samesite="strict"
-        )
-    return response
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def _report(request: Request, name: str, by: str | None = None) -> dict[str, Any]:
@@ -150,7 +261,7 @@ def static(name: str) -> FileResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request) -> Response:
+def overview_page(request: Request, _reader: Reader) -> Response:
     def build() -> dict[str, Any]:
         return _report(request, "overview")
 
@@ -173,7 +284,7 @@ def overview_page(request: Request) -> Response:
 
 
 @router.get("/cohorts", response_class=HTMLResponse)
-def cohorts_page(request: Request) -> Response:
+def cohorts_page(request: Request, _reader: Reader) -> Response:
     def context() -> dict[str, Any]:
         result = _report(request, "cohorts")
         velocity = _report(request, "velocity", by="cohort")
@@ -187,7 +298,7 @@ def cohorts_page(request: Request) -> Response:
 
 
 @router.get("/channels", response_class=HTMLResponse)
-def channels_page(request: Request) -> Response:
+def channels_page(request: Request, _reader: Reader) -> Response:
     by = request.query_params.get("by") or "channel"
     if by not in ("channel", "campaign", "source", "mql_type", "definition_version"):
         by = "channel"
@@ -210,7 +321,7 @@ def channels_page(request: Request) -> Response:
 
 
 @router.get("/reps", response_class=HTMLResponse)
-def reps_page(request: Request) -> Response:
+def reps_page(request: Request, _reader: Reader) -> Response:
     def context() -> dict[str, Any]:
         wiring = _wiring(request)
         rules = health_rules(wiring.definition_or_none())
@@ -229,13 +340,11 @@ def reps_page(request: Request) -> Response:
 
 
 @router.get("/find", response_class=HTMLResponse)
-def find_person(request: Request, q: str = "") -> Response:
+def find_person(request: Request, _reader: Reader, q: str = "") -> Response:
     """The header's search box: a person id, an e-mail address or kind:value (user_id,
     anonymous_id, phone, external_id) opens that person's page."""
     from mqlengine.services.leads import resolve_person_ref
 
-    if not _authorised(request):
-        return _unauthorised_page("")
     try:
         if not q.strip():
             raise ValidationError(
@@ -247,11 +356,11 @@ def find_person(request: Request, q: str = "") -> Response:
             person_id = resolve_person_ref(connection, q, gmail_normalize=gmail)
     except MqlError as error:
         return _error_page(error, "")
-    return RedirectResponse(f"/persons/{person_id}", status_code=303)
+    return RedirectResponse(f"/persons/{quote(str(person_id))}", status_code=303)
 
 
 @router.get("/persons/{person_id}", response_class=HTMLResponse)
-def person_page(request: Request, person_id: int) -> Response:
+def person_page(request: Request, _reader: Reader, person_id: int) -> Response:
     def context() -> dict[str, Any]:
         from mqlengine.services.leads import person_detail
 
@@ -289,7 +398,7 @@ def person_page(request: Request, person_id: int) -> Response:
 
 
 @router.get("/definition", response_class=HTMLResponse)
-def definition_page(request: Request) -> Response:
+def definition_page(request: Request, _reader: Reader) -> Response:
     def context() -> dict[str, Any]:
         from mqlengine.definition.compiler import parse_definition
 
@@ -317,6 +426,77 @@ def definition_page(request: Request) -> Response:
         }
 
     return _page(request, "definition.html", "definition", x=context)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    return _login_page(request, status=200, next_path=next)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """The login form: a key with the ``read`` scope opens a session."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return _login_page(request, 400, "the form is too large", "/")
+    form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    key = (form.get("key") or [""])[0].strip()
+    target = _safe_next((form.get("next") or ["/"])[0])
+    if not key:
+        return _login_page(request, 401, "enter a key", target)
+    verifier: KeyVerifier = request.app.state.keys
+    principal = await run_in_threadpool(verifier.resolve, key)
+    if principal is None:
+        return _login_page(request, 401, "unknown, expired or revoked key", target)
+    if not principal.allows("read"):
+        message = f"key {principal.name!r} lacks the 'read' scope the dashboard needs"
+        return _login_page(request, 403, message, target)
+    token = await run_in_threadpool(_open_session, request, principal)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        f"{token}.{_sign(request.app.state.session_secret, token)}",
+        max_age=SESSION_HOURS * 3600,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+def _open_session(request: Request, principal: Principal) -> str:
+    wiring = _wiring(request)
+    now = wiring.clock()
+    address = request.client.host if request.client is not None else None
+    with wiring.db.begin() as connection:
+        token, _expires = create_session(connection, principal.key_id, now=now, address=address)
+        record_audit(
+            connection,
+            actor=principal.name,
+            key_id=principal.key_id,
+            action="dashboard.login",
+            target=None,
+            details=None,
+            address=address,
+            at=now,
+        )
+    return token
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    """Ends the session (in the store, so a copied cookie stops working too)."""
+    token = _cookie_token(request)
+    if token is not None:
+        wiring = _wiring(request)
+        with wiring.db.begin() as connection:
+            end_session(connection, token, now=wiring.clock())
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
+    )
+    return response
 
 
 def rule_changes(before: Any, after: Any) -> list[dict[str, Any]]:
