@@ -1,7 +1,7 @@
 """access: API keys with scopes and hashed secrets, dashboard sessions, the audit log
 
-Revision ID: 0009_keys_audit
-Revises: 0008_ingest_epoch
+Revision ID: 0010_keys_audit
+Revises: 0009_ingest_write_costs
 Create Date: 2026-12-03 13:30:00
 """
 
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import mqlengine.store.types
 
-revision: str = "0009_keys_audit"
-down_revision: str | Sequence[str] | None = "0008_ingest_epoch"
+revision: str = "0010_keys_audit"
+down_revision: str | Sequence[str] | None = "0009_ingest_write_costs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
