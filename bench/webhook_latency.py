@@ -32,6 +32,7 @@ from mqlengine.services import outbox, reps
 from mqlengine.services.qualify import HANDOFF
 from mqlengine.store.db import Database
 from support.paths import EXAMPLE, ROOT
+from support.secrets import TEST_BOX
 
 SECRET = signing.generate_secret()
 
@@ -82,6 +83,7 @@ def setup_handoff(
         )
     outbox.add_destination(
         connection,
+        box=TEST_BOX,
         name="hook",
         kind="webhook",
         url=hook,

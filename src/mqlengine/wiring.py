@@ -22,6 +22,7 @@ from mqlengine.settings import Settings
 from mqlengine.store import repo
 from mqlengine.store.admin import open_store
 from mqlengine.store.db import Database
+from mqlengine.store.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from mqlengine.ingest.firmographics import Enricher
@@ -81,7 +82,12 @@ class Wiring:
         self.db = (
             database
             if database is not None
-            else open_store(self.settings.database_url, create=create, migrate=migrate)
+            else open_store(
+                self.settings.database_url,
+                create=create,
+                migrate=migrate,
+                secret_key=self.settings.secret_key,
+            )
         )
         self.enrichers: tuple[Enricher, ...] = (
             tuple(enrichers) if enrichers is not None else build_enrichers(self.settings)
@@ -136,6 +142,11 @@ class Wiring:
         loaded = parse_definition(TEMPLATE.read_text(encoding="utf-8"), "mql.yaml")
         self.register(loaded)
         return loaded
+
+    # -- secrets at rest -------------------------------------------------------------------
+    def secret_box(self) -> SecretBox:
+        """Seals and opens stored secrets with the settings' ``secret_key``."""
+        return SecretBox(self.settings.secret_key)
 
     # -- the write path ------------------------------------------------------------------
     def pipeline(

@@ -21,6 +21,7 @@ from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event, Scorer
 from mqlengine.ingest.batch import Batch, Rejection
 from mqlengine.ingest.firmographics import Enricher
+from mqlengine.ingest.consent import apply_consent
 from mqlengine.ingest.identity import IdentityGraph, identity_keys
 from mqlengine.ingest.messages import Message, MessageError, parse_message
 from mqlengine.ingest.profile import build_profile, deep_merge
@@ -84,6 +85,7 @@ def parse(
     good: list[tuple[int, Message, frozenset[str]]] = []
     bad: list[Rejection] = []
     policy = context.definition.validation
+    consent = context.definition.consent
     for index, raw in enumerate(raw_messages):
         try:
             message = parse_message(raw, received_at=received_at, default_type=default_type)
@@ -97,6 +99,11 @@ def parse(
         if verdict.rejection is not None:
             where, reason = verdict.rejection
             bad.append(Rejection(index, message.message_id, where, reason, "rejected_by_check"))
+            continue
+        try:
+            message = apply_consent(message, consent)
+        except MessageError as error:
+            bad.append(Rejection(index, message.message_id, error.field, error.reason))
             continue
         good.append((index, message, verdict.flags))
     return good, bad
@@ -164,6 +171,7 @@ def _event_row(message: Message, person_id: int) -> dict[str, Any]:
         "context": message.context,
         "timestamp": message.timestamp,
         "received_at": message.received_at,
+        "consent_withdrawn": message.untracked,
     }
 
 

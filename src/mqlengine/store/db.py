@@ -51,8 +51,12 @@ def normalize_url(url: str) -> str:
 class Database:
     """An engine plus the operations every command needs: migrate and transact."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, echo: bool = False, secret_key: str | None = None
+    ) -> None:
+        """``secret_key``: what migrations that encrypt stored secrets use (0010)."""
         self.url = normalize_url(url)
+        self.secret_key = secret_key
         try:
             parsed = make_url(self.url)
         except Exception as error:
@@ -61,11 +65,14 @@ class Database:
         self.turns: WriterTurns | None = None
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Parameters stay out of error messages: they hold e-mail addresses and names,
+        # which would otherwise reach logs with every failed statement.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+                sqlite.create_private(database)
                 self.turns = WriterTurns(database)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if database in ("", ":memory:"):
@@ -106,6 +113,7 @@ class Database:
         config = self.alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
+            config.attributes["secret_key"] = self.secret_key
             command.upgrade(config, "heads")
 
     def pending_migrations(self) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, select, update
+from sqlalchemy import Connection, RowMapping, false, func, select, update
 
 from mqlengine.domain.scoring import Event
 from mqlengine.store.tables import (
@@ -41,7 +41,11 @@ def load_events(
             events.c.name,
             events.c.timestamp,
             events.c.properties,
-        ).where(events.c.person_id.in_(part), events.c.type.in_(SCORED_TYPES))
+        ).where(
+            events.c.person_id.in_(part),
+            events.c.type.in_(SCORED_TYPES),
+            events.c.consent_withdrawn == false(),
+        )
         if until is not None:
             query = query.where(events.c.timestamp <= until)
         for row in connection.execute(query):

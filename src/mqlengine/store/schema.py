@@ -1,6 +1,19 @@
 """Every table of the project, registered on one ``metadata`` (import this, not tables.py)."""
 
-from mqlengine.store import tables, tables_handoff, tables_ingest, tables_reports
+from mqlengine.store import (
+    tables,
+    tables_handoff,
+    tables_ingest,
+    tables_privacy,
+    tables_reports,
+)
 from mqlengine.store.tables import metadata
 
-__all__ = ["metadata", "tables", "tables_handoff", "tables_ingest", "tables_reports"]
+__all__ = [
+    "metadata",
+    "tables",
+    "tables_handoff",
+    "tables_ingest",
+    "tables_privacy",
+    "tables_reports",
+]
