@@ -327,9 +327,7 @@ class ConsentSpec(Strict):
     tracking_trait: str = Field(default="consent.tracking", min_length=1)
     marketing_trait: str = Field(default="consent.marketing", min_length=1)
     tracking_categories: list[str] = Field(default_factory=lambda: ["analytics"])
-    marketing_categories: list[str] = Field(
-        default_factory=lambda: ["marketing", "advertising"]
-    )
+    marketing_categories: list[str] = Field(default_factory=lambda: ["marketing", "advertising"])
     honor_do_not_track: bool = False
     honor_global_privacy_control: bool = False
     keep_properties: list[str] = Field(default_factory=lambda: ["path"])

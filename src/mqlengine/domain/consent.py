@@ -167,9 +167,7 @@ def marketing_withdrawn(profile: Mapping[str, Any] | None, policy: ConsentPolicy
     return person_consent(profile, policy).marketing is False
 
 
-def untracked_properties(
-    properties: Mapping[str, Any], keep: tuple[str, ...]
-) -> dict[str, Any]:
+def untracked_properties(properties: Mapping[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
     """The properties an event keeps without tracking consent: numbers and booleans,
     and the strings the policy names (e.g. ``path``); free text, objects and lists go."""
     kept: dict[str, Any] = {}

@@ -90,6 +90,8 @@ def mask_url(url: str | None) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}/…" if parts.path not in ("", "/") else (
-        f"{parts.scheme}://{host}{port}"
+    return (
+        f"{parts.scheme}://{host}{port}/…"
+        if parts.path not in ("", "/")
+        else (f"{parts.scheme}://{host}{port}")
     )

@@ -65,13 +65,14 @@ def upgrade() -> None:
 
 def _encrypt_destinations() -> None:
     bind = op.get_bind()
-    table = sa.table(
-        "destinations", sa.column("id"), sa.column("url"), sa.column("secret")
-    )
+    table = sa.table("destinations", sa.column("id"), sa.column("url"), sa.column("secret"))
     rows = bind.execute(sa.select(table.c.id, table.c.url, table.c.secret)).all()
-    plain = [r for r in rows if not SecretBox.is_sealed(r.url) or (
-        r.secret is not None and not SecretBox.is_sealed(r.secret)
-    )]
+    plain = [
+        r
+        for r in rows
+        if not SecretBox.is_sealed(r.url)
+        or (r.secret is not None and not SecretBox.is_sealed(r.secret))
+    ]
     if not plain:
         return
     key = op.get_context().config.attributes.get("secret_key") if op.get_context().config else None
