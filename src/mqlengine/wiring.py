@@ -167,7 +167,26 @@ class Wiring:
         chosen = definition if definition is not None else self.definition().definition
         if memory is True:
             memory = WriterState(scorer_for(chosen).relevant)
-        return Pipeline(chosen, handoff=HANDOFF, enricher=self.enrichers, memory=memory or None)
+        return Pipeline(
+            chosen,
+            handoff=HANDOFF,
+            enricher=self.enrichers,
+            memory=memory or None,
+            suppression=self.suppression(),
+        )
+
+    def suppression(self) -> SecretBox | None:
+        """The key of the erased identifiers' hashes when their messages are dropped
+        (``MQL_AFTER_ERASURE=suppress``, which needs ``MQL_SECRET_KEY``)."""
+        if self.settings.after_erasure != "suppress":
+            return None
+        box = self.secret_box()
+        if not box.configured:
+            raise ConfigError(
+                "MQL_AFTER_ERASURE=suppress keeps keyed hashes of erased identifiers: "
+                "set MQL_SECRET_KEY too"
+            )
+        return box
 
     def pipeline_source(self) -> Callable[[], Pipeline]:
         """For a long-lived writer: the pipeline of the definition in force, with its

@@ -129,6 +129,9 @@ def create_app(
 
     app.include_router(feedback.router)
     app.include_router(reps.router)
+    from mqlengine.api import privacy
+
+    app.include_router(privacy.router)
     return app
 
 

@@ -498,6 +498,10 @@ from mqlengine.cli import db as _db  # noqa: E402
 
 _db.register(app)
 
+from mqlengine.cli import privacy as _privacy  # noqa: E402
+
+_privacy.register(app)
+
 
 def main() -> None:
     app()

@@ -138,6 +138,15 @@ class Database:
         with self.engine.connect().execution_options(mql_read_only=True) as connection:
             yield connection
 
+    def scrub(self) -> bool:
+        """After deleting personal data: on SQLite, truncate the write-ahead log so no
+        copy of the deleted rows' pages remains in it (the database itself runs with
+        ``secure_delete``). PostgreSQL reuses the space at its next vacuum. False when the
+        log could not be truncated now (a long reader); it is at the next checkpoint."""
+        if self.is_sqlite:
+            return sqlite.truncate_wal(self.engine)
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self.turns is not None:

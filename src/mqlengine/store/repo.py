@@ -17,6 +17,7 @@ from mqlengine.store.tables import (
     persons,
     stage_history,
 )
+from mqlengine.store.tables_privacy import suppressions
 
 CHUNK = 500
 # the message types that are scored events (identify, group and alias only change who)
@@ -95,6 +96,15 @@ def person_traits(connection: Connection, person_ids: Iterable[int]) -> dict[int
 
 def get_person(connection: Connection, person_id: int) -> RowMapping | None:
     return connection.execute(select(persons).where(persons.c.id == person_id)).mappings().first()
+
+
+def suppressed_digests(connection: Connection, digests: Sequence[str]) -> set[str]:
+    """Which of these identifier digests were erased with suppression."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(digests))):
+        query = select(suppressions.c.digest).where(suppressions.c.digest.in_(part))
+        found.update(row.digest for row in connection.execute(query))
+    return found
 
 
 def live_person_id(connection: Connection, person_id: int) -> int:

@@ -185,6 +185,20 @@ def checkpoint(connection: Connection) -> None:
     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
+def truncate_wal(engine: Engine) -> bool:
+    """Copy the write-ahead log into the database and truncate it to zero bytes, so
+    rows deleted (and overwritten, ``secure_delete``) in the database leave no older copy
+    of their pages in the log. False when a reader kept part of the log busy."""
+    raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run in one
+    try:
+        cursor = raw.cursor()
+        busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    finally:
+        raw.close()
+    return not busy
+
+
 def data_version(connection: Connection) -> int:
     """SQLite's ``data_version``: changes exactly when another connection committed."""
     return int(connection.exec_driver_sql("PRAGMA data_version").scalar_one())
