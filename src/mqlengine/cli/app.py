@@ -504,4 +504,7 @@ _privacy.register(app)
 
 
 def main() -> None:
+    from mqlengine.logmask import install
+
+    install()  # personal data and keys never reach a log line
     app()

@@ -41,9 +41,13 @@ def apply_consent(message: Message, policy: ConsentPolicy) -> Message:
                 person_traits = with_trait(person_traits, name, parse_consent(value))
             except ConsentValueError as error:
                 raise MessageError(f"traits.{name}", str(error)) from None
-    if "consent" not in context and "privacy" not in context and person_traits is traits:
-        if trait_at(traits, policy.tracking_trait) is not False:
-            return message  # nothing said about consent (the common case)
+    if (
+        "consent" not in context
+        and "privacy" not in context
+        and person_traits is traits
+        and trait_at(traits, policy.tracking_trait) is not False
+    ):
+        return message  # nothing said about consent (the common case)
     consent = context.get("consent")
     if message.type != "group" and isinstance(consent, dict):
         # consent given in a consent manager is the person's standing consent

@@ -75,7 +75,8 @@ def _encrypt_destinations() -> None:
     ]
     if not plain:
         return
-    key = op.get_context().config.attributes.get("secret_key") if op.get_context().config else None
+    config = op.get_context().config
+    key = config.attributes.get("secret_key") if config is not None else None
     if not key:
         raise ConfigError(
             f"{len(plain)} notification destination(s) hold plaintext credentials to encrypt: "
