@@ -55,7 +55,12 @@ def hand_raiser(user: str, email: str, **traits: Any) -> list[dict[str, Any]]:
             },
             "timestamp": (MONDAY - timedelta(minutes=5)).isoformat(),
         },
-        {"type": "track", "userId": user, "event": "Demo Requested", "timestamp": MONDAY.isoformat()},
+        {
+            "type": "track",
+            "userId": user,
+            "event": "Demo Requested",
+            "timestamp": MONDAY.isoformat(),
+        },
     ]
 
 
@@ -66,9 +71,7 @@ def test_without_marketing_consent_nobody_is_assigned_or_notified(
     try:
         with eng.db.begin() as c:
             reps.upsert_team(c, "enterprise", now=MONDAY, manager_email="m@vendor.example")
-            reps.upsert_rep(
-                c, "ana", now=MONDAY, team="enterprise", timezone="America/New_York"
-            )
+            reps.upsert_rep(c, "ana", now=MONDAY, team="enterprise", timezone="America/New_York")
             outbox.add_destination(
                 c, box=TEST_BOX, name="crm", kind="webhook", url="https://c.example/", now=MONDAY
             )
@@ -79,9 +82,7 @@ def test_without_marketing_consent_nobody_is_assigned_or_notified(
         refusing = facade.explain("no@acme-corp.com")
         assert consenting.person["stage"] == refusing.person["stage"] == "mql"
         with eng.db.read() as c:
-            assigned = {
-                r.person_id for r in c.execute(select(assignments.c.person_id))
-            }
+            assigned = {r.person_id for r in c.execute(select(assignments.c.person_id))}
             notified = {r.person_id for r in c.execute(select(outbox_table.c.person_id))}
             owner = c.execute(
                 select(persons.c.owner_rep_id).where(persons.c.id == refusing.person["id"])

@@ -88,7 +88,9 @@ def test_withdrawn_tracking_strips_ip_user_agent_and_free_text() -> None:
 def test_a_consent_trait_or_the_gpc_header_withdraws_tracking() -> None:
     by_trait = message(type="track", event="X", context={"traits": {"consent": {"tracking": "no"}}})
     assert apply_consent(by_trait, POLICY).untracked  # type: ignore[arg-type]
-    by_header = message(type="track", event="X", context={"privacy": {"globalPrivacyControl": True}})
+    by_header = message(
+        type="track", event="X", context={"privacy": {"globalPrivacyControl": True}}
+    )
     assert apply_consent(by_header, POLICY).untracked  # type: ignore[arg-type]
     by_dnt = message(type="track", event="X", context={"privacy": {"doNotTrack": True}})
     assert not apply_consent(by_dnt, POLICY).untracked  # type: ignore[arg-type]
@@ -118,9 +120,7 @@ def test_withdrawn_tracking_on_the_person_earns_no_intent() -> None:
 
 
 def test_the_definition_section_is_validated() -> None:
-    text = EXAMPLE.read_text().replace(
-        "honor_do_not_track: false", "honor_do_not_track: sometimes"
-    )
+    text = EXAMPLE.read_text().replace("honor_do_not_track: false", "honor_do_not_track: sometimes")
     with pytest.raises(DefinitionError) as caught:
         parse_definition(text)
     assert any("honor_do_not_track" in d for d in caught.value.diagnostics)
