@@ -59,7 +59,7 @@ def test_destinations_are_stored_encrypted(db: Database) -> None:
     assert TEST_BOX.reveal(stored["slack"].url) == SLACK
     assert TEST_BOX.reveal(stored["mail"].url) == SMTP
     assert TEST_BOX.reveal(stored["hook"].secret) == "whsec_c2VjcmV0LXNpZ25pbmcta2V5"
-    with pytest.raises(ConfigError, match="another key|was the key changed"):
+    with pytest.raises(ConfigError, match="was the key changed"):
         SecretBox("a different key").reveal(stored["slack"].url)
 
 
