@@ -47,11 +47,12 @@ def is_consent_field(name: str) -> bool:
 
 def trait_at(traits: Mapping[str, Any], dotted: str) -> Any:
     """The value at a dotted trait path (``consent.tracking``), or None."""
-    if dotted in traits:
-        return traits[dotted]
+    found = traits.get(dotted)
+    if found is not None or "." not in dotted:
+        return found
     value: Any = traits
     for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
     return value

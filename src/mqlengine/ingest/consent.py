@@ -24,11 +24,26 @@ from mqlengine.domain.consent import (
 from mqlengine.ingest.messages import Message, MessageError
 
 
-def apply_consent(message: Message, policy: ConsentPolicy) -> Message:
+def trait_heads(policy: ConsentPolicy) -> frozenset[str]:
+    """The top-level trait names the consent traits live under."""
+    return frozenset(
+        name.split(".", 1)[0] for name in (policy.tracking_trait, policy.marketing_trait)
+    )
+
+
+def apply_consent(
+    message: Message, policy: ConsentPolicy, heads: frozenset[str] | None = None
+) -> Message:
     """The message as consent leaves it; :class:`MessageError` for an unreadable
-    consent trait."""
+    consent trait. ``heads``: :func:`trait_heads` of the policy, when the caller holds it."""
     traits = message.traits
     context = message.context
+    if (
+        "consent" not in context
+        and "privacy" not in context
+        and (message.type == "group" or (heads or trait_heads(policy)).isdisjoint(traits))
+    ):
+        return message  # nothing said about consent (the common case): one quick look
     if message.type == "group":  # a group's traits are the account's
         person_traits: dict[str, object] = {}
     else:

@@ -20,7 +20,7 @@ from mqlengine.domain.person import Account, Person
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event, Scorer
 from mqlengine.ingest.batch import Batch, Rejection
-from mqlengine.ingest.consent import apply_consent
+from mqlengine.ingest.consent import apply_consent, trait_heads
 from mqlengine.ingest.firmographics import Enricher
 from mqlengine.ingest.identity import IdentityGraph, identity_keys
 from mqlengine.ingest.messages import Message, MessageError, parse_message
@@ -89,6 +89,7 @@ def parse(
     bad: list[Rejection] = []
     policy = context.definition.validation
     consent = context.definition.consent
+    heads = trait_heads(consent)
     for index, raw in enumerate(raw_messages):
         try:
             message = parse_message(raw, received_at=received_at, default_type=default_type)
@@ -104,7 +105,7 @@ def parse(
             bad.append(Rejection(index, message.message_id, where, reason, "rejected_by_check"))
             continue
         try:
-            message = apply_consent(message, consent)
+            message = apply_consent(message, consent, heads)
         except MessageError as error:
             bad.append(Rejection(index, message.message_id, error.field, error.reason))
             continue
