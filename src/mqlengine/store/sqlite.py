@@ -192,7 +192,13 @@ def truncate_wal(engine: Engine) -> bool:
     raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run in one
     try:
         cursor = raw.cursor()
-        busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        # a busy ingest writer is not made to wait long: the next checkpoint finishes it
+        cursor.execute("PRAGMA busy_timeout=2000")
+        try:
+            busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:
+            busy = 1
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         cursor.close()
     finally:
         raw.close()
