@@ -83,6 +83,8 @@ def test_export_erase_and_consent_over_http(migrated_database_url: str, tmp_path
         first = person_by_email(url)
         detail = httpx.get(f"{url}/v1/persons/{first['id']}", headers=auth).json()
         assert "earn no intent points" in " ".join(detail["consent"]["notes"])
+        page = httpx.get(f"{url}/persons/{first['id']}", headers=auth)  # the dashboard says it too
+        assert page.status_code == 200 and "earn no intent points" in page.text
         exported = httpx.get(f"{url}/v1/persons/{first['id']}/export", headers=auth)
         assert exported.status_code == 200
         data = exported.json()

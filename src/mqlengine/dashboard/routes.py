@@ -274,6 +274,7 @@ def person_page(request: Request, person_id: int) -> Response:
             "rule_sum": rule_sum,
             "adjustments": adjustments,
             "history": detail.history,
+            "consent": detail.consent,
             "events": [
                 {
                     "timestamp": r.timestamp,
