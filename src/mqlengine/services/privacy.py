@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, delete, func, or_, select, update
+from sqlalchemy import Column, Connection, Table, delete, or_, select, update
 
 from mqlengine.domain.rules import Definition
-from mqlengine.errors import NotFoundError
+from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.services.leads import consent_detail, person_account
 from mqlengine.store import repo
 from mqlengine.store.changes import lock_persons
@@ -127,7 +127,7 @@ def erase_person(
     ``suppress`` — they are dropped at ingest, which keeps keyed hashes of the
     identifiers (``box`` must hold a secret key). Returns the audit record."""
     if after not in AFTER_ERASURE:
-        raise ValueError(f"after must be one of {AFTER_ERASURE}")
+        raise ValidationError(f"after erasure: {after!r} is not one of {', '.join(AFTER_ERASURE)}")
     ids = _cluster(connection, person_id)
     lock_persons(connection, ids)
     found = _identifiers(connection, ids)
@@ -198,10 +198,6 @@ def erase(
         record = erase_person(connection, person_id, now=now, actor=actor, after=after, box=box)
     record["log_truncated"] = database.scrub()
     return record
-
-
-def erasure_count(connection: Connection) -> int:
-    return int(connection.execute(select(func.count()).select_from(erasures)).scalar_one())
 
 
 # --- export ----------------------------------------------------------------------------------
