@@ -44,6 +44,7 @@ from mqlengine.services.qualify import apply_stage_change
 from mqlengine.store.db import Database
 from mqlengine.store.tables import accounts, persons
 from support.paths import EXAMPLE
+from support.secrets import TEST_BOX
 
 # Tuesday 2026-11-17, 10:00 in New York: the demo team's working hours
 NOW = datetime(2026, 11, 17, 15, 0, tzinfo=UTC)
@@ -113,10 +114,11 @@ def _setup(database: Database, count: int, start: datetime) -> list[dict[str, An
         for row, pid in zip(rows, ids, strict=True):
             row["id"] = pid
         outbox.add_destination(
-            c, name="crm", kind="webhook", url="https://crm.example/x", now=start
+            c, box=TEST_BOX, name="crm", kind="webhook", url="https://crm.example/x", now=start
         )
         outbox.add_destination(
             c,
+            box=TEST_BOX,
             name="sales-mail",
             kind="email",
             url="smtp://mail.example:25",

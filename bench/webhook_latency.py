@@ -32,6 +32,7 @@ from mqlengine.services import outbox, reps
 from mqlengine.services.qualify import HANDOFF
 from mqlengine.store.db import Database
 from support.paths import EXAMPLE, ROOT
+from support.secrets import TEST_BOX, TEST_SECRET_KEY
 
 SECRET = signing.generate_secret()
 
@@ -82,6 +83,7 @@ def setup_handoff(
         )
     outbox.add_destination(
         connection,
+        box=TEST_BOX,
         name="hook",
         kind="webhook",
         url=hook,
@@ -100,7 +102,7 @@ def worker(url: str, definition: Path, *options: str) -> Iterator[subprocess.Pop
         command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "MQL_SECRET_KEY": TEST_SECRET_KEY},
     )
     try:
         yield process

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,6 +15,11 @@ from mqlengine.store.db import Database
 from support import pg  # the throw-away PostgreSQL cluster
 from support.clock import NOW
 from support.paths import EXAMPLE
+from support.secrets import TEST_SECRET_KEY
+
+# Stored secrets are encrypted: every wiring, CLI command and server the tests start has a
+# key unless a test takes it away on purpose.
+os.environ.setdefault("MQL_SECRET_KEY", TEST_SECRET_KEY)
 
 
 @pytest.fixture

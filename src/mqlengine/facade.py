@@ -111,6 +111,41 @@ class MqlEngine:
             as_of=as_of,
         )
 
+    # -- privacy requests --------------------------------------------------------------------
+    def erase(self, person: int | str, *, actor: str) -> dict[str, Any]:
+        """Erase a person and all that is held on them (see :mod:`mqlengine.services.privacy`);
+        returns the audit record (no personal data in it)."""
+        from mqlengine.services.privacy import erase
+
+        person_id = self._person_id(person)
+        settings = self.wiring.settings
+        return erase(
+            self.wiring.db,
+            person_id,
+            now=self.wiring.clock(),
+            actor=actor,
+            after=settings.after_erasure,
+            box=self.wiring.secret_box(),
+        )
+
+    def export(self, person: int | str) -> dict[str, Any]:
+        """Everything held on a person, JSON-ready (an access request)."""
+        from mqlengine.services.privacy import export_person
+
+        definition = self.wiring.definition().definition
+        person_id = self._person_id(person)
+        with self.wiring.db.read() as connection:
+            return export_person(connection, definition, person_id)
+
+    def _person_id(self, person: int | str) -> int:
+        from mqlengine.services.leads import resolve_person_ref
+
+        definition = self.wiring.definition().definition
+        with self.wiring.db.read() as connection:
+            return resolve_person_ref(
+                connection, str(person), gmail_normalize=definition.identity.gmail_normalize
+            )
+
     # -- reads -----------------------------------------------------------------------------
     def explain(self, person: int | str, *, as_of: datetime | None = None) -> PersonDetail:
         """A person's profile, score card (every rule, event and cap) and stage history.

@@ -16,13 +16,15 @@ This is the only module that reads ``MQL_*`` variables; everything else receives
 | ``MQL_PUBLIC_URL`` | the dashboard's public address, for links in notifications |
 | ``MQL_CLOCK`` | an ISO time that freezes the engine's clock (reproducible runs) |
 | ``MQL_DEBUG`` | set to show tracebacks of unexpected CLI errors |
+| ``MQL_SECRET_KEY`` | encrypts stored secrets (webhook secrets, Slack URLs, SMTP passwords) |
+| ``MQL_AFTER_ERASURE`` | ``fresh`` (default) or ``suppress``: events of erased identifiers |
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from mqlengine.errors import ConfigError
 from mqlengine.store.db import DEFAULT_URL
 
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
+# what later events of erased identifiers do: start a fresh person, or are dropped
+AFTER_ERASURE = ("fresh", "suppress")
 
 
 def _keys(value: str | None) -> tuple[str, ...]:
@@ -56,28 +60,35 @@ class Settings:
     write_keys: tuple[str, ...] = ()
     read_keys: tuple[str, ...] = ()
     admin_keys: tuple[str, ...] = ()
-    secret_key: str | None = None
     server_side_only: bool = False
     firmographics_csv: Path | None = None
     public_url: str = DEFAULT_PUBLIC_URL
     frozen_now: datetime | None = None
     debug: bool = False
+    secret_key: str | None = field(default=None, repr=False)
+    after_erasure: str = "fresh"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         csv = env.get("MQL_FIRMOGRAPHICS_CSV", "").strip()
         clock = env.get("MQL_CLOCK", "").strip()
+        after_erasure = env.get("MQL_AFTER_ERASURE", "").strip().lower() or "fresh"
+        if after_erasure not in AFTER_ERASURE:
+            raise ConfigError(
+                f"MQL_AFTER_ERASURE: {after_erasure!r} is not one of {', '.join(AFTER_ERASURE)}"
+            )
         return cls(
             database_url=env.get("MQL_DATABASE_URL", "").strip() or DEFAULT_URL,
             definition_path=Path(env.get("MQL_DEFINITION", "").strip() or "mql.yaml"),
             write_keys=_keys(env.get("MQL_WRITE_KEYS")),
             read_keys=_keys(env.get("MQL_READ_KEYS")),
             admin_keys=_keys(env.get("MQL_ADMIN_KEYS")),
-            secret_key=env.get("MQL_SECRET_KEY", "").strip() or None,
             server_side_only=_truthy(env.get("MQL_SERVER_SIDE_ONLY")),
             firmographics_csv=Path(csv) if csv else None,
             public_url=env.get("MQL_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL,
             frozen_now=parse_clock(clock) if clock else None,
             debug=_truthy(env.get("MQL_DEBUG")),
+            secret_key=env.get("MQL_SECRET_KEY", "").strip() or None,
+            after_erasure=after_erasure,
         )

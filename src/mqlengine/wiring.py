@@ -22,6 +22,7 @@ from mqlengine.settings import Settings
 from mqlengine.store import repo
 from mqlengine.store.admin import open_store
 from mqlengine.store.db import Database
+from mqlengine.store.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from mqlengine.ingest.firmographics import Enricher
@@ -81,7 +82,12 @@ class Wiring:
         self.db = (
             database
             if database is not None
-            else open_store(self.settings.database_url, create=create, migrate=migrate)
+            else open_store(
+                self.settings.database_url,
+                create=create,
+                migrate=migrate,
+                secret_key=self.settings.secret_key,
+            )
         )
         self.enrichers: tuple[Enricher, ...] = (
             tuple(enrichers) if enrichers is not None else build_enrichers(self.settings)
@@ -137,6 +143,11 @@ class Wiring:
         self.register(loaded)
         return loaded
 
+    # -- secrets at rest -------------------------------------------------------------------
+    def secret_box(self) -> SecretBox:
+        """Seals and opens stored secrets with the settings' ``secret_key``."""
+        return SecretBox(self.settings.secret_key)
+
     # -- the write path ------------------------------------------------------------------
     def pipeline(
         self, definition: Definition | None = None, *, memory: WriterState | bool = False
@@ -156,7 +167,26 @@ class Wiring:
         chosen = definition if definition is not None else self.definition().definition
         if memory is True:
             memory = WriterState(scorer_for(chosen).relevant)
-        return Pipeline(chosen, handoff=HANDOFF, enricher=self.enrichers, memory=memory or None)
+        return Pipeline(
+            chosen,
+            handoff=HANDOFF,
+            enricher=self.enrichers,
+            memory=memory or None,
+            suppression=self.suppression(),
+        )
+
+    def suppression(self) -> SecretBox | None:
+        """The key of the erased identifiers' hashes when their messages are dropped
+        (``MQL_AFTER_ERASURE=suppress``, which needs ``MQL_SECRET_KEY``)."""
+        if self.settings.after_erasure != "suppress":
+            return None
+        box = self.secret_box()
+        if not box.configured:
+            raise ConfigError(
+                "MQL_AFTER_ERASURE=suppress keeps keyed hashes of erased identifiers: "
+                "set MQL_SECRET_KEY too"
+            )
+        return box
 
     def pipeline_source(self) -> Callable[[], Pipeline]:
         """For a long-lived writer: the pipeline of the definition in force, with its

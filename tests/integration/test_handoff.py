@@ -31,6 +31,7 @@ from mqlengine.store.tables_handoff import (
     outbox as outbox_table,
 )
 from support.paths import EXAMPLE
+from support.secrets import TEST_BOX
 
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
@@ -53,10 +54,11 @@ def team(db: Database) -> None:
                 capacity_per_day=5,
             )
         outbox.add_destination(
-            c, name="hook", kind="webhook", url="http://127.0.0.1:9/x", now=MONDAY
+            c, box=TEST_BOX, name="hook", kind="webhook", url="http://127.0.0.1:9/x", now=MONDAY
         )
         outbox.add_destination(
             c,
+            box=TEST_BOX,
             name="mail",
             kind="email",
             url="smtp://127.0.0.1:9",

@@ -26,6 +26,7 @@ from mqlengine.store.tables import accounts, persons
 from mqlengine.store.tables_handoff import assignments, destinations
 from mqlengine.store.tables_handoff import outbox as outbox_table
 from mqlengine.store.tables_handoff import reps as reps_table
+from support.secrets import TEST_BOX
 
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
@@ -64,9 +65,12 @@ def setup_team(db: Database) -> None:
         reps.add_absence(
             c, "grace", starts_at=MONDAY - timedelta(days=1), ends_at=MONDAY + timedelta(hours=5)
         )
-        outbox.add_destination(c, name="hook", kind="webhook", url="https://x.example/", now=MONDAY)
+        outbox.add_destination(
+            c, box=TEST_BOX, name="hook", kind="webhook", url="https://x.example/", now=MONDAY
+        )
         outbox.add_destination(
             c,
+            box=TEST_BOX,
             name="mail",
             kind="email",
             url="smtp://mail.example:25",
@@ -281,7 +285,9 @@ def test_destination_changes_on_the_same_transaction_are_seen(
         first, second, third = add_persons(c, 3)
     with db.begin() as c:
         qualify(c, definition, first, MONDAY)
-        outbox.add_destination(c, name="late", kind="webhook", url="https://y.example/", now=MONDAY)
+        outbox.add_destination(
+            c, box=TEST_BOX, name="late", kind="webhook", url="https://y.example/", now=MONDAY
+        )
         qualify(c, definition, second, MONDAY)
         outbox.remove_destination(c, "hook")
         qualify(c, definition, third, MONDAY)
@@ -304,7 +310,12 @@ def test_the_next_transaction_sees_what_another_connection_committed(
         with db.begin() as elsewhere:
             reps.upsert_rep(elsewhere, owner, now=MONDAY, active=False)
             outbox.add_destination(
-                elsewhere, name="new", kind="webhook", url="https://z.example/", now=MONDAY
+                elsewhere,
+                box=TEST_BOX,
+                name="new",
+                kind="webhook",
+                url="https://z.example/",
+                now=MONDAY,
             )
         with c.begin():
             qualify(c, definition, second, MONDAY + timedelta(minutes=1))

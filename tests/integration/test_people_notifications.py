@@ -30,6 +30,7 @@ from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import assignments, destinations
 from mqlengine.store.tables_handoff import outbox as outbox_table
 from support.clock import Clock
+from support.secrets import TEST_BOX
 
 # Monday 2026-11-16, 10:00 in New York (15:00 UTC): inside business hours
 MONDAY = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
@@ -146,6 +147,7 @@ def add_email_destination(db: Database, port: int) -> None:
         )
         outbox.add_destination(
             connection,
+            box=TEST_BOX,
             name="mail",
             kind="email",
             url=f"smtp://127.0.0.1:{port}?from={SENDER}",
@@ -206,7 +208,7 @@ def test_new_mql_email_arrives_with_who_why_and_deadline(
         person_id = new_mql(db, definition)
         row = email_row(db)
         assert (row["topic"], row["status"], row["attempts"]) == ("mql.assigned", "pending", 0)
-        stats = deliver_due(db, worker="t", clock=Clock(MONDAY))
+        stats = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=Clock(MONDAY))
     assert (stats.claimed, stats.delivered, stats.retried) == (1, 1, 0)
     with db.read() as connection:
         assignment = connection.execute(select(assignments)).mappings().one()
@@ -242,7 +244,7 @@ def test_refusing_server_is_retried_later_then_delivered(
     with smtp_server(mailbox) as smtp:
         add_email_destination(db, smtp.port)
         new_mql(db, definition)
-        stats = deliver_due(db, worker="t", clock=clock)
+        stats = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock)
         assert (stats.delivered, stats.retried, stats.dead) == (0, 1, 0)
         row = email_row(db)
         assert row["status"] == "pending" and row["attempts"] == 1
@@ -250,12 +252,17 @@ def test_refusing_server_is_retried_later_then_delivered(
         assert row["last_error"].startswith("SMTP delivery failed")
         assert "550" in row["last_error"] and "rejected by policy" in row["last_error"]
         assert row["next_attempt_at"] > clock.now  # backed off: retried later, not now
-        assert deliver_due(db, worker="t", clock=clock).claimed == 0
+        assert (
+            deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock).claimed == 0
+        )
         assert mailbox.refused == 1 and mailbox.received == []
 
         mailbox.refuse = None  # the server recovers
         clock.advance(minutes=1)
-        assert deliver_due(db, worker="t", clock=clock).delivered == 1
+        assert (
+            deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock).delivered
+            == 1
+        )
     row = email_row(db)
     assert (row["status"], row["attempts"]) == ("delivered", 2)
     (mail,) = mailbox.received
@@ -268,7 +275,7 @@ def test_stopped_server_is_retried_later(db: Database, definition: Definition) -
         add_email_destination(db, smtp.port)
         new_mql(db, definition)
         smtp.stop()  # nobody listens on the port any more
-        stats = deliver_due(db, worker="t", clock=clock)
+        stats = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock)
     assert (stats.delivered, stats.retried) == (0, 1)
     row = email_row(db)
     assert row["status"] == "pending" and row["attempts"] == 1
@@ -285,7 +292,7 @@ def test_a_refused_recipient_means_not_delivered_yet(db: Database, definition: D
     with smtp_server(mailbox) as smtp:
         add_email_destination(db, smtp.port)
         new_mql(db, definition)
-        stats = deliver_due(db, worker="t", clock=clock)
+        stats = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock)
         assert (stats.delivered, stats.retried) == (0, 1)
         row = email_row(db)
         assert row["status"] == "pending" and "sales-desk@example.com" in row["last_error"]
@@ -293,7 +300,10 @@ def test_a_refused_recipient_means_not_delivered_yet(db: Database, definition: D
 
         mailbox.refuse_rcpt = None
         clock.advance(minutes=1)
-        assert deliver_due(db, worker="t", clock=clock).delivered == 1
+        assert (
+            deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock).delivered
+            == 1
+        )
     first, second = mailbox.received
     assert first.message["Message-ID"] == second.message["Message-ID"]
     assert "sales-desk@example.com" in second.rcpt_tos
@@ -311,6 +321,7 @@ def test_new_mql_slack_message_says_who_why_and_deadline(
         with db.begin() as connection:
             outbox.add_destination(
                 connection,
+                box=TEST_BOX,
                 name="slack",
                 kind="slack",
                 url=hook.url,
@@ -326,7 +337,10 @@ def test_new_mql_slack_message_says_who_why_and_deadline(
                 .values(status="dead")
             )
         stats = deliver_due(
-            db, worker="t", clock=Clock(MONDAY), options=SendOptions(base_url="https://mql.example")
+            db,
+            worker="t",
+            clock=Clock(MONDAY),
+            options=SendOptions(box=TEST_BOX, base_url="https://mql.example"),
         )
         assert stats.delivered == 1
         (delivery,) = hook.deliveries

@@ -24,6 +24,7 @@ from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import outbox as outbox_table
 from support.clock import Clock
 from support.paths import EXAMPLE, ROOT
+from support.secrets import TEST_BOX
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 START = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
@@ -32,7 +33,7 @@ START = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
 def setup(db: Database, url: str, n: int = 1, *, secret: str | None = SECRET) -> list[str]:
     with db.begin() as connection:
         outbox.add_destination(
-            connection, name="crm", kind="webhook", url=url, now=START, secret=secret
+            connection, box=TEST_BOX, name="crm", kind="webhook", url=url, now=START, secret=secret
         )
         ids: list[str] = []
         for i in range(n):
@@ -57,7 +58,7 @@ def statuses(db: Database) -> dict[str, tuple[str, int]]:
 def test_delivers_signed_messages_with_stable_ids(db: Database) -> None:
     with receiver() as hook:
         ids = setup(db, hook.url, 3)
-        stats = deliver_due(db, worker="t", clock=Clock(START))
+        stats = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=Clock(START))
     assert stats.delivered == 3
     assert sorted(hook.ids()) == sorted(ids)
     for delivery in hook.deliveries:
@@ -80,28 +81,35 @@ def test_receiver_failures_are_retried_with_backoff(db: Database) -> None:
     clock = Clock(START)
     with receiver(lambda n: (500, 0.0) if n <= 2 else (200, 0.0)) as hook:
         (message_id,) = setup(db, hook.url)
-        first = deliver_due(db, worker="t", clock=clock)
+        first = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock)
         assert first.retried == 1
         with db.read() as connection:
             row = connection.execute(select(outbox_table)).mappings().one()
         assert row["status"] == "pending" and row["attempts"] == 1 and row["last_status"] == 500
         delay = row["next_attempt_at"] - clock.now
         assert timedelta(seconds=1) <= delay <= timedelta(seconds=2)  # base 2 s, jitter U(0.5, 1)
-        assert deliver_due(db, worker="t", clock=clock).claimed == 0  # not due yet
+        assert (
+            deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock).claimed == 0
+        )  # not due yet
         clock.advance(seconds=2)
-        assert deliver_due(db, worker="t", clock=clock).retried == 1
+        assert (
+            deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock).retried == 1
+        )
         with db.read() as connection:
             row = connection.execute(select(outbox_table)).mappings().one()
         assert timedelta(seconds=2) <= row["next_attempt_at"] - clock.now <= timedelta(seconds=4)
         clock.advance(seconds=4)
-        assert deliver_due(db, worker="t", clock=clock).delivered == 1
+        assert (
+            deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock).delivered
+            == 1
+        )
     assert hook.ids() == [message_id] * 3  # every attempt: the same id
     assert statuses(db)[message_id] == ("delivered", 3)
 
 
 def test_slow_receiver_times_out_and_is_retried(db: Database) -> None:
     clock = Clock(START)
-    options = SendOptions(timeout=0.3)
+    options = SendOptions(box=TEST_BOX, timeout=0.3)
     with receiver(lambda n: (200, 1.0) if n == 1 else (200, 0.0)) as hook:
         (message_id,) = setup(db, hook.url)
         stats = deliver_due(db, worker="t", clock=clock, options=options)
@@ -124,17 +132,29 @@ def test_dead_letter_after_max_attempts_then_replay(db: Database) -> None:
     with receiver(behaviour) as hook:
         (message_id,) = setup(db, hook.url)
         for _ in range(3):
-            deliver_due(db, worker="t", clock=clock, max_attempts=3)
+            deliver_due(
+                db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock, max_attempts=3
+            )
             clock.advance(hours=1)
         assert statuses(db)[message_id] == ("dead", 3)
-        assert deliver_due(db, worker="t", clock=clock, max_attempts=3).claimed == 0
+        assert (
+            deliver_due(
+                db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock, max_attempts=3
+            ).claimed
+            == 0
+        )
         with db.read() as connection:
             dead = outbox.list_outbox(connection, status="dead")
         assert [r["message_id"] for r in dead] == [message_id]
         healthy = True
         with db.begin() as connection:
             assert outbox.replay(connection, now=clock.now, dead=True) == 1
-        assert deliver_due(db, worker="t", clock=clock, max_attempts=3).delivered == 1
+        assert (
+            deliver_due(
+                db, options=SendOptions(box=TEST_BOX), worker="t", clock=clock, max_attempts=3
+            ).delivered
+            == 1
+        )
     assert hook.ids() == [message_id] * 4
     assert statuses(db)[message_id][0] == "delivered"
 
@@ -143,7 +163,7 @@ def test_unreachable_receiver_is_an_error_not_a_crash(db: Database) -> None:
     from support.localserver import free_port
 
     setup(db, f"http://127.0.0.1:{free_port()}/nobody")
-    stats = deliver_due(db, worker="t", clock=Clock(START))
+    stats = deliver_due(db, options=SendOptions(box=TEST_BOX), worker="t", clock=Clock(START))
     assert stats.retried == 1
     with db.read() as connection:
         row = connection.execute(select(outbox_table)).mappings().one()

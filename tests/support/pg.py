@@ -270,3 +270,19 @@ def drop_database(admin_url: str, url: str) -> None:
     statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(statement)
+
+
+def dump(url: str) -> str:
+    """``pg_dump`` of the database at ``url`` (schema and every row), as SQL text."""
+    bindir = find_bindir()
+    if bindir is None or not os.access(bindir / "pg_dump", os.X_OK):
+        raise PostgresUnavailable("pg_dump not found")
+    libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
+    done = subprocess.run(
+        [str(bindir / "pg_dump"), "--no-owner", "--dbname", libpq_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout

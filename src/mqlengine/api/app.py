@@ -137,12 +137,20 @@ def create_app(
     from mqlengine.api import access
 
     app.include_router(access.router)
+
+    from mqlengine.api import privacy
+
+    app.include_router(privacy.router)
     return app
 
 
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory mqlengine.api.app:app_from_env``: settings from the
     environment, write keys required."""
+    from mqlengine.logmask import install
+
     wiring = Wiring()
+    settings = wiring.settings
+    install([*settings.write_keys, *settings.read_keys, settings.secret_key or ""])
     wiring.definition()  # fail at start-up, not on the first request
     return create_app(wiring, require_write_keys=True)

@@ -103,6 +103,29 @@ def _merge_batch_level(messages: list[Any], payload: dict[str, Any]) -> None:
                 message["context"] = {**context, **own}
 
 
+def _privacy_signals(messages: list[Any], request: Request) -> None:
+    """The request's ``DNT: 1`` / ``Sec-GPC: 1`` headers, noted in each message's
+    ``context.privacy``: the definition's ``consent:`` section decides whether they
+    withdraw tracking consent (the parse stage reads them there)."""
+    signals: dict[str, bool] = {}
+    if request.headers.get("dnt", "").strip() == "1":
+        signals["doNotTrack"] = True
+    if request.headers.get("sec-gpc", "").strip() == "1":
+        signals["globalPrivacyControl"] = True
+    if not signals:
+        return
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        context = message.get("context")
+        if context is None:
+            message["context"] = {"privacy": signals}
+        elif isinstance(context, dict):
+            privacy = context.get("privacy")
+            given = privacy if isinstance(privacy, dict) else {}
+            message["context"] = {**context, "privacy": {**given, **signals}}
+
+
 async def handle(request: Request, endpoint: str, principal: Principal | None) -> Response:
     """``principal``: the write key from the headers (checked by :func:`ingest_key`), or
     None when the key is to be found in the body (``writeKey``)."""
@@ -138,6 +161,7 @@ async def handle(request: Request, endpoint: str, principal: Principal | None) -
         messages = [payload]
     if not messages:
         return Response(SUCCESS, media_type="application/json")
+    _privacy_signals(messages, request)
     if not state.limiter.allow(key, len(messages)):
         raise ApiError(
             429, "rate_limited", "too many events for this write key", headers={"Retry-After": "1"}

@@ -50,6 +50,7 @@ def get_person(person_id: int, request: Request) -> dict[str, Any]:
         "account": account,
         "score_card": card_to_dict(detail.card),
         "stage_history": detail.history,
+        "consent": detail.consent,
     }
 
 

@@ -349,6 +349,7 @@ def explain(
             "person": detail.person,
             "score_card": card_to_dict(card),
             "stage_history": detail.history,
+            "consent": detail.consent,
         }
         sys.stdout.write(
             orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
@@ -362,6 +363,8 @@ def explain(
     )
     for line in explain_lines(card):
         console.print(line, highlight=False)
+    for note in detail.consent.get("notes", []):
+        console.print(f"[bold]consent:[/] {note}", highlight=False)
     if detail.history:
         console.print("[bold]stage history[/]")
         for h in detail.history:
@@ -500,6 +503,13 @@ from mqlengine.cli import access as _access  # noqa: E402
 
 _access.register(app)
 
+from mqlengine.cli import privacy as _privacy  # noqa: E402
+
+_privacy.register(app)
+
 
 def main() -> None:
+    from mqlengine.logmask import install
+
+    install()  # personal data and keys never reach a log line
     app()

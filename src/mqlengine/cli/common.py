@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from mqlengine.errors import DefinitionError, MqlError, exit_code_for
+from mqlengine.logmask import mask
 
 if TYPE_CHECKING:
     from mqlengine.settings import Settings
@@ -114,7 +115,7 @@ def handle_errors(func: F) -> F:
             if settings().debug:
                 raise
             fail(
-                f"unexpected {type(error).__name__}: {error} "
+                f"unexpected {type(error).__name__}: {mask(str(error))} "
                 "(a bug: set MQL_DEBUG=1 to see where, and report it)",
                 70,
             )

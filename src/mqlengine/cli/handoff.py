@@ -18,6 +18,8 @@ from mqlengine.cli.access import audit_cli
 from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
+from mqlengine.store.admin import safe_url
+from mqlengine.store.secretbox import mask_url
 
 reps_app = typer.Typer(
     help="Sales reps and teams that routing chooses from.", no_args_is_help=False
@@ -266,8 +268,9 @@ def worker(
     options = SendOptions(
         base_url=base_url or eng.settings.public_url,
         timeout=timeout,
+        box=eng.secret_box(),
     )
-    err_console.print(f"worker: delivering from {eng.db.url}", highlight=False)
+    err_console.print(f"worker: delivering from {safe_url(eng.db.url)}", highlight=False)
     stats = run_worker(
         eng.db,
         lambda: eng.definition().definition,
@@ -373,6 +376,7 @@ def outbox_destinations() -> None:
     eng = wiring(create=False)
     with eng.db.read() as connection:
         rows = outbox.list_destinations(connection)
+    box = eng.secret_box()
     table = Table(title="Destinations")
     for column in ("name", "kind", "url", "topics", "to", "signed", "active"):
         table.add_column(column)
@@ -380,7 +384,7 @@ def outbox_destinations() -> None:
         table.add_row(
             r["name"],
             r["kind"],
-            r["url"].split("@")[-1],
+            mask_url(box.reveal(r["url"]) if box.configured else r["url"]),
             ",".join(r["topics"] or []) or "all",
             ",".join(r["email_to"] or []),
             "yes" if r["secret"] else "",
@@ -420,6 +424,7 @@ def outbox_add_destination(
             kind=kind,
             url=url,
             now=_now(),
+            box=eng.secret_box(),
             secret=secret,
             topics=topic or [],
             email_to=to or [],

@@ -47,9 +47,12 @@ def serve(
 ) -> None:
     """Run the HTTP API: Segment-compatible ingest, persons, accounts (docs at /docs)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from mqlengine.api.app import create_app
     from mqlengine.cli.common import settings
+    from mqlengine.logmask import uvicorn_log_config
+    from mqlengine.store.admin import safe_url
     from mqlengine.wiring import Wiring
 
     chosen = settings()
@@ -64,10 +67,21 @@ def serve(
     err_console.print(
         f"mql serve: http://{host}:{port} (docs /docs), definition {loaded.definition.version}, "
         f"{len(keys)} write key(s) from the environment and those of `mql keys`, "
-        f"database {eng.db.url}" + (", server-side only" if chosen.server_side_only else ""),
+        f"database {safe_url(eng.db.url)}"
+        + (", server-side only" if chosen.server_side_only else ""),
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+    # e-mails, phones and keys are masked in every log line, access log included
+    secrets = [*keys, *eng.settings.read_keys, eng.settings.secret_key or ""]
+    log_config = uvicorn_log_config(LOGGING_CONFIG, [s for s in secrets if s])
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        log_config=log_config,
+    )
 
 
 def quarantine(

@@ -383,6 +383,7 @@ def person_page(request: Request, _reader: Reader, person_id: int) -> Response:
             "rule_sum": rule_sum,
             "adjustments": adjustments,
             "history": detail.history,
+            "consent": detail.consent,
             "events": [
                 {
                     "timestamp": r.timestamp,

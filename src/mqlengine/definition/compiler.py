@@ -36,6 +36,7 @@ from mqlengine.domain.conditions import (
     Subject,
     make_compare,
 )
+from mqlengine.domain.consent import ConsentPolicy
 from mqlengine.domain.rules import (
     VALIDATION_CHECKS,
     CheckAction,
@@ -306,6 +307,15 @@ class _Compiler:
                 min_form_seconds=spec.validation.min_form_seconds,
             ),
             identity=IdentityPolicy(gmail_normalize=spec.identity.gmail_normalize),
+            consent=ConsentPolicy(
+                tracking_trait=spec.consent.tracking_trait,
+                marketing_trait=spec.consent.marketing_trait,
+                tracking_categories=tuple(spec.consent.tracking_categories),
+                marketing_categories=tuple(spec.consent.marketing_categories),
+                honor_do_not_track=spec.consent.honor_do_not_track,
+                honor_global_privacy_control=spec.consent.honor_global_privacy_control,
+                keep_properties=tuple(spec.consent.keep_properties),
+            ),
             routing=routing,
             sla=sla,
         )

@@ -321,6 +321,18 @@ class IdentitySpec(Strict):
     gmail_normalize: bool = False
 
 
+class ConsentSpec(Strict):
+    """Where consent is read, and which privacy signals of a request are honoured."""
+
+    tracking_trait: str = Field(default="consent.tracking", min_length=1)
+    marketing_trait: str = Field(default="consent.marketing", min_length=1)
+    tracking_categories: list[str] = Field(default_factory=lambda: ["analytics"])
+    marketing_categories: list[str] = Field(default_factory=lambda: ["marketing", "advertising"])
+    honor_do_not_track: bool = False
+    honor_global_privacy_control: bool = False
+    keep_properties: list[str] = Field(default_factory=lambda: ["path"])
+
+
 class HealthSpec(Strict):
     """Rules of thumb for the funnel's health alerts (``mql report health``, dashboard)."""
 
@@ -348,6 +360,7 @@ class DefinitionSpec(Strict):
     tests: list[DefinitionTestSpec] = Field(default_factory=list)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     identity: IdentitySpec = Field(default_factory=IdentitySpec)
+    consent: ConsentSpec = Field(default_factory=ConsentSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
 
     @field_validator("stages")

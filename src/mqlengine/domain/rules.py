@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mqlengine.domain.conditions import Condition
+from mqlengine.domain.consent import ConsentPolicy
 from mqlengine.domain.routing import RoutingConfig
 from mqlengine.domain.sla import SlaConfig
 
@@ -133,6 +134,7 @@ class Definition:
     sla: SlaConfig | None = None
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     identity: IdentityPolicy = field(default_factory=IdentityPolicy)
+    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
 
     def intent_half_life(self, rule: IntentRule) -> float:
         return self.half_life_days if rule.half_life_days is None else rule.half_life_days

@@ -31,6 +31,7 @@ from mqlengine.domain.conditions import (
     lookup_path,
     trait_predicate,
 )
+from mqlengine.domain.consent import person_consent
 from mqlengine.domain.rules import Definition, IntentRule, QualifyPath, Repeat
 
 SECONDS_PER_DAY = 86_400.0
@@ -192,6 +193,8 @@ class TraitVerdict:
     # indices of the paths the traits leave open, in order; it ends at a path the traits
     # alone satisfy, if any (no later path can be the first match)
     candidate_paths: tuple[int, ...]
+    # the person's tracking consent is withdrawn: no event earns intent points
+    untracked: bool
 
 
 class _StaticContext(_TraitContext):
@@ -549,6 +552,7 @@ class Scorer:
             missing,
             facts,
             tuple(candidates),
+            person_consent(traits, definition.consent).tracking is False,
         )
 
     def score(
@@ -570,6 +574,8 @@ class Scorer:
             verdict = self.judge_traits(traits)
         elif verdict.definition_hash != self.definition.content_hash:
             raise ValueError("the trait verdict was judged under another definition")
+        if verdict.untracked:
+            events = ()  # tracking consent withdrawn: behaviour is not used
         as_of_ts = as_of.timestamp()
         path_events = self._path_events
         memo = self._memo

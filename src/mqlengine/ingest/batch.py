@@ -50,6 +50,7 @@ Parsed = tuple[list[tuple[int, Message, frozenset[str]]], list[Rejection]]
 class BatchResult:
     accepted: int = 0
     duplicates: int = 0
+    suppressed: int = 0  # messages of erased identifiers, dropped (MQL_AFTER_ERASURE=suppress)
     rejected: list[Rejection] = field(default_factory=list)
     duplicate_indexes: list[int] = field(default_factory=list)
     persons: set[int] = field(default_factory=set)

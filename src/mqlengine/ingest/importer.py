@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from mqlengine.domain.consent import ConsentValueError, is_consent_field, parse_consent
 from mqlengine.errors import ValidationError
 from mqlengine.ingest.messages import content_message_id
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
@@ -94,7 +95,9 @@ PERSON_ID_FIELDS = ("user_id", "email")
 def csv_person_messages(
     path: Path, mapping: Mapping[str, str]
 ) -> Iterator[tuple[int, Any, str | None]]:
-    """Each row → an ``identify``. Targets: user_id, email, timestamp, any trait (dotted)."""
+    """Each row → an ``identify``. Targets: user_id, email, timestamp, any trait (dotted).
+    Consent targets (``consent_marketing``, ``consent.tracking`` …) are read as booleans
+    (yes/no, true/false, 1/0, y/n); any other value is a row error, never a consent."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
@@ -107,16 +110,26 @@ def csv_person_messages(
         for number, row in enumerate(reader, start=2):
             traits: dict[str, Any] = {}
             user_id = timestamp = None
+            problem = None
             for target, source in effective.items():
                 value = _coerce(row.get(source) or "")
                 if value is None:
                     continue
+                if is_consent_field(target):
+                    try:
+                        value = parse_consent(value)
+                    except ConsentValueError as error:
+                        problem = f"{target} (column {source!r}): {error}"
+                        break
                 if target == "user_id":
                     user_id = str(value)
                 elif target == "timestamp":
                     timestamp = str(value)
                 else:
                     _set_path(traits, target, value)
+            if problem is not None:
+                yield number, None, problem
+                continue
             if user_id is None and isinstance(traits.get("email"), str):
                 user_id = str(traits["email"]).strip().lower()
             if not user_id:

@@ -52,10 +52,11 @@ class Message:
     context: dict[str, Any] = field(default_factory=dict)
     group_id: str | None = None
     previous_id: str | None = None
+    untracked: bool = False  # sent without tracking consent: stored stripped, never scored
 
     @property
     def scored(self) -> bool:
-        return self.type in SCORED_TYPES
+        return self.type in SCORED_TYPES and not self.untracked
 
 
 class _MessageFields:
@@ -80,6 +81,7 @@ class _MessageFields:
         context: dict[str, Any],
         group_id: str | None,
         previous_id: str | None,
+        untracked: bool,
     ) -> None:
         self.type = type
         self.message_id = message_id
@@ -93,6 +95,7 @@ class _MessageFields:
         self.context = context
         self.group_id = group_id
         self.previous_id = previous_id
+        self.untracked = untracked
 
 
 def parse_time(value: Any, field_name: str) -> datetime:
@@ -263,6 +266,7 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
         context,
         group_id,
         previous_id,
+        False,
     )
     message.__class__ = Message
     return message  # type: ignore[no-any-return]

@@ -25,6 +25,7 @@ from mqlengine.ingest.qualify import Handoff, scorer_for
 from mqlengine.ingest.quarantine import quarantine_rejections
 from mqlengine.ingest.validation import ignored_flags
 from mqlengine.ingest.writerstate import WriterState
+from mqlengine.store.secretbox import SecretBox
 
 __all__ = ["BatchResult", "Parsed", "Pipeline", "Rejection"]
 
@@ -40,6 +41,7 @@ class Pipeline:
         enricher: Enricher | Sequence[Enricher] | None = None,
         gmail_normalize: bool | None = None,
         memory: WriterState | None = None,
+        suppression: SecretBox | None = None,
     ) -> None:
         """``handoff``: what a stage change sets off (routing, SLA, outbox rows); it is
         named by whoever assembles the pipeline (None: nothing). ``enricher``: one or
@@ -47,7 +49,8 @@ class Pipeline:
         ``gmail_normalize`` defaults to the definition's ``identity:``. ``memory``: what
         the writer remembers between its transactions (:mod:`mqlengine.ingest.writerstate`),
         for a process whose pipeline is the only writer of what it holds; without one,
-        each batch reads what it needs."""
+        each batch reads what it needs. ``suppression``: the key of the hashes of erased
+        identifiers whose messages are dropped (None: none are)."""
         if enricher is None:
             enrichers: tuple[Enricher, ...] = ()
         elif isinstance(enricher, Sequence):
@@ -63,6 +66,7 @@ class Pipeline:
             ),
             ignore_flags=frozenset(ignored_flags(definition.validation)),
             handoff=handoff,
+            suppression=suppression,
         )
         self.memory = memory
 
@@ -152,6 +156,10 @@ class Pipeline:
             good=good,
         )
         stages.dedupe(batch)
+        stages.suppress(self.context, batch)
+        if not batch.fresh and batch.result.suppressed:
+            memory.end(connection)
+            return batch.result
         stages.resolve(self.context, batch)
         stages.store_events(batch)
         stages.update_people(self.context, batch)

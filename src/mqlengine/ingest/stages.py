@@ -20,6 +20,7 @@ from mqlengine.domain.person import Account, Person
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import Event, Scorer
 from mqlengine.ingest.batch import Batch, Rejection
+from mqlengine.ingest.consent import apply_consent, trait_heads
 from mqlengine.ingest.firmographics import Enricher
 from mqlengine.ingest.identity import IdentityGraph, identity_keys
 from mqlengine.ingest.messages import Message, MessageError, parse_message
@@ -30,6 +31,7 @@ from mqlengine.store import repo
 from mqlengine.store.dialect import bulk_update, insert_ignoring_conflicts
 from mqlengine.store.repositories import accounts as account_store
 from mqlengine.store.repositories.persons import persons_by_id
+from mqlengine.store.secretbox import SecretBox
 from mqlengine.store.tables import events, persons
 
 # A person's e-mail domain names their company, except for these kinds of mailbox.
@@ -49,6 +51,8 @@ class Context:
     gmail_normalize: bool
     ignore_flags: frozenset[str]
     handoff: Handoff | None
+    # keys the digests of identifiers erased with suppression (None: nothing suppressed)
+    suppression: SecretBox | None = None
 
     def enrich(self, domain: str) -> Mapping[str, Any] | None:
         """Firmographics of a domain: the first provider that knows it wins."""
@@ -84,6 +88,8 @@ def parse(
     good: list[tuple[int, Message, frozenset[str]]] = []
     bad: list[Rejection] = []
     policy = context.definition.validation
+    consent = context.definition.consent
+    heads = trait_heads(consent)
     for index, raw in enumerate(raw_messages):
         try:
             message = parse_message(raw, received_at=received_at, default_type=default_type)
@@ -97,6 +103,11 @@ def parse(
         if verdict.rejection is not None:
             where, reason = verdict.rejection
             bad.append(Rejection(index, message.message_id, where, reason, "rejected_by_check"))
+            continue
+        try:
+            message = apply_consent(message, consent, heads)
+        except MessageError as error:
+            bad.append(Rejection(index, message.message_id, error.field, error.reason))
             continue
         good.append((index, message, verdict.flags))
     return good, bad
@@ -114,6 +125,26 @@ def dedupe(batch: Batch) -> None:
             continue
         seen.add(message.message_id)
         batch.fresh.append((message, signal_flags))
+
+
+# -- suppress ----------------------------------------------------------------------------------
+def suppress(context: Context, batch: Batch) -> None:
+    """Drop messages that name an identifier erased with suppression (only keyed hashes
+    of those are kept): they are acknowledged and stored nowhere."""
+    box = context.suppression
+    if box is None or not batch.fresh:
+        return
+    gmail = context.gmail_normalize
+    digests = [
+        [box.digest(kind, value) for kind, value in identity_keys(m, gmail_normalize=gmail)]
+        for m, _ in batch.fresh
+    ]
+    found = repo.suppressed_digests(batch.connection, [d for ds in digests for d in ds])
+    if not found:
+        return
+    kept = [item for item, ds in zip(batch.fresh, digests, strict=True) if found.isdisjoint(ds)]
+    batch.result.suppressed += len(batch.fresh) - len(kept)
+    batch.fresh = kept
 
 
 # -- resolve identities ----------------------------------------------------------------------
@@ -164,6 +195,7 @@ def _event_row(message: Message, person_id: int) -> dict[str, Any]:
         "context": message.context,
         "timestamp": message.timestamp,
         "received_at": message.received_at,
+        "consent_withdrawn": message.untracked,
     }
 
 

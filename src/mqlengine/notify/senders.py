@@ -11,7 +11,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from mqlengine.errors import UnavailableError
+from mqlengine.errors import ConfigError, UnavailableError
 from mqlengine.notify import format, signing
+from mqlengine.store.secretbox import SecretBox
 from mqlengine.version import __version__
 
 USER_AGENT = f"mqlengine-webhooks/{__version__}"
@@ -39,6 +40,7 @@ class DeliveryError(UnavailableError):
 class SendOptions:
     base_url: str = "http://localhost:8000"
     timeout: float = 10.0
+    box: SecretBox = field(default_factory=lambda: SecretBox(None))  # opens stored secrets
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
@@ -107,6 +109,11 @@ def send_email(row: dict[str, Any], options: SendOptions) -> None:
 
 
 def send(row: dict[str, Any], options: SendOptions) -> int | None:
+    try:
+        url, secret = options.box.reveal(row["url"]), options.box.reveal(row.get("secret"))
+    except ConfigError as error:
+        raise DeliveryError(error.message) from None
+    row = {**row, "url": url, "secret": secret}
     kind = row["kind"]
     if kind == "webhook":
         return send_webhook(row, options)

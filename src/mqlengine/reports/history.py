@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mqlengine.domain.consent import ConsentValueError, parse_consent
 from mqlengine.errors import ValidationError
 from mqlengine.ingest.lookup import find_person_id
 from mqlengine.store import repo
@@ -56,7 +57,9 @@ TEXT_FIELDS = (
     "lost_reason",
 )
 NUMBER_FIELDS = ("amount", "revenue")
-TARGETS = (*TIME_FIELDS, *TEXT_FIELDS, *NUMBER_FIELDS)
+# consent the CRM holds, kept as the person's traits of the same name; read as booleans
+CONSENT_FIELDS = ("consent_marketing", "consent_tracking")
+TARGETS = (*TIME_FIELDS, *TEXT_FIELDS, *NUMBER_FIELDS, *CONSENT_FIELDS)
 
 # (time field, stage entered, action, reason field, amount field)
 STEPS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
@@ -111,6 +114,15 @@ def parse_row(values: Mapping[str, str | None]) -> dict[str, Any]:
                 raise ValueError(f"{name}: {text!r} is not a number") from None
         else:
             row[name] = None
+    consent: dict[str, bool] = {}
+    for name in CONSENT_FIELDS:
+        text = (values.get(name) or "").strip()
+        if text:
+            try:
+                consent[name] = parse_consent(text)
+            except ConsentValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+    row["consent"] = consent
     if row["email"]:
         row["email"] = row["email"].lower()
     if not row["email"] and not row["user_id"]:
@@ -193,10 +205,11 @@ def _apply(
         values["recycled_at"] = nurture[-1]["changed_at"]
     if person_id is None:
         created = row["created_at"]
+        base = {"email": row["email"]} if row["email"] else {}
         result = connection.execute(
             persons.insert().values(
-                traits={"email": row["email"]} if row["email"] else {},
-                profile={"email": row["email"]} if row["email"] else {},
+                traits={**base, **row["consent"]},
+                profile={**base, **row["consent"]},
                 flags=[],
                 email=row["email"],
                 channel=row["channel"],
@@ -240,6 +253,9 @@ def _apply(
                     values[column] = row[column]
             if row["created_at"] < existing["first_seen_at"]:
                 values["first_seen_at"] = row["created_at"]
+            if row["consent"]:
+                values["traits"] = {**(existing["traits"] or {}), **row["consent"]}
+                values["profile"] = {**(existing["profile"] or {}), **row["consent"]}
         report.updated += 1
     for step in steps:
         repo.record_stage_change(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, func, or_, select, true
 
+from mqlengine.domain.consent import person_consent
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard, score
 from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.ingest.lookup import IDENTITY_KINDS, find_person_id
 from mqlengine.store import repo
-from mqlengine.store.tables import accounts, identities, persons
+from mqlengine.store.tables import accounts, events, identities, persons
 
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified")
 
@@ -85,6 +86,43 @@ class PersonDetail:
     identities: list[dict[str, str]]
     card: ScoreCard
     history: list[dict[str, Any]]
+    consent: dict[str, Any] = field(default_factory=dict)
+
+
+def consent_detail(
+    connection: Connection, definition: Definition, person_id: int, profile: dict[str, Any]
+) -> dict[str, Any]:
+    """The person's consent as the definition reads it, and what it changed (``notes``,
+    shown by ``mql explain`` and the API)."""
+    policy = definition.consent
+    standing = person_consent(profile, policy)
+    untracked = connection.execute(
+        select(func.count())
+        .select_from(events)
+        .where(events.c.person_id == person_id, events.c.consent_withdrawn == true())
+    ).scalar_one()
+    notes: list[str] = []
+    if standing.tracking is False:
+        notes.append(
+            f"tracking consent withdrawn ({policy.tracking_trait} = false): "
+            "no event earns intent points"
+        )
+    if untracked:
+        notes.append(
+            f"{untracked} event(s) sent without tracking consent: stored without IP, user "
+            "agent or free text, and earn no intent points"
+        )
+    if standing.marketing is False:
+        notes.append(
+            f"marketing consent withdrawn ({policy.marketing_trait} = false): "
+            "not routed to sales and no notifications sent"
+        )
+    return {
+        "tracking": standing.tracking,
+        "marketing": standing.marketing,
+        "untracked_events": untracked,
+        "notes": notes,
+    }
 
 
 def person_detail(
@@ -129,7 +167,8 @@ def person_detail(
         }
         for h in repo.stage_history_of(connection, live_id)
     ]
-    return PersonDetail(person, ids, card, history)
+    consent = consent_detail(connection, definition, live_id, row["profile"] or {})
+    return PersonDetail(person, ids, card, history, consent)
 
 
 def account_summary(row: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, RowMapping, func, or_, select, update
 from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.services import txcache
 from mqlengine.store.dialect import for_update
+from mqlengine.store.secretbox import SecretBox, mask_url
 from mqlengine.store.tables_handoff import destinations, outbox
 
 TOPICS = ("person.stage_changed", "mql.assigned", "sla.breached")
@@ -298,10 +299,13 @@ def add_destination(
     kind: str,
     url: str,
     now: datetime,
+    box: SecretBox,
     secret: str | None = None,
     topics: Sequence[str] = (),
     email_to: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """Add or replace a destination. Its URL (a Slack webhook URL or an SMTP URL with a
+    password is a credential) and signing secret are stored sealed by ``box``."""
     if kind not in KINDS:
         raise ValidationError(f"unknown destination kind '{kind}' (use one of: {', '.join(KINDS)})")
     unknown = [t for t in topics if t not in TOPICS]
@@ -318,8 +322,8 @@ def add_destination(
     ).first()
     values = {
         "kind": kind,
-        "url": url,
-        "secret": secret,
+        "url": box.seal(url),
+        "secret": box.seal(secret),
         "topics": list(topics),
         "email_to": list(email_to),
         "active": True,
@@ -329,7 +333,7 @@ def add_destination(
     else:
         connection.execute(update(destinations).where(destinations.c.name == name).values(**values))
     txcache.forget(connection, _DESTINATIONS)
-    return {"name": name, **values, "secret": "…" if secret else None}
+    return {"name": name, **values, "url": mask_url(url), "secret": "…" if secret else None}
 
 
 def remove_destination(connection: Connection, name: str) -> None:

@@ -40,7 +40,9 @@ def safe_url(url: str) -> str:
         return url
 
 
-def open_store(url: str, *, create: bool = True, migrate: bool = True) -> Database:
+def open_store(
+    url: str, *, create: bool = True, migrate: bool = True, secret_key: str | None = None
+) -> Database:
     """A :class:`Database` that answers: refuses a missing SQLite file unless ``create``,
     reaches the server now (a clear :class:`UnavailableError` when it cannot) and brings
     the schema to the newest revision when ``migrate``."""
@@ -50,7 +52,7 @@ def open_store(url: str, *, create: bool = True, migrate: bool = True) -> Databa
             f"no database at {path}: check --database / MQL_DATABASE_URL "
             "(`mql db upgrade` creates an empty one; `mql demo` or `mql import` fill one)"
         )
-    database = Database(url)
+    database = Database(url, secret_key=secret_key)
     try:
         if migrate:
             database.migrate()

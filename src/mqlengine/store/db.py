@@ -51,8 +51,12 @@ def normalize_url(url: str) -> str:
 class Database:
     """An engine plus the operations every command needs: migrate and transact."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, echo: bool = False, secret_key: str | None = None
+    ) -> None:
+        """``secret_key``: what migrations that encrypt stored secrets use (0010)."""
         self.url = normalize_url(url)
+        self.secret_key = secret_key
         try:
             parsed = make_url(self.url)
         except Exception as error:
@@ -61,11 +65,14 @@ class Database:
         self.turns: WriterTurns | None = None
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Parameters stay out of error messages: they hold e-mail addresses and names,
+        # which would otherwise reach logs with every failed statement.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+                sqlite.create_private(database)
                 self.turns = WriterTurns(database)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if database in ("", ":memory:"):
@@ -106,6 +113,7 @@ class Database:
         config = self.alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
+            config.attributes["secret_key"] = self.secret_key
             command.upgrade(config, "heads")
 
     def pending_migrations(self) -> bool:
@@ -129,6 +137,15 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect().execution_options(mql_read_only=True) as connection:
             yield connection
+
+    def scrub(self) -> bool:
+        """After deleting personal data: on SQLite, truncate the write-ahead log so no
+        copy of the deleted rows' pages remains in it (the database itself runs with
+        ``secure_delete``). PostgreSQL reuses the space at its next vacuum. False when the
+        log could not be truncated now (a long reader); it is at the next checkpoint."""
+        if self.is_sqlite:
+            return sqlite.truncate_wal(self.engine)
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, select, update
+from sqlalchemy import Connection, RowMapping, false, func, select, update
 
 from mqlengine.domain.scoring import Event
 from mqlengine.store.tables import (
@@ -17,6 +17,7 @@ from mqlengine.store.tables import (
     persons,
     stage_history,
 )
+from mqlengine.store.tables_privacy import suppressions
 
 CHUNK = 500
 # the message types that are scored events (identify, group and alias only change who)
@@ -41,7 +42,11 @@ def load_events(
             events.c.name,
             events.c.timestamp,
             events.c.properties,
-        ).where(events.c.person_id.in_(part), events.c.type.in_(SCORED_TYPES))
+        ).where(
+            events.c.person_id.in_(part),
+            events.c.type.in_(SCORED_TYPES),
+            events.c.consent_withdrawn == false(),
+        )
         if until is not None:
             query = query.where(events.c.timestamp <= until)
         for row in connection.execute(query):
@@ -98,6 +103,15 @@ def person_traits(connection: Connection, person_ids: Iterable[int]) -> dict[int
 
 def get_person(connection: Connection, person_id: int) -> RowMapping | None:
     return connection.execute(select(persons).where(persons.c.id == person_id)).mappings().first()
+
+
+def suppressed_digests(connection: Connection, digests: Sequence[str]) -> set[str]:
+    """Which of these identifier digests were erased with suppression."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(digests))):
+        query = select(suppressions.c.digest).where(suppressions.c.digest.in_(part))
+        found.update(row.digest for row in connection.execute(query))
+    return found
 
 
 def live_person_id(connection: Connection, person_id: int) -> int:

@@ -1,6 +1,13 @@
 """Every table of the project, registered on one ``metadata`` (import this, not tables.py)."""
 
-from mqlengine.store import tables, tables_access, tables_handoff, tables_ingest, tables_reports
+from mqlengine.store import (
+    tables,
+    tables_access,
+    tables_handoff,
+    tables_ingest,
+    tables_privacy,
+    tables_reports,
+)
 from mqlengine.store.tables import metadata
 
 __all__ = [
@@ -9,5 +16,6 @@ __all__ = [
     "tables_access",
     "tables_handoff",
     "tables_ingest",
+    "tables_privacy",
     "tables_reports",
 ]

@@ -32,6 +32,17 @@ except ImportError:  # not a POSIX system: writers fall back to SQLite's own wai
 log = logging.getLogger("mqlengine.store")
 
 
+def create_private(path: str) -> None:
+    """Create an empty database file readable by its owner only (0600), when missing.
+    SQLite gives the WAL and shared-memory files the database file's permissions, so
+    they follow; without this a new file took the umask's (typically 0644)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def install(engine: Engine) -> None:
     """Pragmas on every new connection, ``BEGIN IMMEDIATE`` for every write transaction."""
     event.listen(engine, "connect", _sqlite_pragmas)
@@ -45,6 +56,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")
+    # deleted rows are overwritten with zeros, not left in free pages: an erased person's
+    # data must not survive in the file (see mqlengine.services.privacy)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
     dbapi_connection.isolation_level = None
@@ -109,7 +123,7 @@ class WriterTurns:
         self._fd: int | None = None
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @contextmanager
     def want(self) -> Iterator[None]:
@@ -169,6 +183,26 @@ def checkpoint(connection: Connection) -> None:
     raw = connection.connection.dbapi_connection
     assert raw is not None
     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def truncate_wal(engine: Engine) -> bool:
+    """Copy the write-ahead log into the database and truncate it to zero bytes, so
+    rows deleted (and overwritten, ``secure_delete``) in the database leave no older copy
+    of their pages in the log. False when a reader kept part of the log busy."""
+    raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run in one
+    try:
+        cursor = raw.cursor()
+        # a busy ingest writer is not made to wait long: the next checkpoint finishes it
+        cursor.execute("PRAGMA busy_timeout=2000")
+        try:
+            busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:
+            busy = 1
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        cursor.close()
+    finally:
+        raw.close()
+    return not busy
 
 
 def data_version(connection: Connection) -> int:

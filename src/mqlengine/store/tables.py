@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -124,6 +125,8 @@ events = Table(
     Column("context", JsonType, nullable=False, default=dict),
     Column("timestamp", UTCDateTime(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
+    # sent without tracking consent (migration 0010): stored stripped, never scored
+    Column("consent_withdrawn", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("message_id"),
     Index("ix_events_person_time", "person_id", "timestamp"),
     Index("ix_events_time", "timestamp"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from mqlengine.domain.consent import marketing_withdrawn
 from mqlengine.domain.lifecycle import Stage, StageChange
 from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard
@@ -62,6 +63,12 @@ def on_stage_change(
     :data:`PERSON_COLUMNS`), when the caller holds it; read otherwise."""
     if person is None:
         person = connection.execute(_PERSON, {"person_id": person_id}).mappings().one()
+    if marketing_withdrawn(person["profile"], definition.consent):
+        # No marketing consent: the stage is recorded, but nobody is assigned or told
+        # (`mql explain` says why).
+        if change.to_stage is not Stage.MQL and change.from_stage is Stage.MQL:
+            connection.execute(_CLOSE_WAITING, {"b_person_id": person_id, "b_closed_at": change.at})
+        return
     data: dict[str, Any] = {
         "person": person_summary(person),
         "from_stage": change.from_stage.value,

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from mqlengine.domain.consent import marketing_withdrawn
 from mqlengine.domain.lifecycle import Stage
 from mqlengine.domain.routing import RouteDecision, match_rule, route
 from mqlengine.domain.rules import Definition
@@ -153,7 +154,7 @@ def check_breaches(
     if definition.sla is None:
         return []
     query = (
-        select(assignments)
+        select(assignments, persons.c.profile.label("person_profile"))
         .outerjoin(sla_breaches, sla_breaches.c.assignment_id == assignments.c.id)
         .join(persons, persons.c.id == assignments.c.person_id)
         .where(
@@ -168,6 +169,14 @@ def check_breaches(
     )
     found: list[dict[str, Any]] = []
     for row in connection.execute(query).mappings().all():
+        if marketing_withdrawn(row["person_profile"], definition.consent):
+            # consent withdrawn since the assignment: nobody is chased about this person
+            connection.execute(
+                update(assignments)
+                .where(assignments.c.id == row["id"])
+                .values(status="closed", closed_at=now)
+            )
+            continue
         policy = definition.sla.policy(row["sla_policy"])
         if policy is None:
             continue
