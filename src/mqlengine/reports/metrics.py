@@ -361,7 +361,20 @@ def sla_report(
     """
     rows = fetch_rows(data, sql, q.used(sql))
     if by is None and not rows:
-        rows = [{"key": "total", "mqls": 0, "touched": 0, "with_routing_sla": 0}]
+        rows = [
+            {
+                "key": "total",
+                "mqls": 0,
+                "touched": 0,
+                "with_routing_sla": 0,
+                "speed_to_lead_p50_hours": None,
+                "speed_to_lead_p90_hours": None,
+                "speed_to_lead_mean_hours": None,
+                "sla_met": 0,
+                "breaches": 0,
+                "pending": 0,
+            }
+        ]
     known = bool(data.features.get("sales_touches"))
     out = []
     for row in rows:

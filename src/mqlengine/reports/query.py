@@ -4,6 +4,7 @@ the SQL text), run over :class:`ReportData`."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -134,7 +135,7 @@ class Query:
         return " AND ".join(parts)
 
     def used(self, sql: str) -> dict[str, Any]:
-        return {k: v for k, v in self.params.items() if f"${k}" in sql}
+        return {k: v for k, v in self.params.items() if re.search(rf"\${k}\b", sql)}
 
 
 def fetch_rows(data: ReportData, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
