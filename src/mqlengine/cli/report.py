@@ -469,7 +469,7 @@ def health_cmd(
         "components",
         result,
     )
-    for field, reason in result["notes"].items() if isinstance(result["notes"], dict) else ():
+    for field, reason in result["input_notes"].items():
         console.print(f"— {field.replace('_', ' ')}: {reason}", highlight=False, markup=False)
     for alert in result["alerts"]:
         style = "red" if alert["severity"] == "critical" else "yellow"

@@ -633,7 +633,7 @@ def health_report(
         "until": end.isoformat(),
         "rules": asdict(rules),
         "inputs": {k: rounded(v) for k, v in asdict(inputs).items()},
-        "notes": notes,
+        "input_notes": notes,
         "alerts": [asdict(a) for a in alerts],
         "score": score.score,
         "components": [{k: rounded(v) for k, v in asdict(c).items()} for c in score.components],

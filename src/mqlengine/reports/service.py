@@ -103,7 +103,7 @@ def collect_notes(result: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(part, dict):
             for field, reason in (part.get("notes") or {}).items():
                 out.append({"key": part.get("key"), "field": field, "reason": reason})
-    notes = result.get("notes")
+    notes = result.get("input_notes")
     if isinstance(notes, dict):
         for field, reason in notes.items():
             out.append({"key": "total", "field": field, "reason": reason})
