@@ -61,10 +61,11 @@ SPEND = [
     {"channel": "email", "month": "2026-01", "amount": "300", "currency": "USD"},
 ]
 RATES = {"USD": 1.0, "EUR": 1.1}
-HISTORY_COLUMNS = (
-    "email channel created_at mql_at sal_at opportunity_at amount customer_at revenue "
-    "rejected_at reject_reason recycled_at recycle_reason disqualified_at disqualify_reason"
-).split()
+HISTORY_COLUMNS = [
+    *("email", "channel", "created_at", "mql_at", "sal_at", "opportunity_at", "amount"),
+    *("customer_at", "revenue", "rejected_at", "reject_reason", "recycled_at"),
+    *("recycle_reason", "disqualified_at", "disqualify_reason"),
+]
 
 
 # ------------------------------------------------------------------ the independent counts
@@ -123,7 +124,10 @@ def expected_funnel(rows: list[dict[str, Any]]) -> dict[str, Any]:
     verdicts = [
         r
         for r in entries
-        if reached_sal(r) or r.get("rejected_at") or r.get("recycled_at") or r.get("disqualified_at")
+        if reached_sal(r)
+        or r.get("rejected_at")
+        or r.get("recycled_at")
+        or r.get("disqualified_at")
     ]
     ttm = [days(r["created_at"], r["mql_at"]) for r in entries]
     return {
@@ -189,9 +193,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cli]:
+def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     clear_cache()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MQL_DATABASE_URL", database_url)
@@ -243,9 +245,7 @@ def test_funnel_total_matches_plain_counts(cli: Cli) -> None:
     assert steps["leads_became_mql"]["conversion"] == near(want["mql_rate"])
     assert steps["sql"]["count"] is None and steps["sql"]["note"] == metrics.NO_SQL_STAGE
     # the opportunity step converts from the last known step (SAL), not from "0 SQLs"
-    assert steps["opportunities"]["conversion"] == near(
-        want["opportunities"] / want["sal"]
-    )
+    assert steps["opportunities"]["conversion"] == near(want["opportunities"] / want["sal"])
     assert {n["field"] for n in report["notes"]} >= {"sql", "mql_to_sql", "cost_per_mql"}
 
 
@@ -365,8 +365,19 @@ def test_reasons_csv_has_the_rules_table(cli: Cli) -> None:
     for line in lines:
         by_action[line["action"]] = by_action.get(line["action"], 0) + int(line["count"] or 0)
     assert by_action == {"reject": 1, "recycle": 1, "disqualify": 1}
-    # the rules columns are in the header even though imported MQLs carry no score cards
-    assert lines and "rule" not in lines[0] or all(line["action"] for line in lines)
+
+
+def test_reasons_csv_keeps_the_columns_of_every_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from mqlengine.cli.report import OutputFormat, _emit
+
+    rows = [
+        {"action": "reject", "reason": "not_a_fit", "count": 3, "share": 1.0},
+        {"action": "rule_in_rejected", "rule": "pricing_page", "in_rejected": 2, "lift": 1.5},
+    ]
+    _emit(rows, ("action", "reason", "count", "share"), OutputFormat.csv, "reasons", rows)
+    lines = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert lines[1]["rule"] == "pricing_page" and lines[1]["in_rejected"] == "2"
+    assert lines[1]["lift"] == "1.5" and lines[0]["reason"] == "not_a_fit"
 
 
 def test_bad_filters_are_refused(cli: Cli) -> None:
@@ -377,9 +388,7 @@ def test_bad_filters_are_refused(cli: Cli) -> None:
 
 
 def test_health_judges_a_past_window_and_sends_nothing_without_destination(cli: Cli) -> None:
-    health = cli.json(
-        "report", "health", "--since", "2026-01-01", "--until", "2026-02-01"
-    )
+    health = cli.json("report", "health", "--since", "2026-01-01", "--until", "2026-02-01")
     assert health["since"].startswith("2026-01-01") and health["until"].startswith("2026-02-01")
     want = [r for r in mqls(leads()) if r["mql_at"] < "2026-02-01"]
     assert health["inputs"]["mqls"] == len(want)

@@ -210,7 +210,9 @@ def _footnotes(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[str
     lines = []
     for (field, reason), keys in grouped.items():
         label = LABELS.get(field) or field.replace("_", " ")
-        where = "" if keys == ["total"] else f" ({', '.join(keys[:8])}{', …' if len(keys) > 8 else ''})"
+        where = (
+            "" if keys == ["total"] else f" ({', '.join(keys[:8])}{', …' if len(keys) > 8 else ''})"
+        )
         lines.append(f"— {label}{where}: {reason}")
     return lines
 
@@ -315,7 +317,8 @@ def cohorts_cmd(
     since: SinceOpt = None,
     until: UntilOpt = None,
     by: Annotated[
-        str, typer.Option("--by", help="cohort (MQL month), lead_cohort (month first seen) or week.")
+        str,
+        typer.Option("--by", help="cohort (MQL month), lead_cohort (month first seen) or week."),
     ] = "cohort",
     format: FormatOpt = OutputFormat.table,
     channel: ChannelOpt = None,

@@ -31,8 +31,8 @@ from mqlengine.domain.funnel import HealthInputs, HealthRules, rate
 from mqlengine.errors import ValidationError
 from mqlengine.reports.data import ReportData
 from mqlengine.reports.query import (
-    FILTER_SQL,
     DIMENSIONS,
+    FILTER_SQL,
     MQL_TIME_DIMENSIONS,
     Filters,
     Query,
@@ -407,9 +407,7 @@ def sla_report(
 
 # --------------------------------------------------------------------------- velocity
 
-NO_LOSSES = (
-    "no lost deals recorded: won ÷ (won + lost) would say 100 % without knowing the losses"
-)
+NO_LOSSES = "no lost deals recorded: won ÷ (won + lost) would say 100 % without knowing the losses"
 NO_WINS = "no deals won from these MQLs"
 
 
@@ -468,9 +466,9 @@ def velocity_report(
             row["opportunities"], row["win_rate"], row["average_deal"], row["cycle_days"]
         )
         if row["velocity_per_day"] is None:
-            missing = [
-                n for n in ("win_rate", "average_deal", "cycle_days") if row[n] is None
-            ] or ["a sales cycle longer than 0 days"]
+            missing = [n for n in ("win_rate", "average_deal", "cycle_days") if row[n] is None] or [
+                "a sales cycle longer than 0 days"
+            ]
             notes["velocity_per_day"] = "needs " + ", ".join(missing)
         out.append({**{k: rounded(v) for k, v in row.items()}, "notes": notes})
     return out

@@ -50,7 +50,9 @@ def load_rates(path: Path) -> Rates:
             currency = (row.get(columns["currency"]) or "").strip().upper()
             text = (row.get(columns["rate"]) or "").strip()
             if len(currency) != 3 or not currency.isalpha():
-                raise ValidationError(f"{path}:{line}: currency {currency!r} is not a 3-letter code")
+                raise ValidationError(
+                    f"{path}:{line}: currency {currency!r} is not a 3-letter code"
+                )
             try:
                 rate = float(text)
             except ValueError:
