@@ -55,7 +55,7 @@ def footnotes(rows: Any, fields: str = "") -> list[dict[str, str]]:
     return [
         {
             "field": field.replace("_", " "),
-            "keys": "" if keys == ["total"] else ", ".join(keys[:10]),
+            "rows": "" if keys == ["total"] else ", ".join(keys[:10]),
             "reason": reason,
         }
         for (field, reason), keys in grouped.items()
