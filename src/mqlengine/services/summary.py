@@ -76,7 +76,7 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
             "channel": channel,
             "leads": leads,
             "mqls": mqls_by_channel.get(channel, 0),
-            "mql_rate": (mqls_by_channel.get(channel, 0) / leads) if leads else 0.0,
+            "mql_rate": (mqls_by_channel.get(channel, 0) / leads) if leads else None,
         }
         for channel, leads in sorted(leads_by_channel.items(), key=lambda kv: -kv[1])
     ]
