@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from mqlengine.domain.funnel import NON_SALES_ACTORS
+from mqlengine.domain.funnel import IMPORT_ACTORS, NON_SALES_ACTORS
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons, stage_history
 from mqlengine.store.tables_reports import spend
@@ -103,6 +103,7 @@ SQL_OR_LATER = ("sql", "opportunity", "customer")
 OPP_OR_LATER = ("opportunity", "customer")
 
 _NOT_SALES = ", ".join(f"'{actor}'" for actor in NON_SALES_ACTORS)
+_IMPORTERS = ", ".join(f"'{actor}'" for actor in IMPORT_ACTORS)
 
 # One row per MQL entry with what followed it until the person's next MQL entry.
 # Recycled, rejected, disqualified and lost are the sales actions of those names (lost is not
@@ -115,6 +116,8 @@ WITH m AS (
            coalesce(h.mql_type, 'unknown') AS mql_type,
            coalesce(h.definition_version, 'unknown') AS definition_version,
            coalesce(h.reactivated, false) AS reactivated,
+           -- an MQL written by an import: its handoff (touches, SLA) was never recorded
+           coalesce(h.actor IN ({_IMPORTERS}), false) AS imported,
            lead(h.changed_at) OVER (PARTITION BY h.person_id ORDER BY h.changed_at, h.id)
                AS next_mql_at,
            lag(h.changed_at) OVER (PARTITION BY h.person_id ORDER BY h.changed_at, h.id)

@@ -326,6 +326,14 @@ NO_TOUCH_DATA = (
     "touches): speed to lead and SLA compliance cannot be known"
 )
 NO_TOUCHES = "no MQL in this row was touched by sales"
+IMPORTED_MQLS = (
+    "MQLs from imported history are left out of speed to lead and SLA: no touch was recorded "
+    "for them"
+)
+ONLY_IMPORTED = (
+    "every MQL in this row comes from imported history, which records no touches: speed "
+    "to lead and SLA compliance cannot be known"
+)
 NONE_DUE = "no MQL in this row has reached its SLA deadline"
 
 
@@ -339,24 +347,30 @@ def sla_report(
 ) -> list[dict[str, Any]]:
     """Speed to lead (MQL → first sales touch) p50/p90, SLA met/breached/pending, compliance.
 
-    Only touches by sales count (a recorded touch, or a sales action on the MQL); without
-    any in the data, every touch figure is "—" with a note rather than 0 h or 100 %."""
+    Only touches by sales count (a recorded touch, or a sales action on the MQL), and only
+    MQLs that went through the handoff (``imported_mqls`` are left out: an import records
+    no touches); without any, every touch figure is "—" with a note rather than 0 h or
+    100 %."""
     by = check_dimension(by)
     q = Query(filters)
     key = DIMENSIONS[by][0] if by else "'total'"
     q.params["now"] = now
     q.params["fallback_hours"] = float(speed_to_lead_hours)
     due = "coalesce(due_at, mql_at + to_microseconds(CAST($fallback_hours * 3600e6 AS BIGINT)))"
+    speed = "epoch(first_touch_at - mql_at) / 3600.0"
+    live = "NOT imported"
     sql = f"""
-        SELECT {key} AS key, count(*) AS mqls, count(first_touch_at) AS touched,
+        SELECT {key} AS key, count(*) AS mqls, count(*) FILTER (imported) AS imported_mqls,
+            count(first_touch_at) FILTER ({live}) AS touched,
             count(due_at) AS with_routing_sla,
-            quantile_cont(epoch(first_touch_at - mql_at) / 3600.0, 0.5) AS speed_to_lead_p50_hours,
-            quantile_cont(epoch(first_touch_at - mql_at) / 3600.0, 0.9) AS speed_to_lead_p90_hours,
-            avg(epoch(first_touch_at - mql_at) / 3600.0) AS speed_to_lead_mean_hours,
-            count(*) FILTER (first_touch_at IS NOT NULL AND first_touch_at <= {due}) AS sla_met,
-            count(*) FILTER ((first_touch_at IS NOT NULL AND first_touch_at > {due})
-                             OR (first_touch_at IS NULL AND {due} < $now)) AS breaches,
-            count(*) FILTER (first_touch_at IS NULL AND {due} >= $now) AS pending
+            quantile_cont({speed}, 0.5) FILTER ({live}) AS speed_to_lead_p50_hours,
+            quantile_cont({speed}, 0.9) FILTER ({live}) AS speed_to_lead_p90_hours,
+            avg({speed}) FILTER ({live}) AS speed_to_lead_mean_hours,
+            count(*) FILTER ({live} AND first_touch_at IS NOT NULL AND first_touch_at <= {due})
+                AS sla_met,
+            count(*) FILTER ({live} AND ((first_touch_at IS NOT NULL AND first_touch_at > {due})
+                             OR (first_touch_at IS NULL AND {due} < $now))) AS breaches,
+            count(*) FILTER ({live} AND first_touch_at IS NULL AND {due} >= $now) AS pending
         FROM entries WHERE {q.where("mql_at")} GROUP BY 1 ORDER BY 2 DESC, 1
     """
     rows = fetch_rows(data, sql, q.used(sql))
@@ -365,6 +379,7 @@ def sla_report(
             {
                 "key": "total",
                 "mqls": 0,
+                "imported_mqls": 0,
                 "touched": 0,
                 "with_routing_sla": 0,
                 "speed_to_lead_p50_hours": None,
@@ -379,8 +394,11 @@ def sla_report(
     out = []
     for row in rows:
         notes: dict[str, str] = {}
-        row["untouched"] = row["mqls"] - row["touched"]
-        if not known:
+        live_mqls = row["mqls"] - row["imported_mqls"]
+        row["untouched"] = live_mqls - row["touched"]
+        if row["imported_mqls"]:
+            notes["imported_mqls"] = IMPORTED_MQLS
+        if not known or not live_mqls:
             for name in (
                 "touched",
                 "untouched",
@@ -393,7 +411,7 @@ def sla_report(
                 "sla_compliance",
             ):
                 row[name] = None
-                notes[name] = NO_TOUCH_DATA
+                notes[name] = NO_TOUCH_DATA if not known else ONLY_IMPORTED
         else:
             row["sla_compliance"] = rate(row["sla_met"], row["sla_met"] + row["breaches"])
             if row["sla_compliance"] is None:
@@ -664,7 +682,8 @@ def open_mqls(
         SELECT e.person_id, p.email, e.mql_type, e.mql_at, coalesce(e.owner, 'unassigned') AS owner,
                coalesce(e.team, 'unassigned') AS team, e.first_touch_at, {due} AS due_at,
                epoch($now - e.mql_at) / 3600.0 AS age_hours,
-               CASE WHEN e.first_touch_at IS NOT NULL AND e.first_touch_at <= {due} THEN 'met'
+               CASE WHEN e.imported AND e.first_touch_at IS NULL THEN 'not tracked'
+                    WHEN e.first_touch_at IS NOT NULL AND e.first_touch_at <= {due} THEN 'met'
                     WHEN e.first_touch_at IS NOT NULL THEN 'breached'
                     WHEN {due} < $now THEN 'breached' ELSE 'pending' END AS sla_state
         FROM entries e JOIN persons p ON p.id = e.person_id
