@@ -387,7 +387,9 @@ def test_bad_filters_are_refused(cli: Cli) -> None:
     assert "must be before until" in result.output
 
 
-def test_health_judges_a_past_window_and_sends_nothing_without_destination(cli: Cli) -> None:
+def test_health_judges_a_past_window_and_sends_nothing_without_destination(
+    cli: Cli, database_url: str
+) -> None:
     health = cli.json("report", "health", "--since", "2026-01-01", "--until", "2026-02-01")
     assert health["since"].startswith("2026-01-01") and health["until"].startswith("2026-02-01")
     want = [r for r in mqls(leads()) if r["mql_at"] < "2026-02-01"]
@@ -396,9 +398,24 @@ def test_health_judges_a_past_window_and_sends_nothing_without_destination(cli: 
     assert health["input_notes"]["sla_compliance"] == metrics.NO_TOUCH_DATA
     as_of = cli.json("report", "health", "--as-of", "2026-02-01")
     assert as_of["until"].startswith("2026-02-01") and as_of["window_days"] == 90
+    assert as_of["notified"] == 0  # a past window is judged, not alerted on
     now = cli.json("report", "health")
     assert now["notified"] == 0 and now["alerts_sent"] is False
     assert datetime.fromisoformat(now["until"]) == datetime(2026, 4, 1, tzinfo=UTC)
+    # an alert counts as sent only when a destination takes it
+    from mqlengine.reports.service import notify_health_alerts
+    from mqlengine.settings import Settings
+    from mqlengine.wiring import Wiring
+
+    db = Wiring(Settings(database_url, EXAMPLE)).db
+    alert = {"alerts": [{"code": "low_acceptance", "severity": "warning", "message": "low"}]}
+    moment = datetime(2026, 4, 1, tzinfo=UTC)
+    try:
+        assert notify_health_alerts(db, alert, now=moment) == 0
+        cli("outbox", "add-destination", "ops", "--kind", "webhook", "--url", "https://o.invalid")
+        assert notify_health_alerts(db, alert, now=moment) == 1
+    finally:
+        db.dispose()
 
 
 # ------------------------------------------------------------------ with real sales actions
