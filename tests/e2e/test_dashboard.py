@@ -296,3 +296,31 @@ def test_find_box_opens_a_person_by_email(page: Any, server: LocalServer) -> Non
     ):
         answer = httpx.get(f"{server.url}/find", params=params, cookies=cookies, timeout=30)
         assert answer.status_code == status, (params, answer.status_code)
+
+
+def test_unknown_figures_show_a_dash_and_the_reason(page: Any, server: LocalServer) -> None:
+    rows = api(server, "/v1/reports/channels", by="channel")["rows"]
+    unknown = [r for r in rows if r["cost_per_mql"] is None]
+    assert unknown, "the demo has channels without spend"
+    page.goto(f"{server.url}/channels?key=reader")
+    page.wait_for_selector("html[data-charts='ready']")
+    for row in unknown:
+        cell = page.locator(
+            f"#channel-table tr[data-key='{row['key']}'] td[data-metric='cost_per_mql']"
+        )
+        assert cell.inner_text().strip() == "—", row["key"]
+    notes = page.locator("[data-testid='notes']").first.inner_text()
+    assert f"cost per mql ({unknown[0]['key']}" in notes
+    assert row["notes"]["cost_per_mql"] in notes
+    shot(page, "channels-notes")
+    # a bad breakdown is refused like the API refuses it
+    response = page.goto(f"{server.url}/channels?by=colour")
+    assert response is not None and response.status == 400
+    assert "unknown breakdown" in page.content()
+    api_answer = httpx.get(
+        f"{server.url}/v1/reports/channels",
+        params={"by": "colour"},
+        headers={"Authorization": "Bearer reader"},
+        timeout=30,
+    )
+    assert api_answer.status_code == 400

@@ -6,13 +6,23 @@ from typing import Any
 
 import pytest
 
-from mqlengine.domain.attribution import Attribution, channel_of, named_channel
+from mqlengine.domain.attribution import (
+    NO_CHANNEL,
+    Attribution,
+    blank_channel,
+    channel_label,
+    channel_of,
+    named_channel,
+)
 
 
 @pytest.mark.parametrize(
     ("context", "traits", "expected"),
     [
-        ({}, {}, Attribution("direct")),
+        # nothing says where the lead came from: no channel (not "direct", not "unknown")
+        ({}, {}, Attribution(None)),
+        ({"page": {"path": "/"}}, {}, Attribution("direct")),
+        ({"page": {"referrer": ""}}, None, Attribution("direct")),
         ({"page": {"referrer": "https://news.ycombinator.com"}}, None, Attribution("referral")),
         (
             {"campaign": {"source": "Google", "medium": "cpc", "name": "brand"}},
@@ -42,8 +52,9 @@ from mqlengine.domain.attribution import Attribution, channel_of, named_channel
             Attribution("trade show", "google", None),
         ),
         ({}, {"channel": "Partner"}, Attribution("partner")),
-        ({}, {"lead_source": "  "}, Attribution("direct")),
-        ({}, {"lead_source": 5}, Attribution("direct")),
+        ({}, {"lead_source": "  "}, Attribution(None)),
+        ({}, {"lead_source": 5}, Attribution(None)),
+        ({"campaign": {"medium": "print"}}, {}, Attribution(None)),
     ],
 )
 def test_channel_of(
@@ -57,3 +68,10 @@ def test_named_channel_normalises_or_says_none() -> None:
     assert named_channel("") is None
     assert named_channel(None) is None
     assert named_channel(3) is None
+
+
+def test_blank_channel_is_its_own_label() -> None:
+    assert channel_label(None) == channel_label("  ") == NO_CHANNEL == "(none)"
+    assert channel_label("unknown") == "unknown"
+    assert blank_channel(" Paid_Search ") == "paid_search"
+    assert blank_channel("") is None and blank_channel(None) is None

@@ -136,8 +136,9 @@ def test_funnel_totals_are_cohort_correct(data: ReportData) -> None:
     assert f["sal_rate"] == pytest.approx(0.4)
     assert f["mql_to_sql"] == pytest.approx(0.4)
     assert f["mql_to_customer"] == pytest.approx(0.2)
-    assert (f["rejected"], f["recycled"], f["disqualified"]) == (1, 2, 1)
-    assert f["recycle_rate"] == pytest.approx(0.4)
+    # a rejected lead goes to nurture too, but only the recycle action is a recycle
+    assert (f["rejected"], f["recycled"], f["disqualified"], f["lost"]) == (1, 1, 1, 0)
+    assert f["recycle_rate"] == pytest.approx(0.2)
     assert f["requalification_rate"] == pytest.approx(0.2)
     assert (f["new_leads"], f["leads_became_mql"]) == (5, 4)
     assert f["mql_rate"] == pytest.approx(0.8)
@@ -189,7 +190,9 @@ def test_breakdown_by_channel_with_cost(data: ReportData) -> None:
     assert rows["paid"]["mqls"] == 3 and rows["paid"]["cost_per_mql"] == pytest.approx(500.0)
     assert rows["email"]["mqls"] == 1 and rows["email"]["new_leads"] == 2
     assert rows["email"]["mql_rate"] == pytest.approx(0.5)
-    assert rows["organic"]["cost_per_mql"] == pytest.approx(0.0)
+    # no spend for organic: not 0.00 but unknown, with the reason
+    assert rows["organic"]["cost_per_mql"] is None
+    assert rows["organic"]["notes"]["cost_per_mql"] == metrics.NO_SPEND
     by_type = {r["key"]: r["mqls"] for r in metrics.funnel_report(data, Q1, "mql_type")}
     assert by_type == {"hand": 3, "fit": 2}
 
@@ -227,10 +230,11 @@ def test_speed_to_lead_and_sla(data: ReportData) -> None:
 def test_velocity(data: ReportData) -> None:
     v = metrics.velocity_report(data, Q1)[0]
     assert (v["opportunities"], v["won"], v["lost"]) == (1, 1, 0)
-    assert v["win_rate"] == 1.0
+    # no loss recorded: a win rate would say 100 % without knowing the losses
+    assert v["win_rate"] is None and v["notes"]["win_rate"] == metrics.NO_LOSSES
     assert v["average_deal"] == pytest.approx(800.0)
     assert v["cycle_days"] == pytest.approx(31.0)  # SQL 01-20 → won 02-20
-    assert v["velocity_per_day"] == pytest.approx(800 / 31)
+    assert v["velocity_per_day"] is None
 
 
 def test_reasons_and_rules_in_rejected_mqls(data: ReportData) -> None:

@@ -473,12 +473,16 @@ def _print_summary(eng: object) -> None:
     for name, n in sorted(summary.mql_by_type.items(), key=lambda kv: -kv[1]):
         types.add_row(name, f"{n:,}")
     console.print(types)
-    channels = Table(title="Leads and MQLs by channel")
-    for column in ("channel", "leads", "MQLs", "MQL rate"):
+    # the same units as `mql report channels`: leads, leads that became MQL, their ratio
+    channels = Table(title="Leads and leads that became MQL, by channel")
+    for column in ("channel", "leads", "became MQL", "MQL rate"):
         channels.add_column(column, justify="left" if column == "channel" else "right")
     for row in summary.mql_by_channel:
         channels.add_row(
-            row["channel"], f"{row['leads']:,}", f"{row['mqls']:,}", f"{row['mql_rate']:.1%}"
+            row["channel"],
+            f"{row['leads']:,}",
+            f"{row['mqls']:,}",
+            "—" if row["mql_rate"] is None else f"{row['mql_rate']:.1%}",
         )
     console.print(channels)
 

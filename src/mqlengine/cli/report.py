@@ -51,6 +51,14 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f")]
 ChannelOpt = Annotated[str | None, typer.Option("--channel", help="Only this channel.")]
 CampaignOpt = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
 TzOpt = Annotated[str, typer.Option("--tz", help="Time zone of cohort months and weeks.")]
+RatesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--rates",
+        help="CSV currency,rate (value of one unit in the report currency, which has rate 1): "
+        "converts spend in several currencies; without it spend is shown per currency.",
+    ),
+]
 
 PERCENT = {
     "mql_rate",
@@ -63,6 +71,7 @@ PERCENT = {
     "rejection_rate",
     "recycle_rate",
     "disqualification_rate",
+    "loss_rate",
     "sla_compliance",
     "win_rate",
     "share",
@@ -74,13 +83,21 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "funnel": (
         "key",
         "new_leads",
-        "mqls",
+        "leads_became_mql",
         "mql_rate",
+        "mqls",
         "acceptance_rate",
         "mql_to_sql",
         "customers",
+        "rejection_rate",
         "recycle_rate",
+        "disqualification_rate",
+        "loss_rate",
         "time_to_mql_p50_days",
+        "time_to_mql_p90_days",
+        "time_to_mql_mean_days",
+        "spend",
+        "currency",
         "cost_per_mql",
         "cac",
     ),
@@ -90,6 +107,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "touched",
         "speed_to_lead_p50_hours",
         "speed_to_lead_p90_hours",
+        "speed_to_lead_mean_hours",
         "sla_met",
         "breaches",
         "pending",
@@ -102,20 +120,39 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "lost",
         "win_rate",
         "average_deal",
+        "cycle_p50_days",
+        "cycle_p90_days",
         "cycle_days",
+        "mql_to_won_p50_days",
+        "mql_to_won_p90_days",
+        "mql_to_won_days",
         "velocity_per_day",
     ),
 }
 LABELS = {
     "key": "",
     "new_leads": "leads",
-    "mqls": "MQLs",
+    "leads_became_mql": "leads→MQL",
+    "mqls": "MQL entries",
     "mql_rate": "MQL rate",
     "acceptance_rate": "accept",
     "mql_to_sql": "MQL→SQL",
     "customers": "cust.",
     "recycle_rate": "recycle",
+    "rejection_rate": "reject",
+    "disqualification_rate": "disq.",
+    "loss_rate": "lost",
     "time_to_mql_p50_days": "TTM p50 d",
+    "time_to_mql_p90_days": "TTM p90 d",
+    "time_to_mql_mean_days": "TTM mean d",
+    "currency": "cur.",
+    "speed_to_lead_mean_hours": "mean h",
+    "cycle_p50_days": "cycle p50 d",
+    "cycle_p90_days": "cycle p90 d",
+    "cycle_days": "cycle mean d",
+    "mql_to_won_p50_days": "MQL→won p50 d",
+    "mql_to_won_p90_days": "MQL→won p90 d",
+    "mql_to_won_days": "MQL→won mean d",
     "cost_per_mql": "cost/MQL",
     "cac": "CAC",
     "speed_to_lead_p50_hours": "p50 h",
@@ -124,7 +161,6 @@ LABELS = {
     "sla_compliance": "compliance",
     "opportunities": "opps",
     "average_deal": "avg deal",
-    "cycle_days": "cycle d",
     "velocity_per_day": "velocity/day",
     "in_rejected": "in rejected",
     "share_of_rejected": "% rejected",
@@ -144,6 +180,41 @@ def _filters(
         campaign=campaign,
         tz=tz,
     )
+
+
+def _load_rates(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from mqlengine.reports.rates import load_rates
+
+    return load_rates(path)
+
+
+def _flat(value: Any) -> Any:
+    """A CSV cell: notes as 'field: reason; …', per-currency amounts as 'EUR 1000.00; …'."""
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{k}: {v}" if not isinstance(v, int | float) else f"{k} {v:.2f}"
+            for k, v in value.items()
+        )
+    return value
+
+
+def _footnotes(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[str]:
+    """One line per figure shown as "—" and its reason (rows with the same reason merged)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        for field, reason in (row.get("notes") or {}).items():
+            if field in columns and row.get(field) is None:
+                grouped.setdefault((field, reason), []).append(str(row.get("key")))
+    lines = []
+    for (field, reason), keys in grouped.items():
+        label = LABELS.get(field) or field.replace("_", " ")
+        where = (
+            "" if keys == ["total"] else f" ({', '.join(keys[:8])}{', …' if len(keys) > 8 else ''})"
+        )
+        lines.append(f"— {label}{where}: {reason}")
+    return lines
 
 
 def _cell(name: str, value: Any) -> str:
@@ -172,10 +243,15 @@ def _emit(
         return
     if fmt is OutputFormat.csv:
         buffer = io.StringIO()
-        fields = list(rows[0]) if rows else list(columns)
+        fields: list[str] = []
+        for row in rows or [dict.fromkeys(columns)]:
+            fields.extend(f for f in row if f not in fields)
+        if "notes" in fields:  # the reasons for "—" last, as a note column
+            fields.remove("notes")
+            fields.append("notes")
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _flat(v) for k, v in row.items()} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
     table = Table(title=title)
@@ -189,15 +265,18 @@ def _emit(
     for row in rows:
         table.add_row(*(_cell(c, row.get(c)) for c in columns))
     # Piped output is not cut to 80 columns (the terminal's width when there is one).
-    (console if console.is_terminal else Console(width=160)).print(table)
+    out = console if console.is_terminal else Console(width=240)
+    out.print(table)
+    for line in _footnotes(rows, columns):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def _run(name: str, filters: Any, by: str | None) -> dict[str, Any]:
+def _run(name: str, filters: Any, by: str | None, rates: Any = None) -> dict[str, Any]:
     from mqlengine.reports.service import health_rules, run_report
 
     eng = wiring(create=False)
     rules = health_rules(eng.definition_or_none())
-    return run_report(eng.db, name, filters, now=eng.clock(), rules=rules, by=by)
+    return run_report(eng.db, name, filters, now=eng.clock(), rules=rules, by=by, rates=rates)
 
 
 def _tabular(
@@ -209,8 +288,9 @@ def _tabular(
     channel: str | None,
     campaign: str | None,
     tz: str,
+    rates: Path | None = None,
 ) -> None:
-    result = _run(name, _filters(since, until, channel, campaign, tz), by)
+    result = _run(name, _filters(since, until, channel, campaign, tz), by, _load_rates(rates))
     columns = COLUMNS.get(name, COLUMNS["funnel"])
     _emit(result["rows"], columns, fmt, f"{name} by {result.get('by') or 'total'}", result)
 
@@ -225,9 +305,10 @@ def funnel_cmd(
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
     tz: TzOpt = "UTC",
+    rates: RatesOpt = None,
 ) -> None:
     """Volumes and cohort-correct conversion rates (MQL → SAL → SQL → opportunity → customer)."""
-    _tabular("funnel", format, since, until, by, channel, campaign, tz)
+    _tabular("funnel", format, since, until, by, channel, campaign, tz, rates)
 
 
 @report_app.command("cohorts")
@@ -235,13 +316,21 @@ def funnel_cmd(
 def cohorts_cmd(
     since: SinceOpt = None,
     until: UntilOpt = None,
+    by: Annotated[
+        str,
+        typer.Option("--by", help="cohort (MQL month), lead_cohort (month first seen) or week."),
+    ] = "cohort",
     format: FormatOpt = OutputFormat.table,
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
     tz: TzOpt = "UTC",
+    rates: RatesOpt = None,
 ) -> None:
-    """The funnel per cohort (month the lead became MQL)."""
-    _tabular("cohorts", format, since, until, None, channel, campaign, tz)
+    """The funnel per cohort: MQLs by the month they became MQL (--by lead_cohort: leads
+    and their MQLs by the month the lead was first seen)."""
+    if by not in ("cohort", "lead_cohort", "week"):
+        fail(f"--by {by!r}: use cohort, lead_cohort or week", 2)
+    _tabular("cohorts", format, since, until, by, channel, campaign, tz, rates)
 
 
 @report_app.command("channels")
@@ -254,9 +343,10 @@ def channels_cmd(
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
     tz: TzOpt = "UTC",
+    rates: RatesOpt = None,
 ) -> None:
     """The funnel per channel (or --by campaign/source) with cost per MQL and CAC."""
-    _tabular("channels", format, since, until, by, channel, campaign, tz)
+    _tabular("channels", format, since, until, by, channel, campaign, tz, rates)
 
 
 @report_app.command("sla")
@@ -326,17 +416,32 @@ def health_cmd(
     ] = True,
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Judge the window ending at this time (default now)."),
+    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
 ) -> None:
-    """Health alerts (rules of thumb from the definition) and the 0–100 health score."""
-    from mqlengine.reports.service import health_rules, notify_health_alerts, run_report
+    """Health alerts (rules of thumb from the definition) and the 0–100 health score over
+    the definition's window before --as-of (or exactly --since … --until)."""
+    from mqlengine.reports.service import (
+        HEALTH_TOPIC,
+        health_rules,
+        notify_health_alerts,
+        run_report,
+    )
 
     eng = wiring(create=False)
-    now = _now()
+    now = _when(as_of, "--as-of") or _now()
     rules = health_rules(eng.definition_or_none())
-    filters = _filters(None, None, channel, campaign, "UTC")
+    filters = _filters(since, until or (as_of and now.isoformat()), channel, campaign, "UTC")
     result = run_report(eng.db, "health", filters, now=now, rules=rules)
+    # a past window is judged, not alerted on again
+    notify = notify and as_of is None and since is None and until is None
     notified = notify_health_alerts(eng.db, result, now=now) if notify else 0
     result["notified"] = notified
+    result["alerts_sent"] = notified > 0
     if format is not OutputFormat.table:
         _emit(
             result["components"],
@@ -356,7 +461,8 @@ def health_cmd(
     )
     console.print(
         f"[bold]health score[/] [{colour}]{score if score is not None else '—'}[/]/100 "
-        f"over the last {result['window_days']} days ({result['inputs']['mqls']} MQLs)",
+        f"from {result['since'][:16]} to {result['until'][:16]} "
+        f"({result['window_days']} days, {result['inputs']['mqls']} MQLs)",
         highlight=False,
     )
     _emit(
@@ -366,13 +472,21 @@ def health_cmd(
         "components",
         result,
     )
+    for field, reason in result["input_notes"].items():
+        console.print(f"— {field.replace('_', ' ')}: {reason}", highlight=False, markup=False)
     for alert in result["alerts"]:
         style = "red" if alert["severity"] == "critical" else "yellow"
         console.print(f"[{style}]{alert['severity']}[/]: {alert['message']}", highlight=False)
     if not result["alerts"]:
         console.print("[green]no alerts[/]")
-    if notified:
+    elif notified:
         console.print(f"{notified} alert(s) written to the outbox", highlight=False)
+    elif notify:
+        console.print(
+            f"alerts not sent: no active destination takes {HEALTH_TOPIC} "
+            "(mql outbox add-destination …), or they were sent today already",
+            highlight=False,
+        )
 
 
 @report_app.command("html")
@@ -384,6 +498,7 @@ def html_cmd(
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
     tz: TzOpt = "UTC",
+    rates: RatesOpt = None,
 ) -> None:
     """A self-contained HTML report with charts (opens offline)."""
     from mqlengine.dashboard.offline import render_report
@@ -391,7 +506,13 @@ def html_cmd(
 
     eng = wiring(create=False)
     filters = _filters(since, until, channel, campaign, tz)
-    html = render_report(eng.db, filters, now=_now(), rules=health_rules(eng.definition_or_none()))
+    html = render_report(
+        eng.db,
+        filters,
+        now=_now(),
+        rules=health_rules(eng.definition_or_none()),
+        rates=_load_rates(rates),
+    )
     out.write_text(html, encoding="utf-8")
     console.print(f"wrote {out} ({len(html) / 1024:,.0f} KiB)", highlight=False)
 

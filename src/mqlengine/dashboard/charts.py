@@ -25,7 +25,7 @@ def funnel_chart(steps: list[dict[str, Any]]) -> dict[str, Any]:
         "type": "bar",
         "horizontal": True,
         "labels": [s["label"] for s in steps],
-        "series": [{"label": "count", "values": [s["count"] or 0 for s in steps]}],
+        "series": [{"label": "count", "values": [s["count"] for s in steps]}],
     }
 
 

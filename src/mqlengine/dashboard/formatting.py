@@ -38,3 +38,32 @@ def fmt_hours(value: Any) -> str:
 def to_json(value: Any) -> str:
     """JSON for a <script type="application/json"> block (no '</' can close the tag)."""
     return orjson.dumps(value, default=str).decode().replace("</", "<\\/")
+
+
+def footnotes(rows: Any, fields: str = "") -> list[dict[str, str]]:
+    """The reasons behind the "—" of a table: one entry per figure and reason, listing the
+    rows it applies to (``fields``: space-separated names shown by the table; all when
+    empty)."""
+    if isinstance(rows, dict):
+        rows = [rows]
+    wanted = set(fields.split())
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for row in rows or []:
+        for field, reason in (row.get("notes") or {}).items():
+            if (not wanted or field in wanted) and row.get(field) is None:
+                grouped.setdefault((field, reason), []).append(str(row.get("key")))
+    return [
+        {
+            "field": field.replace("_", " "),
+            "rows": "" if keys == ["total"] else ", ".join(keys[:10]),
+            "reason": reason,
+        }
+        for (field, reason), keys in grouped.items()
+    ]
+
+
+def why(row: Any, field: str) -> str:
+    """The reason a figure of ``row`` is "—" ('' when it is known)."""
+    if not isinstance(row, dict) or row.get(field) is not None:
+        return ""
+    return str((row.get("notes") or {}).get(field) or "")

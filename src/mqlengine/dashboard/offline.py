@@ -13,10 +13,19 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mqlengine.dashboard import charts
-from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
+from mqlengine.dashboard.formatting import (
+    fmt_hours,
+    fmt_money,
+    fmt_number,
+    fmt_percent,
+    footnotes,
+    to_json,
+    why,
+)
 from mqlengine.domain.funnel import HealthRules
 from mqlengine.reports.data import report_data
 from mqlengine.reports.query import Filters
+from mqlengine.reports.rates import Rates
 from mqlengine.reports.service import run_report
 from mqlengine.store.db import Database
 
@@ -25,12 +34,19 @@ STATIC = HERE / "static"
 
 
 def render_report(
-    database: Database, filters: Filters, *, now: datetime, rules: HealthRules
+    database: Database,
+    filters: Filters,
+    *,
+    now: datetime,
+    rules: HealthRules,
+    rates: Rates | None = None,
 ) -> str:
     data = report_data(database)
 
     def run(name: str, by: str | None = None) -> dict[str, Any]:
-        return run_report(database, name, filters, now=now, rules=rules, by=by, data=data)
+        return run_report(
+            database, name, filters, now=now, rules=rules, by=by, data=data, rates=rates
+        )
 
     overview = run("overview")
     cohorts = run("cohorts")
@@ -46,7 +62,13 @@ def render_report(
         lstrip_blocks=True,
     )
     env.filters.update(
-        num=fmt_number, pct=fmt_percent, money=fmt_money, hours=fmt_hours, tojson_safe=to_json
+        num=fmt_number,
+        pct=fmt_percent,
+        money=fmt_money,
+        hours=fmt_hours,
+        tojson_safe=to_json,
+        footnotes=footnotes,
+        why=why,
     )
     return env.get_template("report.html").render(
         generated_at=now.isoformat(timespec="minutes"),

@@ -25,7 +25,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from mqlengine.dashboard import charts
-from mqlengine.dashboard.formatting import fmt_hours, fmt_money, fmt_number, fmt_percent, to_json
+from mqlengine.dashboard.formatting import (
+    fmt_hours,
+    fmt_money,
+    fmt_number,
+    fmt_percent,
+    footnotes,
+    to_json,
+    why,
+)
 from mqlengine.domain.explain import card_to_dict
 from mqlengine.errors import (
     AuthError,
@@ -88,6 +96,8 @@ def templates() -> Environment:
         env.filters["money"] = fmt_money
         env.filters["hours"] = fmt_hours
         env.filters["tojson_safe"] = to_json
+        env.filters["footnotes"] = footnotes
+        env.filters["why"] = why
         _env = env
     return _env
 
@@ -300,8 +310,15 @@ def cohorts_page(request: Request, _reader: Reader) -> Response:
 @router.get("/channels", response_class=HTMLResponse)
 def channels_page(request: Request, _reader: Reader) -> Response:
     by = request.query_params.get("by") or "channel"
-    if by not in ("channel", "campaign", "source", "mql_type", "definition_version"):
-        by = "channel"
+    allowed = ("channel", "campaign", "source", "mql_type", "definition_version")
+    if by not in allowed:
+        if not _authorised(request):
+            return _unauthorised_page("channels")
+        # the same answer as the API's: 400 naming what is allowed
+        return _error_page(
+            ValidationError(f"unknown breakdown '{by}' (use one of: {', '.join(allowed)})"),
+            "channels",
+        )
 
     def context() -> dict[str, Any]:
         result = _report(request, "channels", by=by)

@@ -4,6 +4,12 @@ Pure: it reads the message's ``context`` (UTM parameters in ``context.campaign``
 referrer in ``context.page``) and its traits (an explicit ``lead_source``), nothing else.
 A person keeps the attribution of the message that created it; a later ``lead_source``
 trait overrides the channel (sales said where the lead came from).
+
+A lead with no channel: when a message names no campaign, no ``lead_source`` and carries no
+page context (a server-side identify, a CSV row with a blank channel, a CRM history row),
+nothing says where the lead came from, so the channel stays empty (``None``) on every path —
+ingest, imports and history alike. It is *not* ``direct`` (a visit without referrer) and not
+``unknown`` (a value someone wrote): reports show it as its own row, :data:`NO_CHANNEL`.
 """
 
 from __future__ import annotations
@@ -33,13 +39,34 @@ _MEDIUM_CHANNELS = {
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    channel: str
+    channel: str | None
     source: str | None = None
     campaign: Any = None
 
 
 DIRECT = Attribution("direct")
 REFERRAL = Attribution("referral")
+UNATTRIBUTED = Attribution(None)
+
+# How reports show a lead with no channel (source, campaign): its own row, distinct from a
+# channel literally called "unknown".
+NO_CHANNEL = "(none)"
+
+
+def channel_label(value: Any) -> str:
+    """The report label of a stored channel, source or campaign: blank → :data:`NO_CHANNEL`."""
+    if value is None:
+        return NO_CHANNEL
+    text = str(value).strip()
+    return text if text else NO_CHANNEL
+
+
+def blank_channel(value: Any) -> str | None:
+    """The stored form of a channel a file or a person gives: lower case, blank → None."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    return text or None
 
 
 def named_channel(lead_source: Any) -> str | None:
@@ -54,13 +81,25 @@ def _referred(context: Mapping[str, Any]) -> bool:
     return bool(page.get("referrer")) if isinstance(page, Mapping) else False
 
 
+def _visited(context: Mapping[str, Any]) -> bool:
+    """The message comes from a page visit (analytics.js sets ``context.page``)."""
+    return isinstance(context.get("page"), Mapping)
+
+
+def _fallback(context: Mapping[str, Any]) -> Attribution:
+    if _referred(context):
+        return REFERRAL
+    return DIRECT if _visited(context) else UNATTRIBUTED
+
+
 def channel_of(context: Mapping[str, Any], traits: Mapping[str, Any] | None) -> Attribution:
     """Attribution from UTM parameters (``context.campaign``), a ``lead_source`` trait, or
-    the referrer, in that order of precedence for the channel."""
+    the referrer, in that order of precedence for the channel; a visit with neither is
+    ``direct``, and a message that says nothing at all has no channel (``None``)."""
     campaign = context.get("campaign")
     named = named_channel(traits.get("lead_source") or traits.get("channel")) if traits else None
     if campaign is None and named is None:  # the common case: only the referrer says
-        return REFERRAL if _referred(context) else DIRECT
+        return _fallback(context)
     source: str | None = None
     name: Any = None
     channel: str | None = None
@@ -75,5 +114,5 @@ def channel_of(context: Mapping[str, Any], traits: Mapping[str, Any] | None) -> 
     if named is not None:
         channel = named
     if channel is None:
-        channel = "referral" if _referred(context) else "direct"
+        channel = _fallback(context).channel
     return Attribution(channel, source, name)

@@ -30,6 +30,12 @@ from datetime import UTC, datetime
 
 HOURS_PER_DAY = 24.0
 
+# Actors whose stage rows and touches are not sales working a lead: scoring ("system") and
+# the importers of CRM history ("import") and CRM outcomes ("crm-import", the default when
+# the file names no owner). Their rows count for stages reached, never as touches.
+IMPORT_ACTORS = ("import", "crm-import")
+NON_SALES_ACTORS = ("system", *IMPORT_ACTORS)
+
 
 def rate(numerator: float | None, denominator: float | None) -> float | None:
     """``numerator / denominator``; None when the denominator is 0 or unknown (not 0 %)."""

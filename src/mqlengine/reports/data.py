@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from mqlengine.domain.funnel import IMPORT_ACTORS, NON_SALES_ACTORS
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons, stage_history
 from mqlengine.store.tables_reports import spend
@@ -101,29 +102,42 @@ SAL_OR_LATER = ("sal", "sql", "opportunity", "customer")
 SQL_OR_LATER = ("sql", "opportunity", "customer")
 OPP_OR_LATER = ("opportunity", "customer")
 
-ENTRIES_SQL = """
+_NOT_SALES = ", ".join(f"'{actor}'" for actor in NON_SALES_ACTORS)
+_IMPORTERS = ", ".join(f"'{actor}'" for actor in IMPORT_ACTORS)
+
+# One row per MQL entry with what followed it until the person's next MQL entry.
+# Recycled, rejected, disqualified and lost are the sales actions of those names (lost is not
+# recycled, though both move the lead to nurture). Touches and the first sales action count
+# only rows of real sales actors: scoring and imported history are no touch.
+ENTRIES_SQL = f"""
 CREATE OR REPLACE TABLE entries AS
 WITH m AS (
     SELECT h.id AS entry_id, h.person_id, h.changed_at AS mql_at,
            coalesce(h.mql_type, 'unknown') AS mql_type,
            coalesce(h.definition_version, 'unknown') AS definition_version,
            coalesce(h.reactivated, false) AS reactivated,
+           -- an MQL written by an import: its handoff (touches, SLA) was never recorded
+           coalesce(h.actor IN ({_IMPORTERS}), false) AS imported,
            lead(h.changed_at) OVER (PARTITION BY h.person_id ORDER BY h.changed_at, h.id)
-               AS next_mql_at
+               AS next_mql_at,
+           lag(h.changed_at) OVER (PARTITION BY h.person_id ORDER BY h.changed_at, h.id)
+               AS previous_mql_at
     FROM history h WHERE h.to_stage = 'mql'
 ),
 o AS (
     SELECT m.entry_id,
         min(h.changed_at) FILTER (h.to_stage IN ('sal','sql','opportunity','customer')) AS sal_at,
         min(h.changed_at) FILTER (h.to_stage IN ('sql','opportunity','customer')) AS sql_at,
+        min(h.changed_at) FILTER (h.to_stage = 'sql') AS sql_stage_at,
         min(h.changed_at) FILTER (h.to_stage IN ('opportunity','customer')) AS opp_at,
         min(h.changed_at) FILTER (h.to_stage = 'customer') AS won_at,
         min(h.changed_at) FILTER (h.action = 'lost') AS lost_at,
         min(h.changed_at) FILTER (h.action = 'reject') AS rejected_at,
-        min(h.changed_at) FILTER (h.to_stage = 'nurture') AS recycled_at,
-        min(h.changed_at) FILTER (h.to_stage = 'disqualified') AS disqualified_at,
+        min(h.changed_at) FILTER (h.action = 'recycle') AS recycled_at,
+        min(h.changed_at) FILTER (h.action = 'disqualify') AS disqualified_at,
         min(h.changed_at) FILTER (h.to_stage = 'lead' AND h.from_stage = 'mql') AS demoted_at,
-        min(h.changed_at) FILTER (h.actor <> 'system') AS first_action_at,
+        min(h.changed_at) FILTER (h.actor NOT IN ({_NOT_SALES}) AND h.action IS NOT NULL)
+            AS first_action_at,
         arg_min(h.reason, h.changed_at) FILTER (h.action IN ('reject','disqualify','recycle'))
             AS verdict_reason,
         max(h.amount) FILTER (h.to_stage = 'opportunity') AS pipeline_amount,
@@ -134,11 +148,20 @@ o AS (
      AND (m.next_mql_at IS NULL OR h.changed_at < m.next_mql_at)
     GROUP BY m.entry_id
 ),
+w AS (
+    -- a win dated before this MQL (and after the previous one): not a win of this MQL
+    SELECT m.entry_id, max(h.changed_at) AS won_before_at
+    FROM m JOIN history h
+      ON h.person_id = m.person_id AND h.to_stage = 'customer' AND h.changed_at < m.mql_at
+     AND (m.previous_mql_at IS NULL OR h.changed_at >= m.previous_mql_at)
+    GROUP BY m.entry_id
+),
 t AS (
     SELECT m.entry_id, min(t.touched_at) AS touched_at
     FROM m JOIN touches t
       ON t.person_id = m.person_id AND t.touched_at >= m.mql_at
      AND (m.next_mql_at IS NULL OR t.touched_at < m.next_mql_at)
+     AND (t.rep IS NULL OR t.rep NOT IN ({_NOT_SALES}))
     GROUP BY m.entry_id
 ),
 c AS (
@@ -152,18 +175,18 @@ c AS (
 )
 SELECT m.*, p.channel, p.source, p.campaign, coalesce(c.rep, p.owner) AS owner,
        coalesce(c.team, p.team) AS team, p.first_seen_at,
-       o.sal_at, o.sql_at, o.opp_at, o.won_at, o.lost_at, o.rejected_at, o.recycled_at,
-       o.disqualified_at, o.demoted_at, o.verdict_reason,
-       o.pipeline_amount, o.revenue_amount,
+       o.sal_at, o.sql_at, o.sql_stage_at, o.opp_at, o.won_at, o.lost_at, o.rejected_at,
+       o.recycled_at, o.disqualified_at, o.demoted_at, o.verdict_reason,
+       o.pipeline_amount, o.revenue_amount, w.won_before_at,
        -- any sales action on the lead implies it was touched
        least(t.touched_at, o.first_action_at) AS first_touch_at,
-       -- a verdict: accepted (or further), rejected, recycled or disqualified by sales
-       least(o.sal_at, o.rejected_at, o.disqualified_at,
-             CASE WHEN o.first_action_at IS NOT NULL THEN o.recycled_at END) AS decided_at,
+       -- a verdict: accepted (or further), rejected, recycled or disqualified
+       least(o.sal_at, o.rejected_at, o.disqualified_at, o.recycled_at) AS decided_at,
        c.due_at
 FROM m
 JOIN persons p ON p.id = m.person_id
 LEFT JOIN o USING (entry_id)
+LEFT JOIN w USING (entry_id)
 LEFT JOIN t USING (entry_id)
 LEFT JOIN c USING (entry_id)
 """
@@ -222,6 +245,14 @@ class ReportData:
         found = dict(features or {})
         for name in ("touches", "sla_clocks", "spend"):
             found.setdefault(name, _has_rows(con, name))
+        # touches by sales (recorded touches, or any sales action on an MQL)
+        found.setdefault(
+            "sales_touches", _scalar(con, "SELECT count(first_touch_at) FROM entries") > 0
+        )
+        # does the data know an SQL stage apart from the opportunity?
+        found.setdefault(
+            "sql_stage", _scalar(con, "SELECT count(*) FROM history WHERE to_stage = 'sql'") > 0
+        )
         found.setdefault("owners", _scalar(con, "SELECT count(owner) FROM entries") > 0)
         return cls(con, found, time.perf_counter() - started)
 

@@ -30,7 +30,17 @@ from mqlengine.domain import funnel
 from mqlengine.domain.funnel import HealthInputs, HealthRules, rate
 from mqlengine.errors import ValidationError
 from mqlengine.reports.data import ReportData
-from mqlengine.reports.query import DIMENSIONS, Filters, Query, check_dimension, fetch_rows, rounded
+from mqlengine.reports.query import (
+    DIMENSIONS,
+    FILTER_SQL,
+    MQL_TIME_DIMENSIONS,
+    Filters,
+    Query,
+    check_dimension,
+    fetch_rows,
+    rounded,
+)
+from mqlengine.reports.rates import Rates
 
 # --------------------------------------------------------------------------- funnel
 
@@ -47,9 +57,11 @@ _ENTRY_AGGREGATES = """
     count(recycled_at) AS recycled,
     count(disqualified_at) AS disqualified,
     count(demoted_at) AS demoted,
-    count(lost_at) AS lost,
-    coalesce(sum(pipeline_amount), 0) AS pipeline,
-    coalesce(sum(revenue_amount), 0) AS revenue,
+    count(lost_at) FILTER (won_at IS NULL) AS lost,
+    count(won_before_at) FILTER (won_at IS NULL) AS won_before_mql,
+    sum(pipeline_amount) AS pipeline,
+    sum(revenue_amount) AS revenue,
+    count(*) FILTER (NOT reactivated AND first_seen_at IS NOT NULL) AS first_mqls,
     quantile_cont(epoch(mql_at - first_seen_at) / 86400.0, 0.5)
         FILTER (NOT reactivated) AS time_to_mql_p50_days,
     quantile_cont(epoch(mql_at - first_seen_at) / 86400.0, 0.9)
@@ -57,9 +69,32 @@ _ENTRY_AGGREGATES = """
     avg(epoch(mql_at - first_seen_at) / 86400.0) FILTER (NOT reactivated) AS time_to_mql_mean_days
 """
 
+# Why a figure is "—": the reasons rows carry in ``notes`` (field → reason).
+NO_MQLS = "no MQLs in this row"
+NO_LEADS = "no leads first seen in the period"
+NO_VERDICT = "no sales verdict (accept, reject, recycle, disqualify) on these MQLs"
+NO_SQL_STAGE = (
+    "the data has no separate SQL stage (no lead ever entered sql): SQL counts would only "
+    "repeat opportunities"
+)
+NO_SPEND = "no spend recorded for this row"
+SPEND_NOT_BY = "spend is booked per channel and campaign only"
+NO_CUSTOMERS = "no customers won from these MQLs"
+NO_FIRST_MQL = "no first-time MQLs in this row"
+
+
+def _lead_note(by: str | None) -> str:
+    if by in MQL_TIME_DIMENSIONS:
+        return (
+            f"leads have no MQL {by}: they are counted by the month first seen "
+            "(use --by lead_cohort for leads and their MQLs by the month first seen)"
+        )
+    return f"leads have no {by} yet (it is set when they become MQL)"
+
 
 def _spend_sql(key: str | None, filters: Filters, q: Query) -> str | None:
-    """Spend per key, prorated to the period; None when this breakdown has no spend."""
+    """Spend per key and currency, prorated to the period; None when this breakdown has
+    no spend."""
     if key not in (None, "channel", "campaign", "cohort"):
         return None
     f = filters
@@ -73,76 +108,155 @@ def _spend_sql(key: str | None, filters: Filters, q: Query) -> str | None:
     share = (
         f"greatest(0, epoch({hi} - {lo})) / epoch({month_end}::TIMESTAMPTZ - month::TIMESTAMPTZ)"
     )
-    where = ["TRUE"]
+    where = [f"epoch({hi} - {lo}) > 0"]
     if f.channel is not None:
         q.params["f_channel"] = f.channel
-        where.append("channel = $f_channel")
+        where.append(f"{FILTER_SQL['channel']} = $f_channel")
     if f.campaign is not None:
         q.params["f_campaign"] = f.campaign
         where.append("campaign = $f_campaign")
     key_sql = {
         None: "'total'",
-        "channel": "channel",
-        "campaign": "coalesce(nullif(campaign, ''), channel)",
+        "channel": DIMENSIONS["channel"][0],
+        "campaign": f"coalesce(nullif(campaign, ''), {DIMENSIONS['channel'][0]})",
         "cohort": "strftime(month, '%Y-%m')",
     }[key]
     return (
-        f"SELECT {key_sql} AS key, sum(amount * {share}) AS spend, "
-        f"string_agg(DISTINCT currency, ',') AS currency FROM spend "
-        f"WHERE {' AND '.join(where)} GROUP BY 1"
+        f"SELECT {key_sql} AS key, currency, sum(amount * {share}) AS spend FROM spend "
+        f"WHERE {' AND '.join(where)} GROUP BY 1, 2"
     )
 
 
-def _funnel_row(row: dict[str, Any]) -> dict[str, Any]:
+def _money(
+    row: dict[str, Any],
+    spends: dict[str, float] | None,
+    rates: Rates | None,
+    notes: dict[str, str],
+) -> None:
+    """Spend, cost per MQL and CAC of one row; "—" (None) with a reason where no figure
+    can be known. Currencies are never added together without rates."""
+    mqls, customers = row["mqls"], row["customers"]
+    row["spend_by_currency"] = {c: rounded(a) for c, a in sorted((spends or {}).items())}
+    row["spend"] = row["currency"] = row["cost_per_mql"] = row["cac"] = None
+    if spends is None:
+        for name in ("spend", "cost_per_mql", "cac"):
+            notes[name] = SPEND_NOT_BY
+        return
+    if not spends:
+        for name in ("spend", "cost_per_mql", "cac"):
+            notes[name] = NO_SPEND
+        return
+    if len(spends) > 1 and rates is None:
+        listed = ", ".join(f"{a:,.2f} {c}" for c, a in sorted(spends.items()))
+        why = f"spend in several currencies ({listed}) is not added up; give --rates to convert"
+        for name in ("spend", "cost_per_mql", "cac"):
+            notes[name] = why
+        return
+    if rates is not None:
+        total = sum(rates.convert(a, c) for c, a in spends.items())
+        currency = rates.base
+    else:
+        ((currency, total),) = spends.items()
+    row["spend"], row["currency"] = total, currency
+    row["cost_per_mql"] = funnel.per(total, mqls)
+    if row["cost_per_mql"] is None:
+        notes["cost_per_mql"] = NO_MQLS
+    row["cac"] = funnel.per(total, customers)
+    if row["cac"] is None:
+        notes["cac"] = NO_CUSTOMERS
+
+
+def _funnel_row(
+    row: dict[str, Any],
+    *,
+    by: str | None,
+    leads_known: bool,
+    sql_known: bool,
+    spends: dict[str, float] | None,
+    rates: Rates | None,
+) -> dict[str, Any]:
+    notes: dict[str, str] = {}
     mqls = row.get("mqls") or 0
-    leads = row.get("new_leads") or 0
-    spend = row.get("spend")
-    out = {
-        "key": row.get("key"),
-        "new_leads": leads,
-        "leads_became_mql": row.get("leads_became_mql") or 0,
-        "mql_rate": rate(row.get("leads_became_mql") or 0, leads),
-        "mqls": mqls,
-        "mql_persons": row.get("mql_persons") or 0,
-        "requalified": row.get("requalified") or 0,
-        "requalification_rate": rate(row.get("requalified") or 0, mqls),
-        "sal": row.get("sal") or 0,
-        "sql": row.get("sql") or 0,
-        "opportunities": row.get("opportunities") or 0,
-        "customers": row.get("customers") or 0,
-        "reviewed": row.get("reviewed") or 0,
-        "sal_rate": rate(row.get("sal") or 0, mqls),
-        "acceptance_rate": rate(row.get("sal") or 0, row.get("reviewed") or 0),
-        "mql_to_sql": rate(row.get("sql") or 0, mqls),
-        "mql_to_opportunity": rate(row.get("opportunities") or 0, mqls),
-        "mql_to_customer": rate(row.get("customers") or 0, mqls),
-        "rejected": row.get("rejected") or 0,
-        "recycled": row.get("recycled") or 0,
-        "disqualified": row.get("disqualified") or 0,
-        "demoted": row.get("demoted") or 0,
-        "rejection_rate": rate(row.get("rejected") or 0, mqls),
-        "recycle_rate": rate(row.get("recycled") or 0, mqls),
-        "disqualification_rate": rate(row.get("disqualified") or 0, mqls),
-        "time_to_mql_p50_days": row.get("time_to_mql_p50_days"),
-        "time_to_mql_p90_days": row.get("time_to_mql_p90_days"),
-        "time_to_mql_mean_days": row.get("time_to_mql_mean_days"),
-        "pipeline": row.get("pipeline") or 0.0,
-        "revenue": row.get("revenue") or 0.0,
-        "pipeline_per_mql": funnel.per(row.get("pipeline") or 0.0, mqls),
-        "revenue_per_mql": funnel.per(row.get("revenue") or 0.0, mqls),
-        "spend": spend,
-        "currency": row.get("currency"),
-        "cost_per_mql": funnel.per(spend, mqls) if spend is not None else None,
-        "cac": funnel.per(spend, row.get("customers") or 0) if spend is not None else None,
-    }
-    return {k: rounded(v) for k, v in out.items()}
+
+    def count(name: str) -> int:
+        return int(row.get(name) or 0)
+
+    def share(name: str, numerator: int, denominator: int, why: str) -> None:
+        out[name] = rate(numerator, denominator)
+        if out[name] is None:
+            notes[name] = why
+
+    out: dict[str, Any] = {"key": row.get("key")}
+    if leads_known:
+        out["new_leads"] = count("new_leads")
+        out["leads_became_mql"] = count("leads_became_mql")
+        share("mql_rate", out["leads_became_mql"], out["new_leads"], NO_LEADS)
+    else:
+        out["new_leads"] = out["leads_became_mql"] = out["mql_rate"] = None
+        for name in ("new_leads", "leads_became_mql", "mql_rate"):
+            notes[name] = _lead_note(by)
+    out.update(
+        mqls=mqls,
+        mql_persons=count("mql_persons"),
+        requalified=count("requalified"),
+    )
+    share("requalification_rate", out["requalified"], mqls, NO_MQLS)
+    out.update(sal=count("sal"), reviewed=count("reviewed"))
+    if sql_known:
+        out["sql"] = count("sql")
+    else:
+        out["sql"] = None
+        notes["sql"] = NO_SQL_STAGE
+    out.update(opportunities=count("opportunities"), customers=count("customers"))
+    share("sal_rate", out["sal"], mqls, NO_MQLS)
+    share("acceptance_rate", out["sal"], out["reviewed"], NO_MQLS if not mqls else NO_VERDICT)
+    if sql_known:
+        share("mql_to_sql", out["sql"], mqls, NO_MQLS)
+    else:
+        out["mql_to_sql"] = None
+        notes["mql_to_sql"] = NO_SQL_STAGE
+    share("mql_to_opportunity", out["opportunities"], mqls, NO_MQLS)
+    share("mql_to_customer", out["customers"], mqls, NO_MQLS)
+    for name, rate_name in (
+        ("rejected", "rejection_rate"),
+        ("recycled", "recycle_rate"),
+        ("disqualified", "disqualification_rate"),
+        ("lost", "loss_rate"),
+    ):
+        out[name] = count(name)
+        share(rate_name, out[name], mqls, NO_MQLS)
+    out["demoted"] = count("demoted")
+    out["won_before_mql"] = count("won_before_mql")
+    if out["won_before_mql"]:
+        notes["customers"] = (
+            f"{out['won_before_mql']} win(s) dated before the lead's MQL are not counted as "
+            "won from an MQL"
+        )
+    out["first_mqls"] = count("first_mqls")
+    for stat in ("p50", "p90", "mean"):
+        name = f"time_to_mql_{stat}_days"
+        out[name] = row.get(name)
+        if out[name] is None:
+            notes[name] = NO_FIRST_MQL
+    out["pipeline"] = row.get("pipeline") or 0.0
+    out["revenue"] = row.get("revenue") or 0.0
+    out["pipeline_per_mql"] = funnel.per(out["pipeline"], mqls)
+    out["revenue_per_mql"] = funnel.per(out["revenue"], mqls)
+    for name in ("pipeline_per_mql", "revenue_per_mql"):
+        if out[name] is None:
+            notes[name] = NO_MQLS
+    _money(out, spends, rates, notes)
+    out = {k: (v if isinstance(v, dict) else rounded(v)) for k, v in out.items()}
+    out["notes"] = notes
+    return out
 
 
 def funnel_report(
-    data: ReportData, filters: Filters, by: str | None = None
+    data: ReportData, filters: Filters, by: str | None = None, *, rates: Rates | None = None
 ) -> list[dict[str, Any]]:
     """The funnel (volumes, conversion rates, reasons counts, money) per breakdown key;
-    without ``by`` one row with key ``total``."""
+    without ``by`` one row with key ``total``. Each row's ``notes`` say why a figure is
+    missing (None, shown as "—")."""
     by = check_dimension(by)
     q = Query(filters)
     entry_key, lead_key = DIMENSIONS[by] if by else ("'total'", "'total'")
@@ -150,8 +264,13 @@ def funnel_report(
         f"SELECT {entry_key} AS key, {_ENTRY_AGGREGATES} FROM entries "
         f"WHERE {q.where('mql_at')} GROUP BY 1"
     )
+    leads_known = (
+        lead_key is not None
+        and by not in MQL_TIME_DIMENSIONS
+        and not (filters.mql_type or filters.definition_version)
+    )
     leads_where = q.where("first_seen_at", on_leads=True)
-    if lead_key is not None and not (filters.mql_type or filters.definition_version):
+    if leads_known:
         leads = (
             f"SELECT {lead_key} AS key, count(*) AS new_leads, "
             f"count(first_mql_at) AS leads_became_mql FROM leads WHERE {leads_where} GROUP BY 1"
@@ -159,37 +278,63 @@ def funnel_report(
     else:
         leads = "SELECT NULL::VARCHAR AS key, NULL::BIGINT AS new_leads, "
         leads += "NULL::BIGINT AS leads_became_mql WHERE FALSE"
-    spend = _spend_sql(by, filters, q)
-    if spend is None:
-        spend = "SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS spend, NULL::VARCHAR AS currency "
-        spend += "WHERE FALSE"
-        spend_known = False
-    else:
-        spend_known = True
     sql = f"""
-        WITH e AS ({entries}), l AS ({leads}), s AS ({spend}),
-        k AS (SELECT key FROM e UNION SELECT key FROM l UNION SELECT key FROM s)
-        SELECT k.key, e.* EXCLUDE (key), l.new_leads, l.leads_became_mql,
-               {"coalesce(s.spend, 0)" if spend_known else "NULL"} AS spend, s.currency
-        FROM k LEFT JOIN e USING (key) LEFT JOIN l USING (key) LEFT JOIN s USING (key)
-        ORDER BY coalesce(e.mqls, 0) DESC, k.key
+        WITH e AS ({entries}), l AS ({leads}),
+        k AS (SELECT key FROM e UNION SELECT key FROM l)
+        SELECT k.key, e.* EXCLUDE (key), l.new_leads, l.leads_became_mql
+        FROM k LEFT JOIN e USING (key) LEFT JOIN l USING (key)
     """
-    rows = [_funnel_row(r) for r in fetch_rows(data, sql, q.used(sql))]
-    if by is None and not rows:
-        rows = [_funnel_row({"key": "total"})]
-    if lead_key is None or filters.mql_type or filters.definition_version:
-        for row in rows:  # leads have no MQL type or definition version yet
-            row["new_leads"] = row["mql_rate"] = row["leads_became_mql"] = None
-    if by in ("cohort", "week"):
+    raw = {r["key"]: r for r in fetch_rows(data, sql, q.used(sql))}
+    spend_sql = _spend_sql(by, filters, q)
+    spends: dict[Any, dict[str, float]] | None = None
+    if spend_sql is not None:
+        spends = {}
+        for r in fetch_rows(data, spend_sql, q.used(spend_sql)):
+            spends.setdefault(r["key"], {})[r["currency"]] = r["spend"]
+            raw.setdefault(r["key"], {"key": r["key"]})
+    if by is None and not raw:
+        raw["total"] = {"key": "total"}
+    sql_known = bool(data.features.get("sql_stage"))
+    rows = [
+        _funnel_row(
+            r,
+            by=by,
+            leads_known=leads_known,
+            sql_known=sql_known,
+            spends=None if spends is None else spends.get(key, {}),
+            rates=rates,
+        )
+        for key, r in raw.items()
+    ]
+    if by in ("cohort", "week", "lead_cohort"):
         rows.sort(key=lambda r: str(r["key"]))
+    else:
+        rows.sort(key=lambda r: (-(r["mqls"] or 0), str(r["key"])))
     return rows
 
 
-def funnel_total(data: ReportData, filters: Filters) -> dict[str, Any]:
-    return funnel_report(data, filters)[0]
+def funnel_total(
+    data: ReportData, filters: Filters, *, rates: Rates | None = None
+) -> dict[str, Any]:
+    return funnel_report(data, filters, rates=rates)[0]
 
 
 # --------------------------------------------------------------------------- SLA
+
+NO_TOUCH_DATA = (
+    "no sales touches recorded (stage rows written by an import or by scoring are not "
+    "touches): speed to lead and SLA compliance cannot be known"
+)
+NO_TOUCHES = "no MQL in this row was touched by sales"
+IMPORTED_MQLS = (
+    "MQLs from imported history are left out of speed to lead and SLA: no touch was recorded "
+    "for them"
+)
+ONLY_IMPORTED = (
+    "every MQL in this row comes from imported history, which records no touches: speed "
+    "to lead and SLA compliance cannot be known"
+)
+NONE_DUE = "no MQL in this row has reached its SLA deadline"
 
 
 def sla_report(
@@ -200,49 +345,88 @@ def sla_report(
     speed_to_lead_hours: float,
     by: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Speed to lead (MQL → first touch) p50/p90, SLA met/breached/pending, compliance."""
+    """Speed to lead (MQL → first sales touch) p50/p90, SLA met/breached/pending, compliance.
+
+    Only touches by sales count (a recorded touch, or a sales action on the MQL), and only
+    MQLs that went through the handoff (``imported_mqls`` are left out: an import records
+    no touches); without any, every touch figure is "—" with a note rather than 0 h or
+    100 %."""
     by = check_dimension(by)
     q = Query(filters)
     key = DIMENSIONS[by][0] if by else "'total'"
     q.params["now"] = now
     q.params["fallback_hours"] = float(speed_to_lead_hours)
     due = "coalesce(due_at, mql_at + to_microseconds(CAST($fallback_hours * 3600e6 AS BIGINT)))"
+    speed = "epoch(first_touch_at - mql_at) / 3600.0"
+    live = "NOT imported"
     sql = f"""
-        SELECT {key} AS key, count(*) AS mqls, count(first_touch_at) AS touched,
+        SELECT {key} AS key, count(*) AS mqls, count(*) FILTER (imported) AS imported_mqls,
+            count(first_touch_at) FILTER ({live}) AS touched,
             count(due_at) AS with_routing_sla,
-            quantile_cont(epoch(first_touch_at - mql_at) / 3600.0, 0.5) AS speed_to_lead_p50_hours,
-            quantile_cont(epoch(first_touch_at - mql_at) / 3600.0, 0.9) AS speed_to_lead_p90_hours,
-            count(*) FILTER (first_touch_at IS NOT NULL AND first_touch_at <= {due}) AS sla_met,
-            count(*) FILTER ((first_touch_at IS NOT NULL AND first_touch_at > {due})
-                             OR (first_touch_at IS NULL AND {due} < $now)) AS breaches,
-            count(*) FILTER (first_touch_at IS NULL AND {due} >= $now) AS pending
+            quantile_cont({speed}, 0.5) FILTER ({live}) AS speed_to_lead_p50_hours,
+            quantile_cont({speed}, 0.9) FILTER ({live}) AS speed_to_lead_p90_hours,
+            avg({speed}) FILTER ({live}) AS speed_to_lead_mean_hours,
+            count(*) FILTER ({live} AND first_touch_at IS NOT NULL AND first_touch_at <= {due})
+                AS sla_met,
+            count(*) FILTER ({live} AND ((first_touch_at IS NOT NULL AND first_touch_at > {due})
+                             OR (first_touch_at IS NULL AND {due} < $now))) AS breaches,
+            count(*) FILTER ({live} AND first_touch_at IS NULL AND {due} >= $now) AS pending
         FROM entries WHERE {q.where("mql_at")} GROUP BY 1 ORDER BY 2 DESC, 1
     """
-    out = []
-    for row in fetch_rows(data, sql, q.used(sql)):
-        row["sla_compliance"] = rate(row["sla_met"], row["sla_met"] + row["breaches"])
-        row["untouched"] = row["mqls"] - row["touched"]
-        out.append({k: rounded(v) for k, v in row.items()})
-    if by is None and not out:
-        out = [
+    rows = fetch_rows(data, sql, q.used(sql))
+    if by is None and not rows:
+        rows = [
             {
                 "key": "total",
                 "mqls": 0,
+                "imported_mqls": 0,
                 "touched": 0,
-                "untouched": 0,
                 "with_routing_sla": 0,
                 "speed_to_lead_p50_hours": None,
                 "speed_to_lead_p90_hours": None,
+                "speed_to_lead_mean_hours": None,
                 "sla_met": 0,
                 "breaches": 0,
                 "pending": 0,
-                "sla_compliance": None,
             }
         ]
+    known = bool(data.features.get("sales_touches"))
+    out = []
+    for row in rows:
+        notes: dict[str, str] = {}
+        live_mqls = row["mqls"] - row["imported_mqls"]
+        row["untouched"] = live_mqls - row["touched"]
+        if row["imported_mqls"]:
+            notes["imported_mqls"] = IMPORTED_MQLS
+        if not known or not live_mqls:
+            for name in (
+                "touched",
+                "untouched",
+                "speed_to_lead_p50_hours",
+                "speed_to_lead_p90_hours",
+                "speed_to_lead_mean_hours",
+                "sla_met",
+                "breaches",
+                "pending",
+                "sla_compliance",
+            ):
+                row[name] = None
+                notes[name] = NO_TOUCH_DATA if not known else ONLY_IMPORTED
+        else:
+            row["sla_compliance"] = rate(row["sla_met"], row["sla_met"] + row["breaches"])
+            if row["sla_compliance"] is None:
+                notes["sla_compliance"] = NONE_DUE if row["mqls"] else NO_MQLS
+            for stat in ("p50", "p90", "mean"):
+                if row.get(f"speed_to_lead_{stat}_hours") is None:
+                    notes[f"speed_to_lead_{stat}_hours"] = NO_TOUCHES if row["mqls"] else NO_MQLS
+        out.append({**{k: rounded(v) for k, v in row.items()}, "notes": notes})
     return out
 
 
 # --------------------------------------------------------------------------- velocity
+
+NO_LOSSES = "no lost deals recorded: won ÷ (won + lost) would say 100 % without knowing the losses"
+NO_WINS = "no deals won from these MQLs"
 
 
 def velocity_report(
@@ -251,28 +435,60 @@ def velocity_report(
     """Pipeline velocity = (opportunities × win rate × average deal) ÷ sales cycle (days).
 
     Over the MQLs of the period: opportunities they became, deals won and lost after them,
-    average won revenue, and the cycle from SQL to won.
+    average won revenue, and the cycle from SQL (else the opportunity, else the MQL) to won;
+    every duration with p50, p90 and mean (DuckDB ``quantile_cont``: linear interpolation,
+    over the same rows on SQLite and PostgreSQL).
     """
     by = check_dimension(by)
     q = Query(filters)
     key = DIMENSIONS[by][0] if by else "'total'"
+    cycle = "epoch(won_at - coalesce(sql_at, opp_at, mql_at)) / 86400.0"
+    to_won = "epoch(won_at - mql_at) / 86400.0"
     sql = f"""
         SELECT {key} AS key, count(*) AS mqls, count(opp_at) AS opportunities,
             count(won_at) AS won, count(lost_at) FILTER (won_at IS NULL) AS lost,
             coalesce(sum(pipeline_amount), 0) AS pipeline,
             avg(revenue_amount) FILTER (won_at IS NOT NULL) AS average_deal,
-            avg(epoch(won_at - coalesce(sql_at, opp_at, won_at)) / 86400.0)
-                FILTER (won_at IS NOT NULL) AS cycle_days,
-            avg(epoch(won_at - mql_at) / 86400.0) FILTER (won_at IS NOT NULL) AS mql_to_won_days
+            quantile_cont({cycle}, 0.5) AS cycle_p50_days,
+            quantile_cont({cycle}, 0.9) AS cycle_p90_days,
+            avg({cycle}) AS cycle_days,
+            quantile_cont({to_won}, 0.5) AS mql_to_won_p50_days,
+            quantile_cont({to_won}, 0.9) AS mql_to_won_p90_days,
+            avg({to_won}) AS mql_to_won_days
         FROM entries WHERE {q.where("mql_at")} GROUP BY 1 ORDER BY 2 DESC, 1
     """
     out = []
     for row in fetch_rows(data, sql, q.used(sql)):
-        row["win_rate"] = rate(row["won"], row["won"] + row["lost"])
+        notes: dict[str, str] = {}
+        if row["lost"] == 0 and row["won"] > 0:
+            row["win_rate"] = None
+            notes["win_rate"] = NO_LOSSES
+        else:
+            row["win_rate"] = rate(row["won"], row["won"] + row["lost"])
+            if row["win_rate"] is None:
+                notes["win_rate"] = "no deals won or lost from these MQLs"
+        for name in (
+            "average_deal",
+            "cycle_p50_days",
+            "cycle_p90_days",
+            "cycle_days",
+            "mql_to_won_p50_days",
+            "mql_to_won_p90_days",
+            "mql_to_won_days",
+        ):
+            if row[name] is None:
+                notes[name] = NO_WINS
+        if row["won"] and row["average_deal"] is None:
+            notes["average_deal"] = "no revenue recorded on the won deals"
         row["velocity_per_day"] = funnel.pipeline_velocity(
             row["opportunities"], row["win_rate"], row["average_deal"], row["cycle_days"]
         )
-        out.append({k: rounded(v) for k, v in row.items()})
+        if row["velocity_per_day"] is None:
+            missing = [n for n in ("win_rate", "average_deal", "cycle_days") if row[n] is None] or [
+                "a sales cycle longer than 0 days"
+            ]
+            notes["velocity_per_day"] = "needs " + ", ".join(missing)
+        out.append({**{k: rounded(v) for k, v in row.items()}, "notes": notes})
     return out
 
 
@@ -377,15 +593,30 @@ def events_in_period(data: ReportData, filters: Filters) -> int:
 
 
 def health_report(
-    data: ReportData, rules: HealthRules, *, now: datetime, filters: Filters | None = None
+    data: ReportData,
+    rules: HealthRules,
+    *,
+    now: datetime,
+    filters: Filters | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> dict[str, Any]:
-    """Alerts and the 0–100 health score over the last ``rules.window_days``."""
+    """Alerts and the 0–100 health score over ``[since, until)``: by default the last
+    ``rules.window_days`` before ``now``; the trend compares with the window of the same
+    length just before it, so any past period can be judged."""
     base = filters or Filters()
-    window = timedelta(days=rules.window_days)
-    current = replace(base, since=now - window, until=now)
-    previous = replace(base, since=now - 2 * window, until=now - window)
+    end = until or now
+    start = since or end - timedelta(days=rules.window_days)
+    if start >= end:
+        raise ValidationError(
+            f"the health window is empty: since {start.isoformat()} is not before "
+            f"until {end.isoformat()}"
+        )
+    window = end - start
+    current = replace(base, since=start, until=end)
+    previous = replace(base, since=start - window, until=start)
     totals = funnel_total(data, current)
-    sla = sla_report(data, current, now=now, speed_to_lead_hours=rules.speed_to_lead_hours)[0]
+    sla = sla_report(data, current, now=end, speed_to_lead_hours=rules.speed_to_lead_hours)[0]
     before = funnel_total(data, previous)
     inputs = HealthInputs(
         mqls=int(totals["mqls"]),
@@ -397,18 +628,38 @@ def health_report(
     )
     alerts = funnel.health_alerts(inputs, rules)
     score = funnel.health_score(inputs, rules)
+    notes = {
+        name: why
+        for name, why in (
+            ("acceptance_rate", totals["notes"].get("acceptance_rate")),
+            ("mql_to_sql", totals["notes"].get("mql_to_sql")),
+            ("sla_compliance", sla["notes"].get("sla_compliance")),
+            ("speed_to_lead_p50_hours", sla["notes"].get("speed_to_lead_p50_hours")),
+            (
+                "previous_mqls",
+                None if inputs.previous_mqls else "no MQLs in the window before: no trend",
+            ),
+        )
+        if why is not None
+    }
     return {
-        "as_of": now.isoformat(),
-        "window_days": rules.window_days,
-        "since": current.since.isoformat() if current.since else None,
-        "until": now.isoformat(),
+        "as_of": end.isoformat(),
+        "window_days": _days(window),
+        "since": start.isoformat(),
+        "until": end.isoformat(),
         "rules": asdict(rules),
         "inputs": {k: rounded(v) for k, v in asdict(inputs).items()},
+        "input_notes": notes,
         "alerts": [asdict(a) for a in alerts],
         "score": score.score,
         "components": [{k: rounded(v) for k, v in asdict(c).items()} for c in score.components],
         "formula": "100 × Σ(weight × min(1, value/target)) ÷ Σ weights of components with data",
     }
+
+
+def _days(span: timedelta) -> int | float:
+    days = span.total_seconds() / 86400
+    return int(days) if days.is_integer() else round(days, 6)
 
 
 # --------------------------------------------------------------------------- reps & queues
@@ -431,7 +682,8 @@ def open_mqls(
         SELECT e.person_id, p.email, e.mql_type, e.mql_at, coalesce(e.owner, 'unassigned') AS owner,
                coalesce(e.team, 'unassigned') AS team, e.first_touch_at, {due} AS due_at,
                epoch($now - e.mql_at) / 3600.0 AS age_hours,
-               CASE WHEN e.first_touch_at IS NOT NULL AND e.first_touch_at <= {due} THEN 'met'
+               CASE WHEN e.imported AND e.first_touch_at IS NULL THEN 'not tracked'
+                    WHEN e.first_touch_at IS NOT NULL AND e.first_touch_at <= {due} THEN 'met'
                     WHEN e.first_touch_at IS NOT NULL THEN 'breached'
                     WHEN {due} < $now THEN 'breached' ELSE 'pending' END AS sla_state
         FROM entries e JOIN persons p ON p.id = e.person_id
@@ -462,31 +714,46 @@ def open_mqls(
 
 
 FUNNEL_STEPS = (
-    ("new_leads", "New leads"),
-    ("mqls", "MQLs"),
-    ("sal", "SAL"),
-    ("sql", "SQL"),
-    ("opportunities", "Opportunities"),
-    ("customers", "Customers"),
+    ("new_leads", "New leads", "leads"),
+    ("leads_became_mql", "Leads that became MQL", "leads"),
+    ("mqls", "MQL entries", "MQLs"),
+    ("sal", "SAL", "MQLs"),
+    ("sql", "SQL", "MQLs"),
+    ("opportunities", "Opportunities", "MQLs"),
+    ("customers", "Customers", "MQLs"),
 )
 
 
 def funnel_steps(total: dict[str, Any]) -> list[dict[str, Any]]:
-    """The funnel as steps with the conversion from the previous step (MQL rate for MQLs)."""
+    """The funnel as steps with the conversion from the previous step of the same unit:
+    leads → leads that became MQL (the MQL rate), then MQL entries (re-qualified leads count
+    again) → SAL → SQL → opportunity → customer, each a share of the step before. A step
+    the data cannot know (no SQL stage) is "—" and the next one converts from the last
+    known step."""
     steps = []
     previous: Any = None
-    for key, label in FUNNEL_STEPS:
+    notes = total.get("notes") or {}
+    for key, label, unit in FUNNEL_STEPS:
         value = total.get(key)
-        if key == "mqls":
+        note = notes.get(key)
+        if key == "new_leads" or key == "mqls":
+            conversion = None  # a new unit starts: leads, then MQL entries
+        elif key == "leads_became_mql":
             conversion = total.get("mql_rate")
-        elif key == "new_leads":
-            conversion = None
         else:
-            conversion = rate(value, previous)
+            conversion = rate(value, previous) if value is not None else None
         steps.append(
-            {"step": key, "label": label, "count": value, "conversion": rounded(conversion)}
+            {
+                "step": key,
+                "label": label,
+                "unit": unit,
+                "count": value,
+                "conversion": rounded(conversion),
+                "note": note,
+            }
         )
-        previous = value
+        if value is not None:
+            previous = value
     return steps
 
 

@@ -4,18 +4,28 @@ the SQL text), run over :class:`ReportData`."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mqlengine.domain.attribution import NO_CHANNEL
 from mqlengine.errors import ValidationError
 from mqlengine.reports.data import ReportData
 
+
+def _label(column: str) -> str:
+    """A channel/source/campaign as reports show it: blank or missing → ``(none)``, its own
+    row, never merged with a value literally called ``unknown``."""
+    return f"coalesce(nullif(trim({column}), ''), '{NO_CHANNEL}')"
+
+
 # Dimension → (SQL over entries, SQL over leads or None when leads have no such attribute).
 DIMENSIONS: dict[str, tuple[str, str | None]] = {
-    "channel": ("coalesce(channel, 'unknown')", "coalesce(channel, 'unknown')"),
-    "source": ("coalesce(source, 'unknown')", "coalesce(source, 'unknown')"),
-    "campaign": ("coalesce(campaign, 'unknown')", "coalesce(campaign, 'unknown')"),
+    "channel": (_label("channel"), _label("channel")),
+    "source": (_label("source"), _label("source")),
+    "campaign": (_label("campaign"), _label("campaign")),
     "mql_type": ("mql_type", None),
     "definition_version": ("definition_version", None),
     "team": ("coalesce(team, 'unassigned')", "coalesce(team, 'unassigned')"),
@@ -28,12 +38,20 @@ DIMENSIONS: dict[str, tuple[str, str | None]] = {
         "strftime(date_trunc('week', timezone($tz, mql_at)), '%Y-%m-%d')",
         "strftime(date_trunc('week', timezone($tz, first_seen_at)), '%Y-%m-%d')",
     ),
+    # Lead cohorts: leads and their MQLs both by the month the lead was first seen.
+    "lead_cohort": (
+        "strftime(date_trunc('month', timezone($tz, first_seen_at)), '%Y-%m')",
+        "strftime(date_trunc('month', timezone($tz, first_seen_at)), '%Y-%m')",
+    ),
 }
+# Breakdowns whose entry key and lead key are different attributes (MQL month vs month
+# first seen): their rows cannot hold lead counts beside MQL counts.
+MQL_TIME_DIMENSIONS = ("cohort", "week")
 FILTER_COLUMNS = ("channel", "source", "campaign", "mql_type", "definition_version", "team", "rep")
-_FILTER_SQL = {
-    "channel": "coalesce(channel, 'unknown')",
-    "source": "coalesce(source, 'unknown')",
-    "campaign": "coalesce(campaign, 'unknown')",
+FILTER_SQL = {
+    "channel": _label("channel"),
+    "source": _label("source"),
+    "campaign": _label("campaign"),
     "mql_type": "mql_type",
     "definition_version": "definition_version",
     "team": "coalesce(team, 'unassigned')",
@@ -56,11 +74,30 @@ class Filters:
     rep: str | None = None
     tz: str = "UTC"
 
+    def __post_init__(self) -> None:
+        check_tz(self.tz)
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValidationError(
+                f"since ({self.since.isoformat()}) must be before until "
+                f"({self.until.isoformat()}): the period is empty"
+            )
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("since", "until"):
             data[key] = data[key].isoformat() if data[key] is not None else None
         return data
+
+
+def check_tz(tz: str) -> str:
+    """An IANA time zone name (``Europe/Berlin``, ``UTC``); anything else is refused."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"tz: unknown time zone {tz!r} (use an IANA name such as UTC or Europe/Berlin)"
+        ) from None
+    return tz
 
 
 def check_dimension(by: str | None) -> str | None:
@@ -94,11 +131,11 @@ class Query:
             if on_leads and name in ("mql_type", "definition_version"):
                 continue
             self.params[f"f_{name}"] = value
-            parts.append(f"{_FILTER_SQL[name]} = $f_{name}")
+            parts.append(f"{FILTER_SQL[name]} = $f_{name}")
         return " AND ".join(parts)
 
     def used(self, sql: str) -> dict[str, Any]:
-        return {k: v for k, v in self.params.items() if f"${k}" in sql}
+        return {k: v for k, v in self.params.items() if re.search(rf"\${k}\b", sql)}
 
 
 def fetch_rows(data: ReportData, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from mqlengine.errors import ValidationError
 from mqlengine.reports import metrics
 from mqlengine.reports.data import ReportData, report_data
 from mqlengine.reports.query import Filters
+from mqlengine.reports.rates import Rates
 from mqlengine.store.db import Database
 
 HEALTH_TOPIC = "funnel.health_alert"
@@ -40,21 +41,27 @@ def run_report(
     rules: HealthRules,
     by: str | None = None,
     data: ReportData | None = None,
+    rates: Rates | None = None,
 ) -> dict[str, Any]:
-    """One named report as JSON-ready data: ``{report, filters, by, rows | …}``."""
+    """One named report as JSON-ready data: ``{report, filters, by, rows | …, notes}``.
+
+    ``rates`` converts spend in several currencies to one (without them spend is reported
+    per currency). For ``health`` the filters' since/until set the judged window (default:
+    the definition's window before ``now``). ``notes`` lists, per row and figure, why a
+    figure is None ("—")."""
     if name not in REPORTS:
         raise ValidationError(f"unknown report '{name}' (use one of: {', '.join(REPORTS)})")
     data = data or report_data(database)
     result: dict[str, Any] = {"report": name, "filters": filters.as_dict(), "by": by}
     if name == "funnel":
-        result["rows"] = metrics.funnel_report(data, filters, by)
-        result["steps"] = metrics.funnel_steps(metrics.funnel_total(data, filters))
+        result["rows"] = metrics.funnel_report(data, filters, by, rates=rates)
+        result["steps"] = metrics.funnel_steps(metrics.funnel_total(data, filters, rates=rates))
     elif name == "cohorts":
-        result["by"] = "cohort"
-        result["rows"] = metrics.funnel_report(data, filters, "cohort")
+        result["by"] = by if by in ("cohort", "lead_cohort", "week") else "cohort"
+        result["rows"] = metrics.funnel_report(data, filters, result["by"], rates=rates)
     elif name == "channels":
         result["by"] = by or "channel"
-        result["rows"] = metrics.funnel_report(data, filters, by or "channel")
+        result["rows"] = metrics.funnel_report(data, filters, by or "channel", rates=rates)
     elif name == "sla":
         result["rows"] = metrics.sla_report(
             data, filters, now=now, speed_to_lead_hours=rules.speed_to_lead_hours, by=by
@@ -67,11 +74,40 @@ def run_report(
         result.update(metrics.reasons_report(data, filters))
     elif name == "health":
         result.update(
-            metrics.health_report(data, rules, now=now, filters=filters_without_period(filters))
+            metrics.health_report(
+                data,
+                rules,
+                now=now,
+                filters=filters_without_period(filters),
+                since=filters.since,
+                until=filters.until,
+            )
         )
     else:
         result.update(metrics.overview(data, filters, rules, now=now))
+    result["notes"] = collect_notes(result)
+    if name in ("funnel", "cohorts", "channels") and not data.features.get("sql_stage"):
+        result["sql_stage"] = False
     return result
+
+
+def collect_notes(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every "—" of a report with its reason: ``[{key, field, reason}]`` (rows' ``notes``
+    plus the report's own), one list the CLI prints as footnotes."""
+    out: list[dict[str, Any]] = []
+    for row in result.get("rows") or []:
+        for field, reason in (row.get("notes") or {}).items():
+            out.append({"key": row.get("key"), "field": field, "reason": reason})
+    for section in ("funnel", "sla"):
+        part = result.get(section)
+        if isinstance(part, dict):
+            for field, reason in (part.get("notes") or {}).items():
+                out.append({"key": part.get("key"), "field": field, "reason": reason})
+    notes = result.get("input_notes")
+    if isinstance(notes, dict):
+        for field, reason in notes.items():
+            out.append({"key": "total", "field": field, "reason": reason})
+    return out
 
 
 def filters_without_period(filters: Filters) -> Filters:
@@ -80,10 +116,26 @@ def filters_without_period(filters: Filters) -> Filters:
     return replace(filters, since=None, until=None)
 
 
+def has_destination(connection: Any, topic: str) -> bool:
+    """An active destination that takes ``topic`` (an empty topic list takes every topic)."""
+    from mqlengine.store.tables_handoff import destinations
+
+    if not inspect(connection).has_table("destinations"):
+        return False
+    for row in connection.execute(
+        select(destinations.c.topics).where(destinations.c.active.is_(True))
+    ):
+        topics = row.topics or []
+        if not topics or topic in topics:
+            return True
+    return False
+
+
 def notify_health_alerts(database: Database, health: dict[str, Any], *, now: datetime) -> int:
     """Write each alert to the outbox (topic ``funnel.health_alert``) through the handoff's
     :func:`enqueue`, once per alert code and day; returns how many alerts were new.
-    Without the outbox (no handoff room) nothing is written."""
+    Without the outbox, or without an active destination taking the topic, nothing is
+    written (and 0 is returned: an alert nobody receives is not "sent")."""
     alerts = health.get("alerts") or []
     if not alerts:
         return 0
@@ -97,6 +149,8 @@ def notify_health_alerts(database: Database, health: dict[str, Any], *, now: dat
     with database.begin() as connection:
         if not inspect(connection).has_table("outbox"):
             return 0
+        if not has_destination(connection, HEALTH_TOPIC):
+            return 0  # nobody would receive it: not reported as sent
         sent_today = {
             (row.payload or {}).get("data", {}).get("code")
             for row in connection.execute(

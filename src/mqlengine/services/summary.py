@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, distinct, func, select
 
+from mqlengine.domain.attribution import channel_label
 from mqlengine.store.tables import events, persons, stage_history
 
 
@@ -54,7 +55,7 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
         )
     }
     leads_by_channel = {
-        (row.channel or "unknown"): row.n
+        channel_label(row.channel): row.n
         for row in connection.execute(
             select(persons.c.channel, func.count().label("n"))
             .where(live)
@@ -62,7 +63,7 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
         )
     }
     mqls_by_channel = {
-        (row.channel or "unknown"): row.n
+        channel_label(row.channel): row.n
         for row in connection.execute(
             select(persons.c.channel, func.count(distinct(persons.c.id)).label("n"))
             .join(stage_history, persons.c.id == stage_history.c.person_id)
@@ -75,7 +76,7 @@ def funnel_summary(connection: Connection) -> FunnelSummary:
             "channel": channel,
             "leads": leads,
             "mqls": mqls_by_channel.get(channel, 0),
-            "mql_rate": (mqls_by_channel.get(channel, 0) / leads) if leads else 0.0,
+            "mql_rate": (mqls_by_channel.get(channel, 0) / leads) if leads else None,
         }
         for channel, leads in sorted(leads_by_channel.items(), key=lambda kv: -kv[1])
     ]
