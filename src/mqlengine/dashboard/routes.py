@@ -312,8 +312,6 @@ def channels_page(request: Request, _reader: Reader) -> Response:
     by = request.query_params.get("by") or "channel"
     allowed = ("channel", "campaign", "source", "mql_type", "definition_version")
     if by not in allowed:
-        if not _authorised(request):
-            return _unauthorised_page("channels")
         # the same answer as the API's: 400 naming what is allowed
         return _error_page(
             ValidationError(f"unknown breakdown '{by}' (use one of: {', '.join(allowed)})"),
