@@ -441,11 +441,96 @@ def test_parse_time_agrees_with_the_reference(value: Any) -> None:
         assert expected[1] is UTC
 
 
-@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 2),
+        max_value=datetime(8999, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    )
+)
 def test_parse_time_round_trips_iso_strings(moment: datetime) -> None:
     for text in (moment.isoformat(), moment.isoformat().replace("+00:00", "Z")):
         assert parse_time(text, "t") == reference_time(text, "t") == moment
         assert parse_time(text, "t").tzinfo is UTC
+
+
+@given(
+    st.datetimes(
+        timezones=st.builds(
+            timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
+        )
+    )
+)
+def test_any_iso_time_is_in_range_or_refused_naming_the_field(moment: datetime) -> None:
+    """Year 1 or 9999 with an offset cannot even be converted to UTC: refused, never a crash."""
+    try:
+        parsed = parse_time(moment.isoformat(), "timestamp")
+    except MessageError as error:
+        assert error.field == "timestamp"
+        assert "outside the supported range" in error.reason
+        assert not datetime(1900, 1, 1, tzinfo=UTC) <= moment <= datetime(9000, 1, 1, tzinfo=UTC)
+    else:
+        assert parsed == moment
+        assert datetime(1900, 1, 1, tzinfo=UTC) <= parsed <= datetime(9000, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at", "field"),
+    [
+        ("1900-01-02T00:00:00Z", "8999-12-30T00:00:00Z", "sentAt"),  # correction overflows
+        ("1950-01-01T00:00:00Z", "2100-01-01T00:00:00Z", "sentAt"),  # lands before 1900
+        ("0001-01-01T00:00:00+01:00", "2026-11-20T12:00:00Z", "timestamp"),
+        ("2026-11-20T11:00:00Z", "9999-12-31T23:59:59-01:00", "sentAt"),
+    ],
+)
+def test_clock_skew_correction_out_of_range_is_refused(
+    timestamp: str, sent_at: str, field: str
+) -> None:
+    raw = {"type": "track", "event": "E", "userId": "u", "timestamp": timestamp, "sentAt": sent_at}
+    with pytest.raises(MessageError) as caught:
+        parse_message(raw, received_at=RECEIVED)
+    assert caught.value.field == field
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_objects_nested_past_the_limit_are_refused_naming_the_field() -> None:
+    ok = {"type": "track", "event": "E", "userId": "u", "properties": _nested(63)}
+    assert parse_message(ok, received_at=RECEIVED).properties == ok["properties"]
+    for depth in (64, 254, 300):
+        for key in ("properties", "context"):
+            raw = {"type": "track", "event": "E", "userId": "u", key: _nested(depth)}
+            with pytest.raises(MessageError) as caught:
+                parse_message(raw, received_at=RECEIVED)
+            assert caught.value.field == key
+            assert "levels deep" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "traits", "field"),
+    [
+        ("group", {"name": ["a", "b"]}, "traits.name"),
+        ("group", {"name": {"x": 1}}, "traits.name"),
+        ("group", {"name": "n" * 256}, "traits.name"),
+        ("group", {"domain": True}, "traits.domain"),
+        ("identify", {"email": ["a@b.co"]}, "traits.email"),
+        ("identify", {"email": "a" * 321}, "traits.email"),
+        ("identify", {"external_id": "x" * 256}, "traits.external_id"),
+        ("identify", {"crm_id": {"id": 1}}, "traits.crm_id"),
+    ],
+)
+def test_traits_that_become_columns_must_fit_them(
+    kind: str, traits: dict[str, Any], field: str
+) -> None:
+    raw = {"type": kind, "userId": "u", "groupId": "g", "traits": traits}
+    with pytest.raises(MessageError) as caught:
+        parse_message(raw, received_at=RECEIVED)
+    assert caught.value.field == field
 
 
 def test_the_fast_constructor_fills_every_field_of_message() -> None:

@@ -5,20 +5,25 @@ Illegal moves answer 409 with the allowed stages; unknown or missing reason code
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mqlengine.api.auth import require_key
+from mqlengine.api.contract import Moment, RowId, errors
 from mqlengine.errors import ValidationError
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.handoff.assign import current_assignment
 from mqlengine.store import repo
 from mqlengine.wiring import Wiring
 
-router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_key)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["feedback"],
+    dependencies=[Depends(require_key)],
+    responses=errors(400, 401, 404, 409),
+)
 
 ActionName = Literal[
     "touch", "accept", "reject", "recycle", "disqualify", "convert", "won", "lost", "reopen"
@@ -32,11 +37,11 @@ class FeedbackIn(BaseModel):
     reason: str | None = Field(default=None, max_length=64)
     amount: float | None = Field(default=None, ge=0)
     actor: str = Field(default="api", min_length=1, max_length=255)
-    at: datetime | None = None  # when it happened (default: now)
+    at: Moment | None = None  # when it happened (default: now)
 
 
 @router.post("/persons/{person_id}/feedback", summary="Record sales feedback on a lead")
-def post_feedback(person_id: int, body: FeedbackIn, request: Request) -> dict[str, Any]:
+def post_feedback(person_id: RowId, body: FeedbackIn, request: Request) -> dict[str, Any]:
     wiring: Wiring = request.app.state.wiring
     definition = wiring.definition().definition
     now = wiring.clock()

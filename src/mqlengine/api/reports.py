@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from mqlengine.api.auth import require_read_key
+from mqlengine.api.contract import errors
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.filters import filters_from
@@ -18,7 +19,12 @@ from mqlengine.reports.service import REPORTS, health_rules, run_report
 from mqlengine.wiring import Wiring
 
 FiltersDep = Annotated[Filters, Depends(filters_from)]
-router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(require_read_key)])
+router = APIRouter(
+    prefix="/v1/reports",
+    tags=["reports"],
+    dependencies=[Depends(require_read_key)],
+    responses=errors(400, 401, 404),
+)
 
 
 def _wiring(request: Request) -> Wiring:

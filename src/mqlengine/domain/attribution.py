@@ -3,7 +3,9 @@
 Pure: it reads the message's ``context`` (UTM parameters in ``context.campaign``, the
 referrer in ``context.page``) and its traits (an explicit ``lead_source``), nothing else.
 A person keeps the attribution of the message that created it; a later ``lead_source``
-trait overrides the channel (sales said where the lead came from).
+trait overrides the channel (sales said where the lead came from). Names are cut to the
+length the person's columns keep (channel 64 characters, source and campaign 255); a
+campaign name that is not text (or a number) is no campaign.
 """
 
 from __future__ import annotations
@@ -31,11 +33,21 @@ _MEDIUM_CHANNELS = {
 }
 
 
+CHANNEL_LENGTH = 64
+NAME_LENGTH = 255
+
+
 @dataclass(frozen=True, slots=True)
 class Attribution:
     channel: str
     source: str | None = None
     campaign: Any = None
+
+
+def _campaign_name(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)[:NAME_LENGTH] or None
 
 
 DIRECT = Attribution("direct")
@@ -45,7 +57,7 @@ REFERRAL = Attribution("referral")
 def named_channel(lead_source: Any) -> str | None:
     """The channel a ``lead_source`` trait names, normalised (None when it names none)."""
     if isinstance(lead_source, str) and lead_source.strip():
-        return lead_source.strip().lower()
+        return lead_source.strip().lower()[:CHANNEL_LENGTH]
     return None
 
 
@@ -65,9 +77,9 @@ def channel_of(context: Mapping[str, Any], traits: Mapping[str, Any] | None) -> 
     name: Any = None
     channel: str | None = None
     if isinstance(campaign, Mapping):
-        source = str(campaign.get("source") or "").lower() or None
+        source = str(campaign.get("source") or "").lower()[:NAME_LENGTH] or None
         medium = str(campaign.get("medium") or "").lower()
-        name = campaign.get("name")
+        name = _campaign_name(campaign.get("name"))
         if medium in PAID_MEDIUMS:
             channel = "paid_social" if source in SOCIAL_SOURCES else "paid_search"
         else:

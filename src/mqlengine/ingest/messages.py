@@ -16,6 +16,14 @@ from typing import Any
 
 import orjson
 
+from mqlengine.domain.bounds import (
+    MAX_JSON_DEPTH,
+    MAX_MOMENT,
+    MIN_MOMENT,
+    OutOfBounds,
+    too_deep,
+    utc_moment,
+)
 from mqlengine.errors import ValidationError
 from mqlengine.store.repo import SCORED_TYPES
 
@@ -96,6 +104,8 @@ class _MessageFields:
 
 
 def parse_time(value: Any, field_name: str) -> datetime:
+    """An ISO 8601 time in UTC (naive means UTC), inside the engine's range of moments
+    (:mod:`mqlengine.domain.bounds`); :class:`MessageError` naming ``field_name`` if not."""
     if value.__class__ is str:
         # Fast path: most timestamps are already in a form ``fromisoformat`` reads as is
         # (it takes a trailing "Z" as UTC); anything else goes the careful way below.
@@ -105,11 +115,12 @@ def parse_time(value: Any, field_name: str) -> datetime:
             pass
         else:
             zone = parsed.tzinfo
-            if zone is UTC:
-                return parsed
-            if zone is None:
-                return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
+            if zone is UTC or zone is None:
+                if zone is None:
+                    parsed = parsed.replace(tzinfo=UTC)
+                if MIN_MOMENT <= parsed <= MAX_MOMENT:
+                    return parsed
+            return _in_range(parsed, field_name)
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
@@ -122,9 +133,37 @@ def parse_time(value: Any, field_name: str) -> datetime:
             raise MessageError(field_name, f"not an ISO 8601 time: {value!r}") from None
     else:
         raise MessageError(field_name, f"expected an ISO 8601 string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _in_range(parsed, field_name)
+
+
+def _in_range(parsed: datetime, field_name: str) -> datetime:
+    try:
+        return utc_moment(parsed)
+    except OutOfBounds as error:
+        raise MessageError(field_name, str(error)) from None
+
+
+def _skew_corrected(timestamp: datetime, sent_at: datetime, received_at: datetime) -> datetime:
+    """Segment's clock-skew correction, refused when it leaves the range of moments."""
+    try:
+        corrected = received_at - (sent_at - timestamp)
+    except OverflowError:
+        corrected = None
+    if corrected is None or corrected < MIN_MOMENT:
+        raise MessageError(
+            "sentAt",
+            f"the clock-skew correction (receivedAt - (sentAt - timestamp)) puts the event "
+            f"before {MIN_MOMENT.date().isoformat()}",
+        )
+    return corrected
+
+
+def _check_depth(raw: dict[str, Any]) -> None:
+    """Refuse a message whose objects nest deeper than the store can encode, naming the
+    top-level field that does."""
+    if too_deep(raw, MAX_JSON_DEPTH):
+        where = next((key for key, value in raw.items() if too_deep(value, MAX_JSON_DEPTH - 1)), "")
+        raise MessageError(str(where), f"nested more than {MAX_JSON_DEPTH} levels deep")
 
 
 def _identifier(raw: Mapping[str, Any], key: str) -> str | None:
@@ -137,6 +176,24 @@ def _identifier(raw: Mapping[str, Any], key: str) -> str | None:
     if len(text) > MAX_ID_LENGTH:
         raise MessageError(key, f"longer than {MAX_ID_LENGTH} characters")
     return text or None
+
+
+# Traits the store keeps in columns of their own: (trait, longest accepted text).
+_GROUP_TEXTS = (("name", 255), ("website", 2048), ("domain", 255))
+_PERSON_TEXTS = (("email", 320), ("external_id", MAX_ID_LENGTH), ("crm_id", MAX_ID_LENGTH))
+
+
+def _check_texts(traits: Mapping[str, Any], limits: tuple[tuple[str, int], ...]) -> None:
+    """Traits that become columns (an account's name and domain, a person's e-mail and
+    external ids) must be text (or a number) that fits the column."""
+    for key, longest in limits:
+        value = traits.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise MessageError(f"traits.{key}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > longest:
+            raise MessageError(f"traits.{key}", f"longer than {longest} characters")
 
 
 def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -160,6 +217,7 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
     # common shapes (string ids, objects present, ISO timestamps) take inline fast paths.
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
+    _check_depth(raw)
     kind = raw.get("type", default_type)
     if kind not in TYPES:
         raise MessageError("type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
@@ -193,12 +251,15 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
         else:
             traits = dict(given if given.__class__ is dict else _object(raw, "traits"))
 
+    if traits and kind != "group":
+        _check_texts(traits, _PERSON_TEXTS)
+
     value = raw.get("timestamp")
     if value is not None:
         timestamp = parse_time(value, "timestamp")
         if raw.get("sentAt") is not None:
             sent_at = parse_time(raw["sentAt"], "sentAt")
-            timestamp = received_at - (sent_at - timestamp)
+            timestamp = _skew_corrected(timestamp, sent_at, received_at)
     elif raw.get("originalTimestamp") is not None:
         timestamp = parse_time(raw["originalTimestamp"], "originalTimestamp")
     else:
@@ -238,6 +299,8 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
         group_id = _identifier(raw, "groupId")
         if group_id is None:
             raise MessageError("groupId", "a group call needs a groupId")
+        if traits:
+            _check_texts(traits, _GROUP_TEXTS)
     elif kind == "alias":
         previous_id = _identifier(raw, "previousId")
         if previous_id is None:
