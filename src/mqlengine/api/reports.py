@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from mqlengine.api.auth import require_read_key
 from mqlengine.api.contract import errors
@@ -66,7 +66,10 @@ def open_mqls(
 
 @router.get("/{name}")
 def report(
-    request: Request, name: str, filters: FiltersDep, by: str | None = None
+    request: Request,
+    name: Annotated[str, Path(json_schema_extra={"enum": list(REPORTS)})],
+    filters: FiltersDep,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """One report: funnel, cohorts, channels, sla, velocity, reasons, health or overview."""
     wiring = _wiring(request)
