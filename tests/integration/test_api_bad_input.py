@@ -86,6 +86,10 @@ BAD_MESSAGES = {
         '{"type":"group","userId":"u","groupId":"g","traits":{"name":"%s"}}' % ("n" * 300),
         "traits.name",
     ),
+    "a NUL character": (
+        '{"type":"track","userId":"u","event":"E","properties":{"note":"a\\u0000b"}}',
+        "properties",
+    ),
     "e-mail longer than its column": (
         '{"type":"identify","userId":"u","traits":{"email":"%s@x.io"}}' % ("a" * 400),
         "traits.email",

@@ -73,9 +73,34 @@ def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None = None) -> Message:
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
+    for key, value in raw.items():
+        if _depth(value) > 63:
+            raise MessageError(key, "nested more than 64 levels deep")
+        if _has_nul(value) or "\x00" in key:
+            raise MessageError(
+                key, "contains a NUL character (\\u0000), which the database cannot store"
+            )
     kind = raw.get("type", default_type)
     if kind not in TYPES:
         raise MessageError("type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
@@ -90,6 +115,17 @@ def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None
     else:
         traits = dict(_object(context, "traits")) if "traits" in context else {}
         traits.update(_object(raw, "traits"))
+    limits = {"group": {"name": 255, "website": 2048, "domain": 255}}.get(
+        kind, {"email": 320, "external_id": 255, "crm_id": 255}
+    )
+    for trait, longest in limits.items() if kind != "group" else ():
+        value = traits.get(trait)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
+            raise MessageError(f"traits.{trait}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > longest:
+            raise MessageError(f"traits.{trait}", f"longer than {longest} characters")
     if raw.get("timestamp") is not None:
         timestamp = reference_time(raw["timestamp"], "timestamp")
         if raw.get("sentAt") is not None:
@@ -123,6 +159,14 @@ def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None
     group_id = _identifier(raw, "groupId") if kind == "group" else None
     if kind == "group" and group_id is None:
         raise MessageError("groupId", "a group call needs a groupId")
+    for trait, longest in limits.items() if kind == "group" else ():
+        value = traits.get(trait)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
+            raise MessageError(f"traits.{trait}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > longest:
+            raise MessageError(f"traits.{trait}", f"longer than {longest} characters")
     previous_id = _identifier(raw, "previousId") if kind == "alias" else None
     if kind == "alias" and previous_id is None:
         raise MessageError("previousId", "an alias call needs a previousId")

@@ -9,7 +9,7 @@ of windows and deadlines, or the JSON encoder:
   range;
 * **integers** for ``INTEGER`` columns up to 2**31 - 1, ids (``BIGINT``) up to 2**63 - 1;
 * **JSON nesting** of message objects up to :data:`MAX_JSON_DEPTH` levels (the encoder
-  the store uses stops at 254).
+  the store uses stops at 254), and no NUL character in any text (PostgreSQL refuses it).
 """
 
 from __future__ import annotations
@@ -45,21 +45,34 @@ def utc_moment(value: datetime) -> datetime:
     return moment
 
 
-def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether a JSON value (dicts, lists, scalars) nests more than ``limit`` levels.
-
-    An object or array is one level; scalars add none. Flat objects cost one pass over
-    their values."""
+def json_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """What makes a JSON value (dicts, lists, scalars) unstorable, or None: objects and
+    arrays nested more than ``limit`` levels, or a NUL character in a string or key (which
+    PostgreSQL cannot store). Flat objects cost one pass over their items."""
+    kind = value.__class__
+    if kind is str:
+        return NUL_PROBLEM if "\x00" in value else None
+    if kind is not dict and kind is not list:
+        return None
     if limit <= 0:
-        return value.__class__ is dict or value.__class__ is list
-    if value.__class__ is dict:
-        children: Any = value.values()
-    elif value.__class__ is list:
-        children = value
-    else:
-        return False
-    for child in children:
-        kind = child.__class__
-        if (kind is dict or kind is list) and too_deep(child, limit - 1):
-            return True
-    return False
+        return f"nested more than {MAX_JSON_DEPTH} levels deep"
+    if kind is dict:
+        for key, child in value.items():
+            if key.__class__ is str and "\x00" in key:
+                return NUL_PROBLEM
+            child_kind = child.__class__
+            if child_kind is dict or child_kind is list or child_kind is str:
+                found = json_problem(child, limit - 1)
+                if found is not None:
+                    return found
+        return None
+    for child in value:
+        child_kind = child.__class__
+        if child_kind is dict or child_kind is list or child_kind is str:
+            found = json_problem(child, limit - 1)
+            if found is not None:
+                return found
+    return None
+
+
+NUL_PROBLEM = "contains a NUL character (\\u0000), which the database cannot store"

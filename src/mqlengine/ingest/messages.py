@@ -9,6 +9,7 @@ way Segment does (``timestamp = receivedAt - (sentAt - timestamp)``).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,8 +21,9 @@ from mqlengine.domain.bounds import (
     MAX_JSON_DEPTH,
     MAX_MOMENT,
     MIN_MOMENT,
+    NUL_PROBLEM,
     OutOfBounds,
-    too_deep,
+    json_problem,
     utc_moment,
 )
 from mqlengine.errors import ValidationError
@@ -158,12 +160,16 @@ def _skew_corrected(timestamp: datetime, sent_at: datetime, received_at: datetim
     return corrected
 
 
-def _check_depth(raw: dict[str, Any]) -> None:
-    """Refuse a message whose objects nest deeper than the store can encode, naming the
-    top-level field that does."""
-    if too_deep(raw, MAX_JSON_DEPTH):
-        where = next((key for key, value in raw.items() if too_deep(value, MAX_JSON_DEPTH - 1)), "")
-        raise MessageError(str(where), f"nested more than {MAX_JSON_DEPTH} levels deep")
+def _check_storable(raw: dict[str, Any]) -> None:
+    """Refuse a message the store cannot keep (nested deeper than the JSON encoder goes, a
+    NUL character), naming the top-level field where it is."""
+    if json_problem(raw, MAX_JSON_DEPTH) is not None:
+        for key, value in raw.items():
+            problem = json_problem(value, MAX_JSON_DEPTH - 1)
+            if problem is None and "\x00" in str(key):
+                problem = NUL_PROBLEM
+            if problem is not None:
+                raise MessageError(str(key).replace("\x00", "\\u0000"), problem)
 
 
 def _identifier(raw: Mapping[str, Any], key: str) -> str | None:
@@ -207,7 +213,11 @@ def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def content_message_id(raw: Mapping[str, Any]) -> str:
     """A stable id for a message that came without one: redelivery stays idempotent."""
-    digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        text = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot encode (an integer past 64 bits …), spelled out
+        text = json.dumps(raw, sort_keys=True, default=repr).encode()
+    digest = hashlib.sha256(text).hexdigest()
     return f"sha256-{digest[:40]}"
 
 
@@ -217,7 +227,7 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
     # common shapes (string ids, objects present, ISO timestamps) take inline fast paths.
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
-    _check_depth(raw)
+    _check_storable(raw)
     kind = raw.get("type", default_type)
     if kind not in TYPES:
         raise MessageError("type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
