@@ -79,7 +79,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--report-dir",
         str(tmp_path / "report"),
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(  # in tmp_path: Schemathesis keeps its cache in the working folder
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+    )
     output = run.stdout + run.stderr
     generated = re.search(r"(\d+) generated", output)
     print(output[-1500:])  # shown with -rA or on failure: cases run and the summary
