@@ -95,8 +95,8 @@ def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
     for key, value in raw.items():
-        if _depth(value) > 63:
-            raise MessageError(key, "nested more than 64 levels deep")
+        if _depth(value) > 253:
+            raise MessageError(key, "nested more than 254 levels deep")
         if _has_nul(value) or "\x00" in key:
             raise MessageError(
                 key, "contains a NUL character (\\u0000), which the database cannot store"
@@ -544,9 +544,9 @@ def _nested(depth: int) -> dict[str, Any]:
 
 
 def test_objects_nested_past_the_limit_are_refused_naming_the_field() -> None:
-    ok = {"type": "track", "event": "E", "userId": "u", "properties": _nested(63)}
+    ok = {"type": "track", "event": "E", "userId": "u", "properties": _nested(253)}
     assert parse_message(ok, received_at=RECEIVED).properties == ok["properties"]
-    for depth in (64, 254, 300):
+    for depth in (254, 300, 1000):
         for key in ("properties", "context"):
             raw = {"type": "track", "event": "E", "userId": "u", key: _nested(depth)}
             with pytest.raises(MessageError) as caught:
@@ -575,6 +575,15 @@ def test_traits_that_become_columns_must_fit_them(
     with pytest.raises(MessageError) as caught:
         parse_message(raw, received_at=RECEIVED)
     assert caught.value.field == field
+
+
+def test_text_that_spells_a_nul_escape_is_not_a_nul() -> None:
+    raw = {"type": "track", "event": "E", "userId": "u", "properties": {"note": "\\u0000"}}
+    assert parse_message(raw, received_at=RECEIVED).properties == {"note": "\\u0000"}
+    raw["properties"] = {"note": "\x00"}
+    with pytest.raises(MessageError) as caught:
+        parse_message(raw, received_at=RECEIVED)
+    assert caught.value.field == "properties"
 
 
 def test_the_fast_constructor_fills_every_field_of_message() -> None:

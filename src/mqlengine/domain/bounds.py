@@ -8,8 +8,8 @@ of windows and deadlines, or the JSON encoder:
   and year 9999 that converting an offset to UTC, or adding a window of years, stays in
   range;
 * **integers** for ``INTEGER`` columns up to 2**31 - 1, ids (``BIGINT``) up to 2**63 - 1;
-* **JSON nesting** of message objects up to :data:`MAX_JSON_DEPTH` levels (the encoder
-  the store uses stops at 254), and no NUL character in any text (PostgreSQL refuses it).
+* **JSON nesting** of a message up to :data:`MAX_JSON_DEPTH` levels (where the encoder
+  the store uses stops), and no NUL character in any text (PostgreSQL refuses it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ MIN_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
 INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL
 BIGINT_MAX = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite
-MAX_JSON_DEPTH = 64
+MAX_JSON_DEPTH = 254  # the store's JSON encoder (orjson) goes no deeper
 
 
 class OutOfBounds(ValueError):

@@ -162,14 +162,29 @@ def _skew_corrected(timestamp: datetime, sent_at: datetime, received_at: datetim
 
 def _check_storable(raw: dict[str, Any]) -> None:
     """Refuse a message the store cannot keep (nested deeper than the JSON encoder goes, a
-    NUL character), naming the top-level field where it is."""
-    if json_problem(raw, MAX_JSON_DEPTH) is not None:
-        for key, value in raw.items():
-            problem = json_problem(value, MAX_JSON_DEPTH - 1)
-            if problem is None and "\x00" in str(key):
-                problem = NUL_PROBLEM
-            if problem is not None:
-                raise MessageError(str(key).replace("\x00", "\\u0000"), problem)
+    NUL character, a number JSON cannot hold), naming the top-level field where it is.
+    The common case costs one encoding in C; only a refused message is walked."""
+    try:
+        encoded = orjson.dumps(raw)
+    except TypeError:
+        encodable = False
+    else:
+        if b"\\u0000" not in encoded:
+            return
+        encodable = True  # the escape may be text that says \u0000: look closer
+    for key, value in raw.items():
+        problem = json_problem(value, MAX_JSON_DEPTH - 1)
+        if problem is None and "\x00" in str(key):
+            problem = NUL_PROBLEM
+        if problem is None:
+            try:
+                orjson.dumps(value)
+            except TypeError as error:
+                problem = f"cannot be stored as JSON: {error}"
+        if problem is not None:
+            raise MessageError(str(key).replace("\x00", "\\u0000"), problem)
+    if not encodable:
+        raise MessageError("", "the message cannot be stored as JSON")
 
 
 def _identifier(raw: Mapping[str, Any], key: str) -> str | None:
