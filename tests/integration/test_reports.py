@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -266,3 +267,27 @@ def test_api_reports_with_read_keys(server: LocalServer) -> None:
         assert browser.get("/persons/999999").status_code == 404
         asset = browser.get("/static/chart.umd.min.js")
         assert asset.status_code == 200 and "Chart.js" in asset.text[:200]
+
+
+@pytest.mark.parametrize("name", ["funnel", "cohorts", "channels", "sla", "velocity", "reasons"])
+def test_every_report_takes_every_filter(engine: Wiring, name: str) -> None:
+    """Filters on columns that more than one joined table has (campaign, mql_type, team …)
+    once made the reasons and open-MQL queries ambiguous."""
+    every = Filters(
+        since=Q1.since,
+        until=Q1.until,
+        channel="paid_search",
+        source="unknown",
+        campaign="brand",
+        mql_type="hand_raiser",
+        definition_version="none",
+        team="unassigned",
+        rep="unassigned",
+    )
+    run_report(engine.db, name, every, now=NOW, rules=HealthRules())
+    from mqlengine.reports import metrics
+
+    data = report_data(engine.db)
+    assert metrics.open_mqls(data, every, now=NOW, speed_to_lead_hours=1.0)["leads"] == []
+    reasons = metrics.reasons_report(data, replace(Q1, channel="paid_search", campaign="brand"))
+    assert reasons["totals"] == {"reject": 1}

@@ -73,9 +73,34 @@ def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None = None) -> Message:
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
+    for key, value in raw.items():
+        if _depth(value) > 253:
+            raise MessageError(key, "nested more than 254 levels deep")
+        if _has_nul(value) or "\x00" in key:
+            raise MessageError(
+                key, "contains a NUL character (\\u0000), which the database cannot store"
+            )
     kind = raw.get("type", default_type)
     if kind not in TYPES:
         raise MessageError("type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
@@ -90,6 +115,17 @@ def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None
     else:
         traits = dict(_object(context, "traits")) if "traits" in context else {}
         traits.update(_object(raw, "traits"))
+    limits = {"group": {"name": 255, "website": 2048, "domain": 255}}.get(
+        kind, {"email": 320, "external_id": 255, "crm_id": 255}
+    )
+    for trait, longest in limits.items() if kind != "group" else ():
+        value = traits.get(trait)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
+            raise MessageError(f"traits.{trait}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > longest:
+            raise MessageError(f"traits.{trait}", f"longer than {longest} characters")
     if raw.get("timestamp") is not None:
         timestamp = reference_time(raw["timestamp"], "timestamp")
         if raw.get("sentAt") is not None:
@@ -123,6 +159,14 @@ def reference_parse(raw: Any, *, received_at: datetime, default_type: str | None
     group_id = _identifier(raw, "groupId") if kind == "group" else None
     if kind == "group" and group_id is None:
         raise MessageError("groupId", "a group call needs a groupId")
+    for trait, longest in limits.items() if kind == "group" else ():
+        value = traits.get(trait)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
+            raise MessageError(f"traits.{trait}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > longest:
+            raise MessageError(f"traits.{trait}", f"longer than {longest} characters")
     previous_id = _identifier(raw, "previousId") if kind == "alias" else None
     if kind == "alias" and previous_id is None:
         raise MessageError("previousId", "an alias call needs a previousId")
@@ -441,11 +485,105 @@ def test_parse_time_agrees_with_the_reference(value: Any) -> None:
         assert expected[1] is UTC
 
 
-@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 2),
+        max_value=datetime(8999, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    )
+)
 def test_parse_time_round_trips_iso_strings(moment: datetime) -> None:
     for text in (moment.isoformat(), moment.isoformat().replace("+00:00", "Z")):
         assert parse_time(text, "t") == reference_time(text, "t") == moment
         assert parse_time(text, "t").tzinfo is UTC
+
+
+@given(
+    st.datetimes(
+        timezones=st.builds(
+            timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
+        )
+    )
+)
+def test_any_iso_time_is_in_range_or_refused_naming_the_field(moment: datetime) -> None:
+    """Year 1 or 9999 with an offset cannot even be converted to UTC: refused, never a crash."""
+    try:
+        parsed = parse_time(moment.isoformat(), "timestamp")
+    except MessageError as error:
+        assert error.field == "timestamp"
+        assert "outside the supported range" in error.reason
+        assert not datetime(1900, 1, 1, tzinfo=UTC) <= moment <= datetime(9000, 1, 1, tzinfo=UTC)
+    else:
+        assert parsed == moment
+        assert datetime(1900, 1, 1, tzinfo=UTC) <= parsed <= datetime(9000, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at", "field"),
+    [
+        ("1900-01-02T00:00:00Z", "8999-12-30T00:00:00Z", "sentAt"),  # correction overflows
+        ("1950-01-01T00:00:00Z", "2100-01-01T00:00:00Z", "sentAt"),  # lands before 1900
+        ("0001-01-01T00:00:00+01:00", "2026-11-20T12:00:00Z", "timestamp"),
+        ("2026-11-20T11:00:00Z", "9999-12-31T23:59:59-01:00", "sentAt"),
+    ],
+)
+def test_clock_skew_correction_out_of_range_is_refused(
+    timestamp: str, sent_at: str, field: str
+) -> None:
+    raw = {"type": "track", "event": "E", "userId": "u", "timestamp": timestamp, "sentAt": sent_at}
+    with pytest.raises(MessageError) as caught:
+        parse_message(raw, received_at=RECEIVED)
+    assert caught.value.field == field
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_objects_nested_past_the_limit_are_refused_naming_the_field() -> None:
+    ok = {"type": "track", "event": "E", "userId": "u", "properties": _nested(253)}
+    assert parse_message(ok, received_at=RECEIVED).properties == ok["properties"]
+    for depth in (254, 300, 1000):
+        for key in ("properties", "context"):
+            raw = {"type": "track", "event": "E", "userId": "u", key: _nested(depth)}
+            with pytest.raises(MessageError) as caught:
+                parse_message(raw, received_at=RECEIVED)
+            assert caught.value.field == key
+            assert "levels deep" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "traits", "field"),
+    [
+        ("group", {"name": ["a", "b"]}, "traits.name"),
+        ("group", {"name": {"x": 1}}, "traits.name"),
+        ("group", {"name": "n" * 256}, "traits.name"),
+        ("group", {"domain": True}, "traits.domain"),
+        ("identify", {"email": ["a@b.co"]}, "traits.email"),
+        ("identify", {"email": "a" * 321}, "traits.email"),
+        ("identify", {"external_id": "x" * 256}, "traits.external_id"),
+        ("identify", {"crm_id": {"id": 1}}, "traits.crm_id"),
+    ],
+)
+def test_traits_that_become_columns_must_fit_them(
+    kind: str, traits: dict[str, Any], field: str
+) -> None:
+    raw = {"type": kind, "userId": "u", "groupId": "g", "traits": traits}
+    with pytest.raises(MessageError) as caught:
+        parse_message(raw, received_at=RECEIVED)
+    assert caught.value.field == field
+
+
+def test_text_that_spells_a_nul_escape_is_not_a_nul() -> None:
+    raw = {"type": "track", "event": "E", "userId": "u", "properties": {"note": "\\u0000"}}
+    assert parse_message(raw, received_at=RECEIVED).properties == {"note": "\\u0000"}
+    raw["properties"] = {"note": "\x00"}
+    with pytest.raises(MessageError) as caught:
+        parse_message(raw, received_at=RECEIVED)
+    assert caught.value.field == "properties"
 
 
 def test_the_fast_constructor_fills_every_field_of_message() -> None:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine.api import auth
+from mqlengine.api.contract import allowed_methods, document, errors
 from mqlengine.api.ingest import IngestState, RateLimiter
 from mqlengine.api.limits import ApiError
 from mqlengine.errors import MqlError, status_for
@@ -103,13 +104,14 @@ def create_app(
         return error_response(422, "invalid_request", "the request is not valid", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return error_response(
-            error.status_code, code, str(error.detail), None, getattr(error, "headers", None)
-        )
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:  # every method of the path, not only the first route's
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request.scope))}
+        return error_response(error.status_code, code, str(error.detail), None, headers)
 
-    @app.get("/healthz", tags=["admin"])
+    @app.get("/healthz", tags=["admin"], responses=errors())
     def healthz() -> dict[str, Any]:
         with eng.db.read() as connection:
             connection.exec_driver_sql("SELECT 1")
@@ -141,6 +143,8 @@ def create_app(
     from mqlengine.api import privacy
 
     app.include_router(privacy.router)
+
+    document(app)
     return app
 
 

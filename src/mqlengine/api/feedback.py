@@ -7,13 +7,13 @@ Illegal moves answer 409 with the allowed stages; unknown or missing reason code
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mqlengine.api.auth import audit, require_scope
+from mqlengine.api.contract import Moment, RowId, errors
 from mqlengine.errors import ValidationError
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.handoff.assign import current_assignment
@@ -22,7 +22,12 @@ from mqlengine.store import repo
 from mqlengine.wiring import Wiring
 
 FEEDBACK = require_scope("feedback")
-router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(FEEDBACK)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["feedback"],
+    dependencies=[Depends(FEEDBACK)],
+    responses=errors(400, 401, 403, 404, 409),
+)
 
 ActionName = Literal[
     "touch", "accept", "reject", "recycle", "disqualify", "convert", "won", "lost", "reopen"
@@ -35,12 +40,12 @@ class FeedbackIn(BaseModel):
     action: ActionName
     reason: str | None = Field(default=None, max_length=64)
     amount: float | None = Field(default=None, ge=0)
-    at: datetime | None = None  # when it happened (default: now)
+    at: Moment | None = None  # when it happened (default: now)
 
 
 @router.post("/persons/{person_id}/feedback", summary="Record sales feedback on a lead")
 def post_feedback(
-    person_id: int,
+    person_id: RowId,
     body: FeedbackIn,
     request: Request,
     principal: Annotated[Principal, Depends(FEEDBACK)],

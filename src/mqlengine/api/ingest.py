@@ -31,6 +31,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from mqlengine.api.auth import check_ingest_key, ingest_key, unauthorized
+from mqlengine.api.contract import ingest_doc
 from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
 from mqlengine.errors import UnavailableError, status_for
 from mqlengine.ingest.messages import TYPES
@@ -154,6 +155,11 @@ async def handle(request: Request, endpoint: str, principal: Principal | None) -
         if not isinstance(messages, list):
             shape = ApiError(422, "invalid_shape", "a batch body needs a 'batch' array")
             raise await _refuse(state, endpoint, shape, body, "batch")
+        for name, kind in (("context", dict), ("sentAt", str)):
+            if payload.get(name) is not None and not isinstance(payload[name], kind):
+                what = "an object" if kind is dict else "a string"
+                shape = ApiError(422, "invalid_shape", f"a batch's '{name}' must be {what}")
+                raise await _refuse(state, endpoint, shape, body, name)
         _merge_batch_level(messages, payload)
     else:
         payload.pop("writeKey", None)
@@ -224,33 +230,6 @@ async def handle(request: Request, endpoint: str, principal: Principal | None) -
     return Response(SUCCESS, media_type="application/json")
 
 
-_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "A Segment spec message (or {batch: [...]} for /v1/batch). "
-                    "Authenticate with Basic auth (write key as user name) or 'writeKey'. "
-                    "Content-Encoding: gzip is accepted.",
-                    "additionalProperties": True,
-                }
-            }
-        },
-    },
-    "responses": {
-        "200": {"description": "Committed: {success: true[, rejected: [...]]}"},
-        "400": {"description": "Bad JSON or every message invalid"},
-        "401": {"description": "Missing or unknown write key"},
-        "413": {"description": "Over 32 KB per message / 500 KB per batch"},
-        "422": {"description": "JSON of the wrong shape"},
-        "429": {"description": "Rate limited"},
-        "503": {"description": "Writer overloaded, stopping or contended; retry"},
-    },
-}
-
-
 def _route(endpoint: str) -> None:
     async def ingest_endpoint(
         request: Request, principal: Principal | None = Depends(ingest_key)
@@ -263,7 +242,7 @@ def _route(endpoint: str) -> None:
         ingest_endpoint,
         methods=["POST"],
         summary=f"Segment {endpoint}",
-        openapi_extra=_BODY_DOC,
+        openapi_extra=ingest_doc(endpoint),
         response_class=Response,
     )
 

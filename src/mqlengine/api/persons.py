@@ -14,7 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from mqlengine.api.auth import require_scope
+from mqlengine.api.contract import RowId, errors
 from mqlengine.api.limits import ApiError
+from mqlengine.domain.bounds import BIGINT_MAX
 from mqlengine.domain.explain import card_to_dict
 from mqlengine.errors import ValidationError
 from mqlengine.ingest.lookup import IDENTITY_KINDS, find_person_id
@@ -28,7 +30,12 @@ from mqlengine.services.leads import (
 )
 from mqlengine.wiring import Wiring
 
-router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(require_scope("read"))])
+router = APIRouter(
+    prefix="/v1",
+    tags=["persons"],
+    dependencies=[Depends(require_scope("read"))],
+    responses=errors(400, 401, 403, 404),
+)
 MAX_PAGE = 500
 
 
@@ -38,7 +45,7 @@ def _wiring(request: Request) -> Wiring:
 
 
 @router.get("/persons/{person_id}", summary="A person: traits, identities, score card, history")
-def get_person(person_id: int, request: Request) -> dict[str, Any]:
+def get_person(person_id: RowId, request: Request) -> dict[str, Any]:
     wiring = _wiring(request)
     definition = wiring.definition().definition
     with wiring.db.read() as connection:
@@ -60,7 +67,10 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
     try:
         text = base64.urlsafe_b64decode(value.encode() + b"==").decode()
         moment, _, person_id = text.rpartition("|")
-        return parse_time(moment, "cursor"), int(person_id)
+        after = int(person_id)
+        if not 0 <= after <= BIGINT_MAX:
+            raise ValueError(person_id)
+        return parse_time(moment, "cursor"), after
     except (binascii.Error, UnicodeDecodeError, ValueError, MessageError):
         raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from None
 
@@ -126,6 +136,6 @@ def list_persons(
 
 
 @router.get("/accounts/{account_id}", summary="An account and its persons")
-def get_account(account_id: int, request: Request) -> dict[str, Any]:
+def get_account(account_id: RowId, request: Request) -> dict[str, Any]:
     with _wiring(request).db.read() as connection:
         return account_detail(connection, account_id)

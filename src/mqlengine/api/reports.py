@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from mqlengine.api.auth import require_scope
+from mqlengine.api.contract import errors
 from mqlengine.reports import metrics
 from mqlengine.reports.data import report_data
 from mqlengine.reports.filters import filters_from
@@ -19,7 +20,10 @@ from mqlengine.wiring import Wiring
 
 FiltersDep = Annotated[Filters, Depends(filters_from)]
 router = APIRouter(
-    prefix="/v1/reports", tags=["reports"], dependencies=[Depends(require_scope("read"))]
+    prefix="/v1/reports",
+    tags=["reports"],
+    dependencies=[Depends(require_scope("read"))],
+    responses=errors(400, 401, 403, 404),
 )
 
 
@@ -62,7 +66,10 @@ def open_mqls(
 
 @router.get("/{name}")
 def report(
-    request: Request, name: str, filters: FiltersDep, by: str | None = None
+    request: Request,
+    name: Annotated[str, Path(json_schema_extra={"enum": list(REPORTS)})],
+    filters: FiltersDep,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """One report: funnel, cohorts, channels, sla, velocity, reasons, health or overview."""
     wiring = _wiring(request)

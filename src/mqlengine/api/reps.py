@@ -5,36 +5,45 @@ Reading needs the ``read`` scope; changes need ``admin`` and are kept in the aud
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mqlengine.api.auth import audit, require_scope
+from mqlengine.api.contract import Moment, errors
+from mqlengine.domain.bounds import INT_MAX
 from mqlengine.services import reps as service
 from mqlengine.services.keys import Principal
 from mqlengine.wiring import Wiring
 
 READ = [Depends(require_scope("read"))]
 Admin = Annotated[Principal, Depends(require_scope("admin"))]
-router = APIRouter(prefix="/v1", tags=["reps"])
+router = APIRouter(prefix="/v1", tags=["reps"], responses=errors(400, 401, 403, 404, 409))
 Key = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
+
+
+# Lengths are those of the columns (store/tables_handoff.py).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(max_length=255)]
+Email = Annotated[str, StringConstraints(max_length=320)]
+KeyPath = Annotated[str, Path(min_length=1, max_length=64)]
+NamePath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class TeamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    manager_name: str | None = None
-    manager_email: str | None = None
+    manager_name: Text | None = None
+    manager_email: Email | None = None
 
 
 class RepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    team: str | None = None
-    name: str | None = None
-    email: str | None = None
-    timezone: str | None = None
-    capacity_per_day: int | None = Field(default=None, ge=0)
+    team: Name | None = None
+    name: Text | None = None
+    email: Email | None = None
+    timezone: Name | None = None
+    capacity_per_day: int | None = Field(default=None, ge=0, le=INT_MAX)
     working_hours: dict[str, list[str]] | None = None
     territories: list[str] | None = None
     active: bool | None = None
@@ -42,9 +51,9 @@ class RepIn(BaseModel):
 
 class AbsenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    starts_at: datetime
-    ends_at: datetime
-    note: str | None = None
+    starts_at: Moment
+    ends_at: Moment
+    note: Text | None = None
 
 
 def _wiring(request: Request) -> Wiring:
@@ -59,7 +68,7 @@ def get_teams(request: Request) -> dict[str, Any]:
 
 
 @router.put("/teams/{name}", summary="Create or update a team")
-def put_team(name: str, body: TeamIn, request: Request, principal: Admin) -> dict[str, Any]:
+def put_team(name: NamePath, body: TeamIn, request: Request, principal: Admin) -> dict[str, Any]:
     with _wiring(request).db.begin() as connection:
         team = service.upsert_team(
             connection,
@@ -86,13 +95,13 @@ def get_reps(request: Request) -> dict[str, Any]:
 
 
 @router.get("/reps/{key}", summary="One rep", dependencies=READ)
-def get_rep(key: str, request: Request) -> dict[str, Any]:
+def get_rep(key: KeyPath, request: Request) -> dict[str, Any]:
     with _wiring(request).db.read() as connection:
         return service.rep_detail(connection, key, now=_wiring(request).clock())
 
 
 @router.put("/reps/{key}", summary="Create a rep (team required) or change fields of one")
-def put_rep(key: str, body: RepIn, request: Request, principal: Admin) -> dict[str, Any]:
+def put_rep(key: KeyPath, body: RepIn, request: Request, principal: Admin) -> dict[str, Any]:
     with _wiring(request).db.begin() as connection:
         rep = service.upsert_rep(connection, key, now=_wiring(request).clock(), **body.model_dump())
         audit(
@@ -107,7 +116,9 @@ def put_rep(key: str, body: RepIn, request: Request, principal: Admin) -> dict[s
 
 
 @router.post("/reps/{key}/absences", summary="Record an out-of-office period", status_code=201)
-def post_absence(key: str, body: AbsenceIn, request: Request, principal: Admin) -> dict[str, Any]:
+def post_absence(
+    key: KeyPath, body: AbsenceIn, request: Request, principal: Admin
+) -> dict[str, Any]:
     with _wiring(request).db.begin() as connection:
         absence = service.add_absence(
             connection, key, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note

@@ -171,6 +171,7 @@ LABELS = {
 def _filters(
     since: str | None, until: str | None, channel: str | None, campaign: str | None, tz: str
 ) -> Any:
+    from mqlengine.reports.filters import check_zone
     from mqlengine.reports.query import Filters
 
     return Filters(
@@ -178,7 +179,7 @@ def _filters(
         until=_when(until, "--until"),
         channel=channel,
         campaign=campaign,
-        tz=tz,
+        tz=check_zone(tz),
     )
 
 

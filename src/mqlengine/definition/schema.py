@@ -32,6 +32,7 @@ OPERATORS = (
     "lte",
     "exists",
 )
+NULLABLE_OPERATORS = ("equals", "not_equals")  # comparing with null is a question
 SUBJECTS = ("trait", "property")
 SPECIALS = ("rule", "event", "fit_at_least", "intent_at_least", "total_at_least")
 
@@ -88,6 +89,10 @@ class LeafCondition(Strict):
             raise ValueError(f"'{specials[0]}' takes no operator; remove '{operators[0]}'")
         if "within_days" in fields and "event" not in fields:
             raise ValueError("within_days goes with event conditions only")
+        named = (*subjects, *specials, *(o for o in operators if o not in NULLABLE_OPERATORS))
+        for name in named:
+            if getattr(self, "in_" if name == "in" else name) is None:
+                raise ValueError(f"'{name}' needs a value, got null")
         if self.regex is not None:
             try:
                 re.compile(self.regex)

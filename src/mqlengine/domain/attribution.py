@@ -3,7 +3,9 @@
 Pure: it reads the message's ``context`` (UTM parameters in ``context.campaign``, the
 referrer in ``context.page``) and its traits (an explicit ``lead_source``), nothing else.
 A person keeps the attribution of the message that created it; a later ``lead_source``
-trait overrides the channel (sales said where the lead came from).
+trait overrides the channel (sales said where the lead came from). Names are cut to the
+length the person's columns keep (channel 64 characters, source and campaign 255); a
+campaign name that is not text (or a number) is no campaign.
 
 A lead with no channel: when a message names no campaign, no ``lead_source`` and carries no
 page context (a server-side identify, a CSV row with a blank channel, a CRM history row),
@@ -37,11 +39,21 @@ _MEDIUM_CHANNELS = {
 }
 
 
+CHANNEL_LENGTH = 64
+NAME_LENGTH = 255
+
+
 @dataclass(frozen=True, slots=True)
 class Attribution:
     channel: str | None
     source: str | None = None
     campaign: Any = None
+
+
+def _campaign_name(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)[:NAME_LENGTH] or None
 
 
 DIRECT = Attribution("direct")
@@ -72,7 +84,7 @@ def blank_channel(value: Any) -> str | None:
 def named_channel(lead_source: Any) -> str | None:
     """The channel a ``lead_source`` trait names, normalised (None when it names none)."""
     if isinstance(lead_source, str) and lead_source.strip():
-        return lead_source.strip().lower()
+        return lead_source.strip().lower()[:CHANNEL_LENGTH]
     return None
 
 
@@ -104,9 +116,9 @@ def channel_of(context: Mapping[str, Any], traits: Mapping[str, Any] | None) -> 
     name: Any = None
     channel: str | None = None
     if isinstance(campaign, Mapping):
-        source = str(campaign.get("source") or "").lower() or None
+        source = str(campaign.get("source") or "").lower()[:NAME_LENGTH] or None
         medium = str(campaign.get("medium") or "").lower()
-        name = campaign.get("name")
+        name = _campaign_name(campaign.get("name"))
         if medium in PAID_MEDIUMS:
             channel = "paid_social" if source in SOCIAL_SOURCES else "paid_search"
         else:

@@ -9,11 +9,12 @@ file twice adds nothing.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -62,6 +63,8 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _coerce(value: str) -> Any:
+    """A cell as the value it spells: a boolean, a number, or text. Numbers JSON cannot
+    keep exactly (integers past 64 bits, infinities, NaN) stay text."""
     text = value.strip()
     if text == "":
         return None
@@ -69,13 +72,65 @@ def _coerce(value: str) -> Any:
     if lowered in ("true", "false"):
         return lowered == "true"
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         pass
+    else:
+        return number if -(2**63) <= number < 2**64 else text
     try:
-        return float(text)
+        real = float(text)
     except ValueError:
         return text
+    return real if math.isfinite(real) else text
+
+
+def _undecodable(text: str) -> bool:
+    """Whether text read with ``surrogateescape`` held bytes that are not UTF-8."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _check_targets(targets: Iterator[str] | list[str]) -> None:
+    """A dotted target cannot also be the parent of another (``company`` and
+    ``company.size``): one value cannot be both text and an object."""
+    given = sorted(set(targets))
+    for target in given:
+        for other in given:
+            if other.startswith(target + "."):
+                raise ValidationError(
+                    f"column mapping: '{target}' and '{other}' cannot both be set "
+                    f"('{target}' would be a value and an object)"
+                )
+
+
+def _csv_rows(
+    handle: TextIO, path: Path
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | None, str | None]]]:
+    """The header and the data rows of a CSV (row 1 is the header) as (row, values,
+    problem): a row the csv module cannot read (a NUL byte) or that is not UTF-8 text is
+    a problem of that row, and the rows after it still load."""
+    reader = csv.DictReader(handle)
+    try:
+        columns = list(reader.fieldnames or [])
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise ValidationError(f"{path}: the header row cannot be read ({error})") from None
+
+    def rows() -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+        number = 1
+        while True:
+            number += 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                yield number, None, f"unreadable CSV row: {error}"
+                continue
+            if any(isinstance(v, str) and _undecodable(v) for v in row.values()):
+                yield number, None, "not UTF-8 text"
+                continue
+            yield number, row, None
+
+    return columns, rows()
 
 
 def jsonl_messages(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -98,16 +153,19 @@ def csv_person_messages(
     """Each row → an ``identify``. Targets: user_id, email, timestamp, any trait (dotted).
     Consent targets (``consent_marketing``, ``consent.tracking`` …) are read as booleans
     (yes/no, true/false, 1/0, y/n); any other value is a row error, never a consent."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        columns, rows = _csv_rows(handle, path)
         effective = dict(mapping) or {c: c for c in columns}
+        _check_targets(list(effective))
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
             raise ValidationError(
                 f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
             )
-        for number, row in enumerate(reader, start=2):
+        for number, row, unreadable in rows:
+            if row is None:
+                yield number, None, unreadable
+                continue
             traits: dict[str, Any] = {}
             user_id = timestamp = None
             problem = None
@@ -147,9 +205,8 @@ def csv_event_messages(
 ) -> Iterator[tuple[int, Any, str | None]]:
     """Each row → a ``track``. Targets: user_id or email, event, timestamp, message_id,
     ``properties.X``; unmapped columns become properties."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        columns, rows = _csv_rows(handle, path)
         effective = dict(mapping)
         for name in ("user_id", "email", "event", "timestamp", "message_id", "anonymous_id"):
             if name not in effective and name in columns:
@@ -159,10 +216,16 @@ def csv_event_messages(
             raise ValidationError(
                 f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
             )
+        _check_targets(
+            [t.removeprefix("properties.") for t in effective if t.startswith("properties.")]
+        )
         if "event" not in effective:
             raise ValidationError(f"{path}: map a column to 'event' (e.g. --map event=Activity)")
         used = set(effective.values())
-        for number, row in enumerate(reader, start=2):
+        for number, row, unreadable in rows:
+            if row is None:
+                yield number, None, unreadable
+                continue
             values = {t: (row.get(s) or "").strip() for t, s in effective.items()}
             properties: dict[str, Any] = {}
             for target, raw in values.items():

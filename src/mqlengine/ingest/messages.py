@@ -9,6 +9,7 @@ way Segment does (``timestamp = receivedAt - (sentAt - timestamp)``).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,15 @@ from typing import Any
 
 import orjson
 
+from mqlengine.domain.bounds import (
+    MAX_JSON_DEPTH,
+    MAX_MOMENT,
+    MIN_MOMENT,
+    NUL_PROBLEM,
+    OutOfBounds,
+    json_problem,
+    utc_moment,
+)
 from mqlengine.errors import ValidationError
 from mqlengine.store.repo import SCORED_TYPES
 
@@ -99,6 +109,8 @@ class _MessageFields:
 
 
 def parse_time(value: Any, field_name: str) -> datetime:
+    """An ISO 8601 time in UTC (naive means UTC), inside the engine's range of moments
+    (:mod:`mqlengine.domain.bounds`); :class:`MessageError` naming ``field_name`` if not."""
     if value.__class__ is str:
         # Fast path: most timestamps are already in a form ``fromisoformat`` reads as is
         # (it takes a trailing "Z" as UTC); anything else goes the careful way below.
@@ -108,11 +120,12 @@ def parse_time(value: Any, field_name: str) -> datetime:
             pass
         else:
             zone = parsed.tzinfo
-            if zone is UTC:
-                return parsed
-            if zone is None:
-                return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
+            if zone is UTC or zone is None:
+                if zone is None:
+                    parsed = parsed.replace(tzinfo=UTC)
+                if MIN_MOMENT <= parsed <= MAX_MOMENT:
+                    return parsed
+            return _in_range(parsed, field_name)
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
@@ -125,9 +138,56 @@ def parse_time(value: Any, field_name: str) -> datetime:
             raise MessageError(field_name, f"not an ISO 8601 time: {value!r}") from None
     else:
         raise MessageError(field_name, f"expected an ISO 8601 string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _in_range(parsed, field_name)
+
+
+def _in_range(parsed: datetime, field_name: str) -> datetime:
+    try:
+        return utc_moment(parsed)
+    except OutOfBounds as error:
+        raise MessageError(field_name, str(error)) from None
+
+
+def _skew_corrected(timestamp: datetime, sent_at: datetime, received_at: datetime) -> datetime:
+    """Segment's clock-skew correction, refused when it leaves the range of moments."""
+    try:
+        corrected = received_at - (sent_at - timestamp)
+    except OverflowError:
+        corrected = None
+    if corrected is None or corrected < MIN_MOMENT:
+        raise MessageError(
+            "sentAt",
+            f"the clock-skew correction (receivedAt - (sentAt - timestamp)) puts the event "
+            f"before {MIN_MOMENT.date().isoformat()}",
+        )
+    return corrected
+
+
+def _check_storable(raw: dict[str, Any]) -> None:
+    """Refuse a message the store cannot keep (nested deeper than the JSON encoder goes, a
+    NUL character, a number JSON cannot hold), naming the top-level field where it is.
+    The common case costs one encoding in C; only a refused message is walked."""
+    try:
+        encoded = orjson.dumps(raw)
+    except TypeError:
+        encodable = False
+    else:
+        if b"\\u0000" not in encoded:
+            return
+        encodable = True  # the escape may be text that says \u0000: look closer
+    for key, value in raw.items():
+        problem = json_problem(value, MAX_JSON_DEPTH - 1)
+        if problem is None and "\x00" in str(key):
+            problem = NUL_PROBLEM
+        if problem is None:
+            try:
+                orjson.dumps(value)
+            except TypeError as error:
+                problem = f"cannot be stored as JSON: {error}"
+        if problem is not None:
+            raise MessageError(str(key).replace("\x00", "\\u0000"), problem)
+    if not encodable:
+        raise MessageError("", "the message cannot be stored as JSON")
 
 
 def _identifier(raw: Mapping[str, Any], key: str) -> str | None:
@@ -142,6 +202,24 @@ def _identifier(raw: Mapping[str, Any], key: str) -> str | None:
     return text or None
 
 
+# Traits the store keeps in columns of their own: (trait, longest accepted text).
+_GROUP_TEXTS = (("name", 255), ("website", 2048), ("domain", 255))
+_PERSON_TEXTS = (("email", 320), ("external_id", MAX_ID_LENGTH), ("crm_id", MAX_ID_LENGTH))
+
+
+def _check_texts(traits: Mapping[str, Any], limits: tuple[tuple[str, int], ...]) -> None:
+    """Traits that become columns (an account's name and domain, a person's e-mail and
+    external ids) must be text (or a number) that fits the column."""
+    for key, longest in limits:
+        value = traits.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise MessageError(f"traits.{key}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > longest:
+            raise MessageError(f"traits.{key}", f"longer than {longest} characters")
+
+
 def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key)
     if value is None:
@@ -153,7 +231,11 @@ def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def content_message_id(raw: Mapping[str, Any]) -> str:
     """A stable id for a message that came without one: redelivery stays idempotent."""
-    digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        text = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot encode (an integer past 64 bits …), spelled out
+        text = json.dumps(raw, sort_keys=True, default=repr).encode()
+    digest = hashlib.sha256(text).hexdigest()
     return f"sha256-{digest[:40]}"
 
 
@@ -163,6 +245,7 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
     # common shapes (string ids, objects present, ISO timestamps) take inline fast paths.
     if not isinstance(raw, dict):
         raise MessageError("", f"a message must be a JSON object, got {type(raw).__name__}")
+    _check_storable(raw)
     kind = raw.get("type", default_type)
     if kind not in TYPES:
         raise MessageError("type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
@@ -196,12 +279,15 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
         else:
             traits = dict(given if given.__class__ is dict else _object(raw, "traits"))
 
+    if traits and kind != "group":
+        _check_texts(traits, _PERSON_TEXTS)
+
     value = raw.get("timestamp")
     if value is not None:
         timestamp = parse_time(value, "timestamp")
         if raw.get("sentAt") is not None:
             sent_at = parse_time(raw["sentAt"], "sentAt")
-            timestamp = received_at - (sent_at - timestamp)
+            timestamp = _skew_corrected(timestamp, sent_at, received_at)
     elif raw.get("originalTimestamp") is not None:
         timestamp = parse_time(raw["originalTimestamp"], "originalTimestamp")
     else:
@@ -241,6 +327,8 @@ def parse_message(raw: Any, *, received_at: datetime, default_type: str | None =
         group_id = _identifier(raw, "groupId")
         if group_id is None:
             raise MessageError("groupId", "a group call needs a groupId")
+        if traits:
+            _check_texts(traits, _GROUP_TEXTS)
     elif kind == "alias":
         previous_id = _identifier(raw, "previousId")
         if previous_id is None:

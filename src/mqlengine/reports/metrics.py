@@ -502,10 +502,10 @@ def reasons_report(data: ReportData, filters: Filters) -> dict[str, Any]:
     where = q.where("mql_at")
     reasons_sql = f"""
         SELECT h.action, h.reason, count(*) AS count
-        FROM history h JOIN entries e
+        FROM history h JOIN (SELECT * FROM entries WHERE {where}) e
           ON h.person_id = e.person_id AND h.changed_at >= e.mql_at
          AND (e.next_mql_at IS NULL OR h.changed_at < e.next_mql_at)
-        WHERE h.action IN ('reject', 'recycle', 'disqualify', 'lost') AND {where}
+        WHERE h.action IN ('reject', 'recycle', 'disqualify', 'lost')
         GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2
     """
     reasons = fetch_rows(data, reasons_sql, q.used(reasons_sql))
@@ -686,8 +686,9 @@ def open_mqls(
                     WHEN e.first_touch_at IS NOT NULL AND e.first_touch_at <= {due} THEN 'met'
                     WHEN e.first_touch_at IS NOT NULL THEN 'breached'
                     WHEN {due} < $now THEN 'breached' ELSE 'pending' END AS sla_state
-        FROM entries e JOIN persons p ON p.id = e.person_id
-        WHERE p.stage = 'mql' AND e.next_mql_at IS NULL AND {q.where("e.mql_at")}
+        FROM (SELECT * FROM entries WHERE next_mql_at IS NULL AND {q.where("mql_at")}) e
+        JOIN persons p ON p.id = e.person_id
+        WHERE p.stage = 'mql'
     """
     queues_sql = f"""
         SELECT team, owner, count(*) AS open_mqls, max(age_hours) AS oldest_hours,

@@ -61,8 +61,15 @@ def website_domain(traits: Mapping[str, Any]) -> str | None:
     """The domain of a ``website`` (or ``domain``) trait: no scheme, path or ``www.``."""
     website = traits.get("website") or traits.get("domain")
     if isinstance(website, str) and website.strip():
-        return website.strip().lower().split("://")[-1].split("/")[0].removeprefix("www.")
+        domain = website.strip().lower().split("://")[-1].split("/")[0].removeprefix("www.")
+        return domain if len(domain) <= 253 else None  # no DNS name is longer
     return None
+
+
+def _account_name(traits: Mapping[str, Any]) -> str | None:
+    """The ``name`` trait as the column keeps it (the parser refuses other shapes)."""
+    name = traits.get("name")
+    return str(name) if isinstance(name, str | int | float) and name != "" else None
 
 
 def group_account(
@@ -91,7 +98,7 @@ def group_account(
             .values(
                 group_id=group_id,
                 traits=merge_traits(row.traits or {}, traits),
-                name=traits.get("name") or accounts.c.name,
+                name=_account_name(traits) or accounts.c.name,
                 updated_at=now,
             )
         )
@@ -100,7 +107,7 @@ def group_account(
         accounts.insert().values(
             group_id=group_id,
             domain=domain,
-            name=traits.get("name"),
+            name=_account_name(traits),
             traits=traits,
             created_at=now,
             updated_at=now,
