@@ -37,9 +37,25 @@ def server(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> Iterator[Lo
         yield running
 
 
+class ScopedKeys(httpx.Auth):
+    """The write key for ingest, the admin key (read and feedback included) otherwise."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        ingest = request.method == "POST" and request.url.path in INGEST_PATHS
+        key = self.server.write_key if ingest else self.server.admin_key
+        request.headers["Authorization"] = f"Bearer {key}"
+        yield request
+
+
+INGEST_PATHS = {f"/v1/{name}" for name in ("batch", "identify", "track", "page", "group")}
+
+
 @pytest.fixture
 def client(server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=30) as http:
+    with httpx.Client(base_url=server.url, auth=ScopedKeys(server), timeout=30) as http:
         yield http
 
 

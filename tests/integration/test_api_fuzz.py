@@ -12,6 +12,7 @@ a team).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -34,25 +35,44 @@ positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "409"]
 
 
 @pytest.fixture(scope="module")
-def fuzz_keys() -> dict[str, str]:
-    """The key(s) the fuzzer is served with and sends: the one place that knows them."""
-    return {"write": "fuzz-write-key"}
-
-
-@pytest.fixture(scope="module")
-def fuzz_server(
-    tmp_path_factory: pytest.TempPathFactory, fuzz_keys: dict[str, str]
-) -> Iterator[LocalServer]:
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer, str]]:
+    """A server on a throw-away database, and the one key the fuzzer sends: stored, marked
+    server-side and holding every scope, so that every operation is reached past its
+    scope check (the refusals themselves are tested route by route elsewhere)."""
     folder = tmp_path_factory.mktemp("fuzz")
-    with local_server(
-        f"sqlite:///{folder}/fuzz.db", EXAMPLE, write_key=fuzz_keys["write"], log=folder / "log"
-    ) as running:
-        yield running
+    url = f"sqlite:///{folder}/fuzz.db"
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mqlengine",
+            "--database",
+            url,
+            "--definition",
+            str(EXAMPLE),
+            "keys",
+            "create",
+            "--scope",
+            "write,admin,feedback",
+            "--server-side",
+            "--name",
+            "fuzzer",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    key = json.loads(created.stdout)["key"]
+    with local_server(url, EXAMPLE, log=folder / "log") as running:
+        yield running, key
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    fuzz_server: LocalServer, fuzz_keys: dict[str, str], tmp_path: Path
+    fuzz_server: tuple[LocalServer, str], tmp_path: Path
 ) -> None:
+    server, key = fuzz_server
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     command = [
@@ -63,7 +83,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         str(config),
         "--no-color",
         "run",
-        f"{fuzz_server.url}/openapi.json",
+        f"{server.url}/openapi.json",
         "--checks",
         "all",
         "--max-examples",
@@ -73,7 +93,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--workers",
         "1",  # the suite shares two cores; the server process takes the other
         "--header",
-        f"Authorization: Bearer {fuzz_keys['write']}",
+        f"Authorization: Bearer {key}",
         "--report",
         "junit",
         "--report-dir",
@@ -87,4 +107,4 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     print(output[-1500:])  # shown with -rA or on failure: cases run and the summary
     assert run.returncode == 0, output[-20000:]
     assert generated is not None and int(generated.group(1)) > 500, output[-3000:]
-    assert "Traceback" not in Path(fuzz_server.log).read_text()
+    assert "Traceback" not in Path(server.log).read_text()

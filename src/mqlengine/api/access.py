@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mqlengine.api.auth import audit, require_scope
+from mqlengine.api.contract import errors
 from mqlengine.errors import ValidationError
 from mqlengine.services import keys as service
 from mqlengine.services.audit import list_audit
@@ -17,7 +18,12 @@ from mqlengine.wiring import Wiring
 
 ADMIN = require_scope("admin")
 Admin = Annotated[Principal, Depends(ADMIN)]
-router = APIRouter(prefix="/v1", tags=["access"], dependencies=[Depends(ADMIN)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["access"],
+    dependencies=[Depends(ADMIN)],
+    responses=errors(400, 401, 403, 404),
+)
 
 
 class KeyIn(BaseModel):

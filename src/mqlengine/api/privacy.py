@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from mqlengine.api.auth import audit, require_scope
+from mqlengine.api.contract import RowId, errors
 from mqlengine.services import privacy
 from mqlengine.services.keys import Principal
 from mqlengine.wiring import Wiring
 
 Admin = Annotated[Principal, Depends(require_scope("admin"))]
-router = APIRouter(prefix="/v1", tags=["privacy"])
+router = APIRouter(prefix="/v1", tags=["privacy"], responses=errors(401, 403, 404))
 
 
 def _wiring(request: Request) -> Wiring:
@@ -26,7 +27,7 @@ def _wiring(request: Request) -> Wiring:
 
 
 @router.delete("/persons/{person_id}", summary="Erase a person and all that is held on them")
-def erase_person(person_id: int, request: Request, principal: Admin) -> dict[str, Any]:
+def erase_person(person_id: RowId, request: Request, principal: Admin) -> dict[str, Any]:
     wiring = _wiring(request)
     record = privacy.erase(
         wiring.db,
@@ -48,7 +49,7 @@ def erase_person(person_id: int, request: Request, principal: Admin) -> dict[str
 
 
 @router.get("/persons/{person_id}/export", summary="Everything held on a person (JSON)")
-def export_person(person_id: int, request: Request, principal: Admin) -> dict[str, Any]:
+def export_person(person_id: RowId, request: Request, principal: Admin) -> dict[str, Any]:
     wiring = _wiring(request)
     definition = wiring.definition().definition
     with wiring.db.read() as connection:
