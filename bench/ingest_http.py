@@ -38,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,14 @@ def _span(number: int | str, at: float, events: int, length: float, pid: int) ->
     }
 
 
+@dataclass
+class _Span:
+    start: float
+    events: int = 0
+    peak: float = 0.0
+    number: int = 0
+
+
 def measure_for(
     seconds: float,
     clients: int,
@@ -357,22 +366,25 @@ def measure_for(
             started = time.perf_counter()
             rows.append(_span(0, 0.0, 0, 0.0, pid))
 
+            span = _Span(started)
+
+            def close_span(now: float) -> None:
+                span.number += 1
+                events = sent[0] - span.events
+                row = _span(span.number, now - started, events, now - span.start, pid)
+                row["rss_max_mb"] = round(max(span.peak, row["rss_mb"] or 0.0), 1)
+                row["persons"] = _persons(url)
+                rows.append(row)
+                print(row, flush=True)
+                span.start, span.events, span.peak = now, sent[0], 0.0
+
             async def sample() -> None:
-                span_start, span_events, peak, number = started, 0, 0.0, 0
                 while True:
                     await asyncio.sleep(min(2.0, every))
                     now = time.perf_counter()
-                    peak = max(peak, rss_mb(pid) or 0.0)
-                    if now - span_start >= every - 0.01:
-                        number += 1
-                        row = _span(
-                            number, now - started, sent[0] - span_events, now - span_start, pid
-                        )
-                        row["rss_max_mb"] = round(peak, 1)
-                        row["persons"] = await asyncio.to_thread(_persons, url)
-                        rows.append(row)
-                        print(row, flush=True)
-                        span_start, span_events, peak = now, sent[0], 0.0
+                    span.peak = max(span.peak, rss_mb(pid) or 0.0)
+                    if now - span.start >= every - 0.01:
+                        await asyncio.to_thread(close_span, now)
 
             def on_request(events: int) -> None:
                 sent[0] += events
@@ -397,6 +409,8 @@ def measure_for(
 
             asyncio.run(load())
             loaded = time.perf_counter() - started
+            if sent[0] > span.events and loaded - (span.start - started) >= 1.0:
+                close_span(time.perf_counter())  # the last, shorter span
             if idle > 0:
                 time.sleep(idle)
                 row = _span("idle", loaded + idle, 0, 0.0, pid)

@@ -13,6 +13,7 @@ This is the only module that reads ``MQL_*`` variables; everything else receives
 | ``MQL_PUBLIC_URL`` | the dashboard's public address, for links in notifications |
 | ``MQL_CLOCK`` | an ISO time that freezes the engine's clock (reproducible runs) |
 | ``MQL_DEBUG`` | set to show tracebacks of unexpected CLI errors |
+| ``MQL_WRITER_MEMORY_MB`` | bound of what the API's writer remembers between batches (default 96) |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mqlengine.errors import ConfigError
 from mqlengine.store.db import DEFAULT_URL
 
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
+DEFAULT_WRITER_MEMORY_MB = 96
 
 
 def _keys(value: str | None) -> tuple[str, ...]:
@@ -35,6 +37,20 @@ def _keys(value: str | None) -> tuple[str, ...]:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _megabytes(value: str) -> int:
+    """``MQL_WRITER_MEMORY_MB``: a whole number of megabytes, at least 1."""
+    text = value.strip()
+    if not text:
+        return DEFAULT_WRITER_MEMORY_MB
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"MQL_WRITER_MEMORY_MB: {value!r} is not a whole number of MB (≥ 1)")
+    return number
 
 
 def parse_clock(value: str) -> datetime:
@@ -56,6 +72,7 @@ class Settings:
     public_url: str = DEFAULT_PUBLIC_URL
     frozen_now: datetime | None = None
     debug: bool = False
+    writer_memory_mb: int = DEFAULT_WRITER_MEMORY_MB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,4 +88,5 @@ class Settings:
             public_url=env.get("MQL_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL,
             frozen_now=parse_clock(clock) if clock else None,
             debug=_truthy(env.get("MQL_DEBUG")),
+            writer_memory_mb=_megabytes(env.get("MQL_WRITER_MEMORY_MB", "")),
         )
