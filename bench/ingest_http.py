@@ -318,13 +318,18 @@ async def drive_for(
     await asyncio.gather(*(client(n) for n in range(clients)))
 
 
-def _span(number: int | str, at: float, events: int, length: float, pid: int) -> dict[str, Any]:
+def _span(
+    number: int | str, at: float, events: int, length: float, pid: int, cpu: float | None = None
+) -> dict[str, Any]:
     rss = rss_mb(pid)
     return {
         "minute": number,
         "seconds": round(at, 1),
         "events": events,
         "events_per_second": round(events / length, 1) if length > 0 else 0.0,
+        "server_cpu_us_per_event": (
+            round(cpu / events * 1e6, 1) if cpu is not None and events else None
+        ),
         "rss_mb": None if rss is None else round(rss, 1),
         "rss_max_mb": None,
         "persons": 0,
@@ -337,6 +342,7 @@ class _Span:
     events: int = 0
     peak: float = 0.0
     number: int = 0
+    cpu: float | None = None  # the server's CPU seconds when the span started
 
 
 def measure_for(
@@ -366,12 +372,15 @@ def measure_for(
             started = time.perf_counter()
             rows.append(_span(0, 0.0, 0, 0.0, pid))
 
-            span = _Span(started)
+            span = _Span(started, cpu=cpu_seconds(pid))
 
             def close_span(now: float) -> None:
                 span.number += 1
                 events = sent[0] - span.events
-                row = _span(span.number, now - started, events, now - span.start, pid)
+                cpu_now = cpu_seconds(pid)
+                cpu = None if cpu_now is None or span.cpu is None else cpu_now - span.cpu
+                row = _span(span.number, now - started, events, now - span.start, pid, cpu)
+                span.cpu = cpu_now
                 row["rss_max_mb"] = round(max(span.peak, row["rss_mb"] or 0.0), 1)
                 row["persons"] = _persons(url)
                 rows.append(row)
@@ -436,10 +445,19 @@ def run_for(
     if len(spans) >= 2 and spans[0]["events_per_second"]:
         ratio = spans[-1]["events_per_second"] / spans[0]["events_per_second"]
         change = f"{(ratio - 1) * 100:+.1f} %"
+    cpu_change = "n/a"
+    if (
+        len(spans) >= 2
+        and spans[0]["server_cpu_us_per_event"]
+        and spans[-1]["server_cpu_us_per_event"]
+    ):
+        ratio = spans[-1]["server_cpu_us_per_event"] / spans[0]["server_cpu_us_per_event"]
+        cpu_change = f"{(ratio - 1) * 100:+.1f} %"
     peak = max((r["rss_max_mb"] or r["rss_mb"] or 0.0) for r in rows)
     notes = (
         f"SQLite, {mix} mix, {visitors:,} visitors, {clients} clients × {batch} events, "
-        f"{seconds:.0f} s: throughput of the last span against the first {change}, largest "
+        f"{seconds:.0f} s: throughput of the last span against the first {change} "
+        f"(server CPU per event {cpu_change}), largest "
         f"RSS {peak:,.0f} MB, {spans[-1]['persons'] if spans else 0:,} persons; "
         f"MQL_WRITER_MEMORY_MB={(env or {}).get('MQL_WRITER_MEMORY_MB', 'default')}"
     )

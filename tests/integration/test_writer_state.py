@@ -428,6 +428,24 @@ def test_release_forgets_everything_and_the_next_batch_reads_it_back(
     assert set(state.rows) == again.persons
 
 
+def test_the_api_writer_memory_gets_the_bound(tmp_path: Path) -> None:
+    from mqlengine.settings import Settings
+    from mqlengine.wiring import Wiring
+    from support.paths import EXAMPLE
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/mql.db", definition_path=EXAMPLE, writer_memory_mb=3
+    )
+    wiring = Wiring(settings)
+    try:
+        wiring.db.migrate()
+        memory = wiring.pipeline_source()().memory
+        assert memory is not None and memory.max_bytes == 3 * 2**20
+        assert memory.matches is wiring.pipeline_source()().context.scorer
+    finally:
+        wiring.close()
+
+
 @pytest.fixture
 def db_sqlite(_sqlite_template: Path, tmp_path: Path) -> Any:
     database = _copy(_sqlite_template, tmp_path / "mql.db")

