@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -45,12 +46,23 @@ DEFAULT_MAX_BYTES = 96 * 2**20
 # be proportional: each person's entries in the per-person maps, row tuple, change token
 # and key set; each identity (key tuple, value, owner slot); each remembered event (object,
 # id, time, properties); each entry of the traits and profile.
-PERSON_BYTES = 1_400
+PERSON_BYTES = 1_000
 KEY_BYTES = 250
 EVENT_BYTES = 650
 ITEM_BYTES = 140
 MEMO_ENTRY_BYTES = 150  # an event id's matched rules in the scorer's memo
 ACCOUNT_LIMIT = 50_000  # accounts and domains remembered, each (few: one per company)
+
+
+_NO_USER_IDS: frozenset[str] = frozenset()
+
+
+class _UserIds(dict[int, AbstractSet[str]]):
+    """User ids by person; the empty set of an anonymous visitor (most of them) is kept
+    as one shared frozenset rather than a set of its own each."""
+
+    def __setitem__(self, person_id: int, user_ids: AbstractSet[str]) -> None:
+        super().__setitem__(person_id, user_ids if user_ids else _NO_USER_IDS)
 
 
 class MatchMemo(Protocol):
@@ -92,8 +104,8 @@ class WriterState:
         self._recent: OrderedDict[int, int] = OrderedDict()  # person → bytes, oldest first
         self.bytes = 0  # the estimated size of the persons in ``_recent``
         self.owner: dict[Key, int] = {}
-        self.keys_of: dict[int, set[Key]] = {}
-        self.user_ids: dict[int, set[str]] = {}
+        self.keys_of: dict[int, tuple[Key, ...]] = {}  # tuples: a set costs 216 bytes
+        self.user_ids: dict[int, AbstractSet[str]] = _UserIds()
         self.rows: dict[int, Person] = {}
         self.events = EventCache(keep)
         self.verdicts: dict[int, tuple[object, TraitVerdict]] = {}  # profile → verdict
@@ -266,9 +278,15 @@ class WriterState:
     def remember_owner(self, key: Key, person_id: int) -> None:
         previous = self.owner.get(key)
         if previous is not None and previous != person_id:
-            self.keys_of.get(previous, set()).discard(key)
+            kept = tuple(k for k in self.keys_of.get(previous, ()) if k != key)
+            if kept:
+                self.keys_of[previous] = kept
+            else:
+                self.keys_of.pop(previous, None)
         self.owner[key] = person_id
-        self.keys_of.setdefault(person_id, set()).add(key)
+        keys = self.keys_of.get(person_id, ())
+        if key not in keys:
+            self.keys_of[person_id] = (*keys, key)
         self._touched.add(person_id)
 
     def forget_person(self, person_id: int) -> None:
