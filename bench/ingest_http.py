@@ -17,6 +17,13 @@ less than the wall-clock rate.
     python -m bench.ingest_http [--events 200000] [--clients 8] [--batch 100]
                                 [--mix hot|typical|both]
                                 [--store sqlite,pg1,pg2] [--repeat 1]
+    python -m bench.ingest_http --duration 300 [--visitors 150000] [--idle 60]
+                                [--writer-memory-mb N]
+
+``--duration`` runs one SQLite server for that long with freshly made batches and reports,
+per minute, the events/s, the server's RSS and the persons stored, then its RSS after
+``--idle`` seconds without requests: whether memory and throughput stay flat as the base
+grows, and whether an idle server gives memory back.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -258,6 +266,205 @@ def measure(
     }
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MB (Linux), else None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _persons(url: str) -> int:
+    from mqlengine.store.tables import persons
+
+    database = Database(url)
+    try:
+        with database.read() as connection:
+            return int(connection.execute(select(func.count()).select_from(persons)).scalar_one())
+    finally:
+        database.dispose()
+
+
+async def drive_for(
+    url: str,
+    key: str,
+    seconds: float,
+    clients: int,
+    batch: int,
+    visitors: int,
+    mix: str,
+    on_request: Callable[[int], None],
+) -> None:
+    """Send freshly made batches with ``clients`` concurrent clients for ``seconds``;
+    ``on_request(events)`` after each acknowledged one."""
+    deadline = time.perf_counter() + seconds
+    headers = {"content-type": "application/json"}
+
+    async def client(number: int) -> None:
+        rng = random.Random(1000 + number)
+        async with httpx.AsyncClient(base_url=url, auth=(key, ""), timeout=60) as http:
+            while time.perf_counter() < deadline:
+                body = orjson.dumps(
+                    {"batch": [make_message(rng, visitors, mix) for _ in range(batch)]}
+                )
+                response = await http.post("/v1/batch", content=body, headers=headers)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+                on_request(batch)
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+
+
+def _span(
+    number: int | str, at: float, events: int, length: float, pid: int, cpu: float | None = None
+) -> dict[str, Any]:
+    rss = rss_mb(pid)
+    return {
+        "minute": number,
+        "seconds": round(at, 1),
+        "events": events,
+        "events_per_second": round(events / length, 1) if length > 0 else 0.0,
+        "server_cpu_us_per_event": (
+            round(cpu / events * 1e6, 1) if cpu is not None and events else None
+        ),
+        "rss_mb": None if rss is None else round(rss, 1),
+        "rss_max_mb": None,
+        "persons": 0,
+    }
+
+
+@dataclass
+class _Span:
+    start: float
+    events: int = 0
+    peak: float = 0.0
+    number: int = 0
+    cpu: float | None = None  # the server's CPU seconds when the span started
+
+
+def measure_for(
+    seconds: float,
+    clients: int,
+    batch: int,
+    visitors: int,
+    mix: str,
+    *,
+    idle: float = 0.0,
+    env: dict[str, str] | None = None,
+    every: float = 60.0,
+) -> list[dict[str, Any]]:
+    """Ingest for ``seconds`` into one SQLite server and report every ``every`` seconds
+    (a minute by default) the throughput in that span, the server's RSS at its end (and the
+    largest sampled in it) and the persons stored; then, after ``idle`` seconds without
+    requests, the server's RSS again (what it gave back)."""
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        setup = Database(url)
+        setup.migrate()
+        setup.dispose()
+        with local_server(url, EXAMPLE, log=Path(tmp) / "server.log", env=env) as server:
+            pid = server.process.pid
+            sent = [0]
+            started = time.perf_counter()
+            rows.append(_span(0, 0.0, 0, 0.0, pid))
+
+            span = _Span(started, cpu=cpu_seconds(pid))
+
+            def close_span(now: float) -> None:
+                span.number += 1
+                events = sent[0] - span.events
+                cpu_now = cpu_seconds(pid)
+                cpu = None if cpu_now is None or span.cpu is None else cpu_now - span.cpu
+                row = _span(span.number, now - started, events, now - span.start, pid, cpu)
+                span.cpu = cpu_now
+                row["rss_max_mb"] = round(max(span.peak, row["rss_mb"] or 0.0), 1)
+                row["persons"] = _persons(url)
+                rows.append(row)
+                print(row, flush=True)
+                span.start, span.events, span.peak = now, sent[0], 0.0
+
+            async def sample() -> None:
+                while True:
+                    await asyncio.sleep(min(2.0, every))
+                    now = time.perf_counter()
+                    span.peak = max(span.peak, rss_mb(pid) or 0.0)
+                    if now - span.start >= every - 0.01:
+                        await asyncio.to_thread(close_span, now)
+
+            def on_request(events: int) -> None:
+                sent[0] += events
+
+            async def load() -> None:
+                sampler = asyncio.create_task(sample())
+                try:
+                    await drive_for(
+                        server.url,
+                        server.write_key,
+                        seconds,
+                        clients,
+                        batch,
+                        visitors,
+                        mix,
+                        on_request,
+                    )
+                finally:
+                    sampler.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sampler
+
+            asyncio.run(load())
+            loaded = time.perf_counter() - started
+            if sent[0] > span.events and loaded - (span.start - started) >= 1.0:
+                close_span(time.perf_counter())  # the last, shorter span
+            if idle > 0:
+                time.sleep(idle)
+                row = _span("idle", loaded + idle, 0, 0.0, pid)
+                row["persons"] = _persons(url)
+                rows.append(row)
+    return rows
+
+
+def run_for(
+    seconds: float,
+    clients: int = 8,
+    batch: int = 100,
+    visitors: int = 150_000,
+    mix: str = "typical",
+    idle: float = 0.0,
+    every: float = 60.0,
+    env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """``measure_for`` with a printed table and ``bench/results/ingest_http_duration.json``."""
+    rows = measure_for(seconds, clients, batch, visitors, mix, idle=idle, env=env, every=every)
+    spans = [r for r in rows if isinstance(r["minute"], int) and r["minute"] > 0]
+    change = "n/a"
+    if len(spans) >= 2 and spans[0]["events_per_second"]:
+        ratio = spans[-1]["events_per_second"] / spans[0]["events_per_second"]
+        change = f"{(ratio - 1) * 100:+.1f} %"
+    cpu_change = "n/a"
+    if (
+        len(spans) >= 2
+        and spans[0]["server_cpu_us_per_event"]
+        and spans[-1]["server_cpu_us_per_event"]
+    ):
+        ratio = spans[-1]["server_cpu_us_per_event"] / spans[0]["server_cpu_us_per_event"]
+        cpu_change = f"{(ratio - 1) * 100:+.1f} %"
+    peak = max((r["rss_max_mb"] or r["rss_mb"] or 0.0) for r in rows)
+    notes = (
+        f"SQLite, {mix} mix, {visitors:,} visitors, {clients} clients × {batch} events, "
+        f"{seconds:.0f} s: throughput of the last span against the first {change} "
+        f"(server CPU per event {cpu_change}), largest "
+        f"RSS {peak:,.0f} MB, {spans[-1]['persons'] if spans else 0:,} persons; "
+        f"MQL_WRITER_MEMORY_MB={(env or {}).get('MQL_WRITER_MEMORY_MB', 'default')}"
+    )
+    report("ingest_http_duration", rows, notes=notes)
+    return rows
+
+
 def _create_database(admin_url: str) -> str:
     from support import pg
 
@@ -315,7 +522,41 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated: sqlite, pg1 (PostgreSQL, one server), pg2 (two servers)",
     )
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds: ingest for this long into one SQLite server (typical mix unless "
+        "--mix says otherwise; 150,000 visitors unless --visitors says otherwise) and "
+        "report, per minute, throughput, the server's RSS and the persons stored",
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=60.0,
+        help="with --duration: seconds without requests after the load, then RSS once more",
+    )
+    parser.add_argument(
+        "--every", type=float, default=60.0, help="with --duration: seconds per reported span"
+    )
+    parser.add_argument(
+        "--writer-memory-mb",
+        type=int,
+        default=None,
+        help="with --duration: the server's MQL_WRITER_MEMORY_MB (default: its own default)",
+    )
     args = parser.parse_args(argv if argv is not None else [])
+    if args.duration is not None:
+        given = argv or []
+        visitors = args.visitors if any(a.startswith("--visitors") for a in given) else 150_000
+        env = (
+            {"MQL_WRITER_MEMORY_MB": str(args.writer_memory_mb)}
+            if args.writer_memory_mb is not None
+            else None
+        )
+        mix = "typical" if args.mix == "both" else args.mix
+        run_for(args.duration, args.clients, args.batch, visitors, mix, args.idle, args.every, env)
+        return
     mixes = tuple(MIXES) if args.mix == "both" else (args.mix,)
     stores = tuple(s.strip() for s in args.store.split(",") if s.strip())
     unknown = [s for s in stores if s not in STORES]

@@ -18,6 +18,7 @@ This is the only module that reads ``MQL_*`` variables; everything else receives
 | ``MQL_DEBUG`` | set to show tracebacks of unexpected CLI errors |
 | ``MQL_SECRET_KEY`` | encrypts stored secrets (webhook secrets, Slack URLs, SMTP passwords) |
 | ``MQL_AFTER_ERASURE`` | ``fresh`` (default) or ``suppress``: events of erased identifiers |
+| ``MQL_WRITER_MEMORY_MB`` | bound of what the API's writer remembers between batches (default 96) |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mqlengine.store.db import DEFAULT_URL
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
 # what later events of erased identifiers do: start a fresh person, or are dropped
 AFTER_ERASURE = ("fresh", "suppress")
+DEFAULT_WRITER_MEMORY_MB = 96
 
 
 def _keys(value: str | None) -> tuple[str, ...]:
@@ -42,6 +44,20 @@ def _keys(value: str | None) -> tuple[str, ...]:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _megabytes(value: str) -> int:
+    """``MQL_WRITER_MEMORY_MB``: a whole number of megabytes, at least 1."""
+    text = value.strip()
+    if not text:
+        return DEFAULT_WRITER_MEMORY_MB
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"MQL_WRITER_MEMORY_MB: {value!r} is not a whole number of MB (≥ 1)")
+    return number
 
 
 def parse_clock(value: str) -> datetime:
@@ -67,6 +83,7 @@ class Settings:
     debug: bool = False
     secret_key: str | None = field(default=None, repr=False)
     after_erasure: str = "fresh"
+    writer_memory_mb: int = DEFAULT_WRITER_MEMORY_MB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,4 +108,5 @@ class Settings:
             debug=_truthy(env.get("MQL_DEBUG")),
             secret_key=env.get("MQL_SECRET_KEY", "").strip() or None,
             after_erasure=after_erasure,
+            writer_memory_mb=_megabytes(env.get("MQL_WRITER_MEMORY_MB", "")),
         )

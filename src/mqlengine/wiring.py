@@ -166,7 +166,12 @@ class Wiring:
 
         chosen = definition if definition is not None else self.definition().definition
         if memory is True:
-            memory = WriterState(scorer_for(chosen).relevant)
+            scorer = scorer_for(chosen)
+            memory = WriterState(
+                scorer.relevant,
+                max_bytes=self.settings.writer_memory_mb * 2**20,
+                matches=scorer,
+            )
         return Pipeline(
             chosen,
             handoff=HANDOFF,

@@ -4,6 +4,7 @@ statement is simply wrong (not retried)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -85,3 +86,40 @@ def test_a_wrong_statement_is_not_retried(taken: Database, definition: Definitio
         committer.stop()
     assert Broken.attempts == 1
     assert committer.stats["conflicts"] == 0
+
+
+def test_an_idle_writer_gives_its_memory_back(db: Database, definition: Definition) -> None:
+    """Past ``idle_release`` seconds without a batch the writer forgets what it remembers
+    (and the scorer's memo); the next batch reads what it needs back and decides alike."""
+    from mqlengine.ingest.qualify import scorer_for
+    from mqlengine.ingest.writerstate import WriterState
+    from mqlengine.services.qualify import HANDOFF
+
+    scorer = scorer_for(definition)
+    memory = WriterState(scorer.relevant, matches=scorer)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=memory)
+    committer = GroupCommitter(db, lambda: pipeline, clock=lambda: NOW, idle_release=1.0)
+
+    def page(number: int) -> dict[str, Any]:
+        return {
+            "type": "page",
+            "anonymousId": "anon-7",
+            "messageId": f"m-{number}",
+            "properties": {"path": "/pricing"},
+            "timestamp": NOW.isoformat(),
+        }
+
+    try:
+        first = committer.submit(Job([page(1)], "batch")).result(timeout=30)
+        assert memory.rows and memory.bytes > 0 and scorer.memo_size() > 0
+        deadline = time.monotonic() + 30
+        while committer.stats["releases"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert committer.stats["releases"] == 1
+        assert not memory.rows and memory.bytes == 0 and scorer.memo_size() == 0
+        second = committer.submit(Job([page(2)], "batch")).result(timeout=30)
+        time.sleep(1.5)  # idle again: released once more, not in a loop
+    finally:
+        committer.stop()
+    assert second.persons == first.persons and second.accepted == 1
+    assert committer.stats["releases"] == 2

@@ -331,29 +331,119 @@ def test_every_change_to_remembered_rows_moves_the_counter(
     assert after > before
 
 
-def test_past_its_bound_the_memory_starts_afresh(
+def _page(visitor: int, number: int) -> dict[str, Any]:
+    return {
+        "type": "page",
+        "anonymousId": f"anon-{visitor}",
+        "messageId": f"m{number}",
+        "properties": {"path": "/pricing"},
+        "timestamp": START.isoformat(),
+    }
+
+
+def test_past_its_bound_the_memory_forgets_the_persons_written_longest_ago(
     db_sqlite: Database, definition: Definition
 ) -> None:
-    state = WriterState(scorer_for(definition).relevant, max_persons=2)
+    probe = WriterState(scorer_for(definition).relevant)
+    with db_sqlite.engine.connect() as writer:
+        pipeline = Pipeline(definition, handoff=HANDOFF, memory=probe)
+        with pipeline.transaction(writer):
+            (one,) = pipeline.ingest(writer, [_page(100, 100)], now=START).persons
+        size = probe.size_of(one)
+        state = WriterState(scorer_for(definition).relevant, max_bytes=3 * size)
+        pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
+        order: list[int] = []
+        for visitor in range(6):
+            with pipeline.transaction(writer):
+                order += pipeline.ingest(writer, [_page(visitor, visitor)], now=START).persons
+            assert state.bytes <= 4 * size  # within the bound at each start, plus one batch
+        with pipeline.transaction(writer):
+            again = pipeline.ingest(writer, [_page(0, 10)], now=START)  # forgotten: read back
+    # each transaction starts within the bound: three persons, then the new one
+    assert state.stats["evicted"] == 3 and state.stats["resets"] == 0
+    assert set(state.rows) == {order[3], order[4], order[5], *again.persons}
+    assert again.persons == {order[0]}
+    assert state.bytes == sum(state.size_of(pid) for pid in state.rows)
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_tiny_bound_decides_exactly_as_a_large_one(
+    databases: tuple[Database, Database], definition: Definition, seed: int
+) -> None:
+    """The memory is a cache: forgetting persons (and the scorer's memo) only makes the
+    next batch read them back. A writer that can hold about two persons and one that holds
+    everything take the same batches (merges, groups, redeliveries, stage changes) and
+    leave the same rows."""
+    tiny_db, large_db = databases
+    scorer = scorer_for(definition)
+    tiny = WriterState(scorer.relevant, max_bytes=5_000, matches=scorer)
+    large = WriterState(scorer.relevant, max_bytes=2**30, matches=scorer)
+    pipelines = [
+        Pipeline(definition, handoff=HANDOFF, memory=tiny),
+        Pipeline(definition, handoff=HANDOFF, memory=large),
+    ]
+    rng = random.Random(seed)
+    number = 0
+    with tiny_db.engine.connect() as one, large_db.engine.connect() as two:
+        for batch in range(40):
+            now = START + timedelta(hours=6 * batch)
+            messages = []
+            for _ in range(rng.randrange(1, 30)):
+                number += 1
+                moment = now - timedelta(minutes=rng.randrange(600))
+                messages.append(_message(rng, number, moment))
+            if batch % 7 == 3:
+                messages.extend(messages[:3])  # redeliveries
+            results = []
+            for pipeline, connection in zip(pipelines, (one, two), strict=True):
+                with pipeline.transaction(connection):
+                    results.append(pipeline.ingest(connection, messages, now=now))
+            first, second = results
+            assert first.merges == second.merges
+            assert first.stage_changes == second.stage_changes
+            assert first.outcomes == second.outcomes  # the score cards too
+    small, big = _snapshot(tiny_db), _snapshot(large_db)
+    for table in big:
+        assert small[table] == big[table], table
+    assert tiny.stats["evicted"] > 20 and tiny.stats["memo_clears"] > 0
+    assert large.stats["evicted"] == 0 and len(large.rows) > len(tiny.rows)
+
+
+def test_release_forgets_everything_and_the_next_batch_reads_it_back(
+    db_sqlite: Database, definition: Definition
+) -> None:
+    scorer = scorer_for(definition)
+    state = WriterState(scorer.relevant, matches=scorer)
     pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
-
-    def page(visitor: int, number: int) -> dict[str, Any]:
-        return {
-            "type": "page",
-            "anonymousId": f"anon-{visitor}",
-            "messageId": f"m{number}",
-            "properties": {"path": "/pricing"},
-            "timestamp": START.isoformat(),
-        }
-
     with db_sqlite.engine.connect() as writer:
         with pipeline.transaction(writer):
-            first = pipeline.ingest(writer, [page(v, v) for v in range(3)], now=START)
-        assert len(state.rows) == 3
+            first = pipeline.ingest(writer, [_page(v, v) for v in range(3)], now=START)
+        assert len(state.rows) == 3 and state.bytes > 0 and scorer.memo_size() > 0
+        state.release()
+        assert not state.rows and not state.owner and not len(state.events)
+        assert state.bytes == 0 and scorer.memo_size() == 0
         with pipeline.transaction(writer):
-            again = pipeline.ingest(writer, [page(0, 10)], now=START)
-    assert state.stats["resets"] == 1
-    assert set(state.rows) == again.persons == {min(first.persons)}
+            again = pipeline.ingest(writer, [_page(0, 10)], now=START)
+    assert again.persons == {min(first.persons)}
+    assert set(state.rows) == again.persons
+
+
+def test_the_api_writer_memory_gets_the_bound(tmp_path: Path) -> None:
+    from mqlengine.settings import Settings
+    from mqlengine.wiring import Wiring
+    from support.paths import EXAMPLE
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/mql.db", definition_path=EXAMPLE, writer_memory_mb=3
+    )
+    wiring = Wiring(settings)
+    try:
+        wiring.db.migrate()
+        memory = wiring.pipeline_source()().memory
+        assert memory is not None and memory.max_bytes == 3 * 2**20
+        assert memory.matches is wiring.pipeline_source()().context.scorer
+    finally:
+        wiring.close()
 
 
 @pytest.fixture

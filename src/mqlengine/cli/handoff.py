@@ -231,6 +231,8 @@ def route_simulate(
 
 # --- worker ----------------------------------------------------------------------------------
 
+DEFAULT_LEASE_SECONDS = 5.0
+
 
 @handle_errors
 def worker(
@@ -246,11 +248,20 @@ def worker(
         str | None, typer.Option(help="Public URL for person links (default $MQL_PUBLIC_URL).")
     ] = None,
     lease: Annotated[
-        float | None,
+        float,
         typer.Option(
-            min=0.1, help="Seconds a claimed row stays leased (default: worst-case pass)."
+            min=0.5,
+            help="Seconds a claimed row stays leased; renewed every third of it while the "
+            "worker delivers, so a dead worker's rows go to another within about this long.",
         ),
-    ] = None,
+    ] = DEFAULT_LEASE_SECONDS,
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Rows claimed per pass (a worker killed mid-pass may send at most these again).",
+        ),
+    ] = 50,
 ) -> None:
     """Deliver outbox notifications (webhooks, Slack, e-mail) and escalate SLA breaches."""
     from mqlengine.notify.senders import SendOptions
@@ -282,7 +293,8 @@ def worker(
         options=options,
         concurrency=concurrency,
         max_attempts=max_attempts,
-        lease=timedelta(seconds=lease) if lease else None,
+        lease=timedelta(seconds=lease),
+        limit=limit,
     )
     console.print(
         f"worker: {stats.relay.delivered} delivered, {stats.relay.retried} to retry, "

@@ -505,6 +505,15 @@ class Scorer:
         self._statics_read_fit_rules = compiler.statics_read_fit_rules
         self._paths_read_rules = compiler.reads_rules
 
+    def memo_size(self) -> int:
+        """Events whose matching rules are memoised (the memo grows with every event
+        scored, up to ``memo_limit``)."""
+        return len(self._memo)
+
+    def forget_matches(self) -> None:
+        """Clear the memo of matched rules (it is recomputed as events are scored again)."""
+        self._memo.clear()
+
     def relevant(self, event: Event) -> bool:
         """Whether the event can ever change a score: some intent rule matches it, or a
         qualification path asks about its name. Others need not be kept for scoring."""

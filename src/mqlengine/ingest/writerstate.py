@@ -13,11 +13,22 @@ decides for everything), when the batch knows its persons (:meth:`WriterState.ch
 on PostgreSQL, per person, under a row lock), and after the writer's own changes
 (:meth:`WriterState.end`). A transaction that fails forgets the persons it touched, since
 what it learnt of them was never committed (:meth:`WriterState.rollback`).
+
+The memory is a cache: a person it does not hold is read from the store, so forgetting
+one never changes a decision, only what the next batch reads. It is bounded by an
+estimate of its bytes (``max_bytes``; ``MQL_WRITER_MEMORY_MB`` for the API's writer): past
+it, the persons touched longest ago are forgotten with their identities, rows and events
+(:meth:`WriterState.begin`); the scorer's memo of event matches, which grows with every
+event, is cleared past a quarter of it. :meth:`WriterState.release` forgets everything (an
+idle writer gives its memory back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -28,20 +39,73 @@ from mqlengine.store.changes import ChangeWatch, Token, watch_for
 
 Key = tuple[str, str]
 
+DEFAULT_MAX_BYTES = 96 * 2**20
+
+# What one remembered person costs, roughly, in bytes (CPython 3.11, 64-bit; measured with
+# tracemalloc under the ingest bench's traffic). Only a bound hangs on it, so it need only
+# be proportional: each person's entries in the per-person maps, row tuple, change token
+# and key set; each identity (key tuple, value, owner slot); each remembered event (object,
+# id, time, properties); each entry of the traits and profile.
+PERSON_BYTES = 1_000
+KEY_BYTES = 250
+EVENT_BYTES = 650
+ITEM_BYTES = 140
+MEMO_ENTRY_BYTES = 150  # an event id's matched rules in the scorer's memo
+ACCOUNT_LIMIT = 50_000  # accounts and domains remembered, each (few: one per company)
+
+
+_NO_USER_IDS: frozenset[str] = frozenset()
+
+
+class _UserIds(dict[int, AbstractSet[str]]):
+    """User ids by person; the empty set of an anonymous visitor (most of them) is kept
+    as one shared frozenset rather than a set of its own each."""
+
+    def __setitem__(self, person_id: int, user_ids: AbstractSet[str]) -> None:
+        super().__setitem__(person_id, user_ids if user_ids else _NO_USER_IDS)
+
+
+class MatchMemo(Protocol):
+    """The scorer's memo of which rules each event matches (pure: clearing it changes
+    nothing but the time the next match takes)."""
+
+    def memo_size(self) -> int: ...
+
+    def forget_matches(self) -> None: ...
+
+
+def _items(mapping: Mapping[str, Any] | None) -> int:
+    """Entries of a traits or profile mapping, one level of nesting counted."""
+    if not mapping:
+        return 0
+    count = len(mapping)
+    for value in mapping.values():
+        if isinstance(value, (dict, list)):
+            count += len(value)
+    return count
+
 
 class WriterState:
     """Identities, person rows and relevant events of the persons recently written."""
 
     def __init__(
-        self, keep: Callable[[Event], bool] | None = None, *, max_persons: int = 100_000
+        self,
+        keep: Callable[[Event], bool] | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        matches: MatchMemo | None = None,
     ) -> None:
-        """``keep``: which events scoring needs (others are not held); ``max_persons``:
-        when more persons than this are remembered, everything is forgotten (the cheapest
-        bound that keeps memory flat; a busy writer warms up again within seconds)."""
-        self.max_persons = max_persons
+        """``keep``: which events scoring needs (others are not held); ``max_bytes``: the
+        bound of the estimated size, past which the persons touched longest ago are
+        forgotten; ``matches``: the scorer's memo, cleared when it outgrows a quarter of
+        the bound."""
+        self.max_bytes = max_bytes
+        self.matches = matches
+        self._recent: OrderedDict[int, int] = OrderedDict()  # person → bytes, oldest first
+        self.bytes = 0  # the estimated size of the persons in ``_recent``
         self.owner: dict[Key, int] = {}
-        self.keys_of: dict[int, set[Key]] = {}
-        self.user_ids: dict[int, set[str]] = {}
+        self.keys_of: dict[int, tuple[Key, ...]] = {}  # tuples: a set costs 216 bytes
+        self.user_ids: dict[int, AbstractSet[str]] = _UserIds()
         self.rows: dict[int, Person] = {}
         self.events = EventCache(keep)
         self.verdicts: dict[int, tuple[object, TraitVerdict]] = {}  # profile → verdict
@@ -51,7 +115,14 @@ class WriterState:
         self._tokens: dict[int, Token] = {}  # person → change token as last left
         self._touched: set[int] = set()  # persons checked or learnt in this transaction
         self._left: set[int] = set()  # … and in the last one, until the next begins
-        self.stats = {"resets": 0, "foreign_writes": 0, "other_writes": 0, "stale_persons": 0}
+        self.stats = {
+            "resets": 0,
+            "foreign_writes": 0,
+            "other_writes": 0,
+            "stale_persons": 0,
+            "evicted": 0,  # persons forgotten to stay within ``max_bytes``
+            "memo_clears": 0,
+        }
 
     # -- validity ----------------------------------------------------------------------
     def begin(self, connection: Connection) -> bool:
@@ -66,8 +137,8 @@ class WriterState:
         if not watch.begin(connection):
             self.stats["foreign_writes"] += 1
             self.reset()
-        elif max(len(self.rows), len(self.events), len(self.verdicts)) > self.max_persons:
-            self.reset()
+        else:
+            self._bound()
         self.stats["other_writes"] = getattr(watch, "other_writes", 0)
         if watch.per_person:
             # Account rows carry no change token: read again in every transaction. Which
@@ -97,6 +168,56 @@ class WriterState:
         assert self._watch is not None, "begin() first"
         self._tokens.update(self._watch.end(connection, self._touched))
         self._left, self._touched = self._touched, set()
+        for person_id in self._left:
+            self._used(person_id)
+
+    # -- the bound ---------------------------------------------------------------------
+    def size_of(self, person_id: int) -> int:
+        """The estimated bytes the memory holds for one person."""
+        size = PERSON_BYTES + KEY_BYTES * len(self.keys_of.get(person_id, ()))
+        events = self.events.get(person_id)
+        if events:
+            size += EVENT_BYTES * len(events)
+        row = self.rows.get(person_id)
+        if row is not None:
+            size += ITEM_BYTES * (_items(row.profile) + _items(row.traits))
+        return size
+
+    def _used(self, person_id: int) -> None:
+        """The person was just written: now the most recently used, at its new size."""
+        if not self._holds(person_id):
+            self.bytes -= self._recent.pop(person_id, 0)
+            return
+        size = self.size_of(person_id)
+        self.bytes += size - self._recent.get(person_id, 0)
+        self._recent[person_id] = size
+        self._recent.move_to_end(person_id)
+
+    def _bound(self) -> None:
+        """Keep within ``max_bytes``: clear the scorer's memo past a quarter of it, then
+        forget the persons touched longest ago until the rest fits."""
+        memo_bytes = 0
+        if self.matches is not None:
+            memo_bytes = self.matches.memo_size() * MEMO_ENTRY_BYTES
+            if memo_bytes > self.max_bytes // 4:
+                self.matches.forget_matches()
+                self.stats["memo_clears"] += 1
+                memo_bytes = 0
+        if len(self.accounts) > ACCOUNT_LIMIT or len(self.domain_accounts) > ACCOUNT_LIMIT:
+            self.accounts.clear()
+            self.domain_accounts.clear()
+        budget = self.max_bytes - memo_bytes
+        while self.bytes > budget and self._recent:
+            person_id = next(iter(self._recent))
+            self.forget_person(person_id)
+            self.stats["evicted"] += 1
+
+    def release(self) -> None:
+        """Forget everything, the scorer's memo too: the writer is idle, and what it holds
+        is better given back than kept for a batch that may not come."""
+        self.reset()
+        if self.matches is not None:
+            self.matches.forget_matches()
 
     def rollback(self) -> None:
         """The writer's transaction failed (a lost race with another writer, an error,
@@ -135,6 +256,8 @@ class WriterState:
         self.events.clear()
         self.accounts.clear()
         self.domain_accounts.clear()
+        self._recent.clear()
+        self.bytes = 0
         self.stats["resets"] += 1
 
     def others_wrote(self) -> None:
@@ -155,9 +278,15 @@ class WriterState:
     def remember_owner(self, key: Key, person_id: int) -> None:
         previous = self.owner.get(key)
         if previous is not None and previous != person_id:
-            self.keys_of.get(previous, set()).discard(key)
+            kept = tuple(k for k in self.keys_of.get(previous, ()) if k != key)
+            if kept:
+                self.keys_of[previous] = kept
+            else:
+                self.keys_of.pop(previous, None)
         self.owner[key] = person_id
-        self.keys_of.setdefault(person_id, set()).add(key)
+        keys = self.keys_of.get(person_id, ())
+        if key not in keys:
+            self.keys_of[person_id] = (*keys, key)
         self._touched.add(person_id)
 
     def forget_person(self, person_id: int) -> None:
@@ -170,3 +299,4 @@ class WriterState:
         self.rows.pop(person_id, None)
         self.verdicts.pop(person_id, None)
         self.events.drop(person_id)
+        self.bytes -= self._recent.pop(person_id, 0)

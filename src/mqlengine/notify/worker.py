@@ -2,7 +2,8 @@
 
 One loop, two duties: outbox rows are delivered as soon as they are due (polling fast while
 idle, without pause while there is work); SLA breaches are checked every ``sla_every``
-seconds. Several workers may run at once: rows are leased, breaches recorded once.
+seconds. Several workers may run at once: rows are leased (briefly, renewed while they are
+delivered, so a dead worker's rows go to another within seconds), breaches recorded once.
 """
 
 from __future__ import annotations

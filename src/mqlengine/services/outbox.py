@@ -2,9 +2,10 @@
 
 Writers call :func:`enqueue` on their own transaction, so a notification exists if and only
 if its change committed. The relay (:mod:`mqlengine.notify.relay`) claims due rows with a
-lease, delivers them outside any transaction and records the result. A worker that dies
-mid-delivery leaves its lease to expire; the row is then claimed again and delivered with
-the *same* ``message_id`` — at least once, deduplicable by the receiver.
+short lease, renews it while delivering (:func:`renew`), delivers them outside any
+transaction and records each result. A worker that dies mid-delivery stops renewing; its
+lease runs out within seconds, and the row is claimed again and delivered with the *same*
+``message_id`` — at least once, deduplicable by the receiver.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ STATUSES = ("pending", "delivered", "dead")
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(hours=1)
+DEFAULT_LEASE = timedelta(seconds=5)
+"""How long a claimed row stays leased without a renewal (:func:`renew`): how long a dead
+worker's rows wait before another worker claims them."""
 
 
 def new_message_id() -> str:
@@ -143,7 +147,7 @@ def claim(
     now: datetime,
     worker: str,
     limit: int = 50,
-    lease: timedelta = timedelta(seconds=60),
+    lease: timedelta = DEFAULT_LEASE,
 ) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due rows to ``worker`` (counting the attempt now, so a row
     whose delivery keeps killing workers still reaches the dead-letter state)."""
@@ -178,6 +182,24 @@ def claim(
         .order_by(outbox.c.id)
     )
     return [dict(r) for r in connection.execute(query_rows).mappings()]
+
+
+def renew(connection: Connection, ids: Sequence[int], *, worker: str, until: datetime) -> int:
+    """Extend ``worker``'s lease on the rows ``ids`` it is still delivering to ``until``;
+    rows another worker took over (the lease had run out) or already recorded stay as they
+    are. Returns how many rows were renewed."""
+    if not ids:
+        return 0
+    result = connection.execute(
+        update(outbox)
+        .where(
+            outbox.c.id.in_(list(ids)),
+            outbox.c.locked_by == worker,
+            outbox.c.status == "pending",
+        )
+        .values(locked_until=until)
+    )
+    return int(result.rowcount or 0)
 
 
 def mark_delivered(

@@ -272,6 +272,10 @@ class WriterSupport:
         the database. True when it waited."""
         return False
 
+    def release_memory(self, connection: Connection) -> None:
+        """The writer is idle: let its connection give back what it caches (SQLite: its
+        page cache, up to 64 MB; nothing on PostgreSQL, where the server holds it)."""
+
 
 _CONFLICT_WORDS = ("deadlock", "could not serialize", "database is locked", "lock timeout")
 _UNIQUE_WORDS = ("unique constraint", "duplicate key")

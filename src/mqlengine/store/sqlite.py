@@ -251,6 +251,13 @@ class SqliteWriterSupport(WriterSupport):
     def give_way(self) -> bool:
         return self.turns is not None and self.turns.wait_for_others() > 0
 
+    def release_memory(self, connection: Connection) -> None:
+        # On the driver's connection: through SQLAlchemy the pragma would begin a
+        # transaction (BEGIN IMMEDIATE, the write lock) and leave it open.
+        raw = connection.connection.dbapi_connection
+        if raw is not None:
+            raw.execute("PRAGMA shrink_memory")
+
     def _checkpoints(self) -> None:
         """Passive checkpoints while the writer runs: they never block it or readers."""
         connection = self.engine.connect()
