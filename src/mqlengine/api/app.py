@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,10 +18,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine.api.auth import ReadAccess, WriteKeys
-from mqlengine.api.ingest import IngestState, RateLimiter
+from mqlengine.api.ingest import IngestState
 from mqlengine.api.limits import ApiError
+from mqlengine.api.middleware import BodyTimeout, Guard, IngestCors, SecurityHeaders
+from mqlengine.api.ratelimit import RateLimitConfig, RateLimits
 from mqlengine.errors import ConfigError, MqlError, status_for
 from mqlengine.ingest.writer import GroupCommitter
+from mqlengine.settings import WebSettings
 from mqlengine.version import __version__
 from mqlengine.wiring import Wiring
 
@@ -45,6 +49,7 @@ def create_app(
     write_keys: Sequence[str] | None = None,
     require_write_keys: bool = False,
     rate_limit: float | None = None,
+    web: WebSettings | None = None,
     durable: bool = True,
 ) -> FastAPI:
     """Build the app around one :class:`Wiring` (database, definition in force, clock,
@@ -53,6 +58,9 @@ def create_app(
     ``write_keys`` default to the settings' (``MQL_WRITE_KEYS``). Without any key the
     ingest endpoints accept nothing; with ``require_write_keys`` (what ``mql serve`` does)
     the app refuses to be built at all rather than run without keys.
+
+    ``web`` (default: the settings') sets CORS origins, rate limits and the body timeout;
+    ``rate_limit`` overrides its events per second per write key.
     """
     eng = wiring or Wiring()
     keys = tuple(write_keys) if write_keys is not None else eng.settings.write_keys
@@ -80,7 +88,17 @@ def create_app(
     app.state.wiring = eng
     app.state.write_keys = WriteKeys(keys)
     app.state.read_access = ReadAccess((*eng.settings.read_keys, *keys))
-    app.state.ingest = IngestState(app.state.write_keys, committer, RateLimiter(rate_limit))
+    protections = web or eng.settings.web
+    rates = RateLimitConfig.from_settings(protections)
+    if rate_limit is not None:
+        rates = replace(rates, ingest_per_key=rate_limit)
+    app.state.limits = RateLimits(rates)
+    app.state.ingest = IngestState(app.state.write_keys, committer, app.state.limits)
+    # the last added is the outermost: headers on everything, CORS answers before limits
+    app.add_middleware(Guard, limits=app.state.limits)
+    app.add_middleware(BodyTimeout, seconds=protections.body_timeout)
+    app.add_middleware(IngestCors, origins=protections.cors_origins)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(MqlError)
     async def _mql_error(_request: Request, error: MqlError) -> JSONResponse:
