@@ -77,7 +77,7 @@ class WebSettings:
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     rate_ingest_per_key: float = 5000.0  # events
-    rate_ingest_per_address: float = 1000.0  # events
+    rate_ingest_per_address: float = 2000.0  # events
     rate_read_per_key: float = 50.0  # requests
     rate_read_per_address: float = 20.0  # requests
     rate_auth_failures: float = 1.0  # failed authentications per address

@@ -22,6 +22,7 @@ from mqlengine.api.limits import ApiError
 from mqlengine.settings import WebSettings
 
 Clock = Callable[[], float]
+EPSILON = 1e-9  # refills are float arithmetic: 0.3 s at 10/s is 3 tokens
 
 
 class TokenBuckets:
@@ -64,7 +65,7 @@ class TokenBuckets:
         now = self._clock()
         tokens = self._tokens(key, now)
         needed = min(cost, self.burst)
-        if tokens >= needed:
+        if tokens + EPSILON >= needed:
             return 0.0
         return (needed - tokens) / self.rate
 
@@ -74,7 +75,7 @@ class TokenBuckets:
         now = self._clock()
         tokens = self._tokens(key, now)
         needed = min(cost, self.burst)
-        if tokens < needed:
+        if tokens + EPSILON < needed:
             self._store(key, tokens, now)
             return (needed - tokens) / self.rate
         self._store(key, tokens - cost, now)
@@ -110,7 +111,7 @@ class TokenBuckets:
 
 def retry_after(wait: float) -> int:
     """``Retry-After`` in whole seconds: the wait rounded up, at least 1."""
-    return max(1, math.ceil(wait - 1e-9))
+    return max(1, math.ceil(wait - EPSILON))
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def serve(
         float | None, typer.Option(min=0, help="Events/s per write key (0: off; default 5000).")
     ] = None,
     rate_ingest_per_address: Annotated[
-        float | None, typer.Option(min=0, help="Events/s per client address (default 1000).")
+        float | None, typer.Option(min=0, help="Events/s per client address (default 2000).")
     ] = None,
     rate_read_per_key: Annotated[
         float | None, typer.Option(min=0, help="Read requests/s per key (default 50).")
