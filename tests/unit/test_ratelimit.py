@@ -1,5 +1,5 @@
 """Token buckets on a hand-moved monotonic clock: refill, debt, the real Retry-After, and
-bounded memory; and the settings that configure them."""
+bounded memory."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from mqlengine.api.ratelimit import (
     TokenBuckets,
     retry_after,
 )
-from mqlengine.errors import ConfigError
-from mqlengine.settings import Settings, WebSettings
+from mqlengine.settings import WebSettings
 
 
 class Monotonic:
@@ -172,37 +171,11 @@ def test_everything_off_and_the_defaults_on() -> None:
     assert RateLimits(zero).read_address is None
 
 
-def test_web_settings_from_the_environment() -> None:
-    web = Settings.from_env(
-        {
-            "MQL_CORS_ORIGINS": "https://www.example.com, https://app.example.com",
-            "MQL_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8",
-            "MQL_RATE_INGEST_PER_KEY": "250",
-            "MQL_RATE_READ_PER_ADDRESS": "0",
-            "MQL_HEADER_TIMEOUT": "2.5",
-        }
-    ).web
-    assert web.cors_origins == ("https://www.example.com", "https://app.example.com")
-    assert web.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
-    assert web.rate_ingest_per_key == 250
-    assert web.rate_read_per_address == 0
-    assert web.rate_ingest_per_address == WebSettings().rate_ingest_per_address
-    assert web.header_timeout == 2.5
-    assert web.body_timeout == 10
-    defaults = Settings.from_env({}).web
-    assert defaults.cors_origins == () and defaults.trusted_proxies == ()
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "says"),
-    [
-        ("MQL_RATE_INGEST_PER_KEY", "fast", "is not a number"),
-        ("MQL_RATE_AUTH_FAILURES", "-1", "finite number >= 0"),
-        ("MQL_BODY_TIMEOUT", "0", "more than 0 seconds"),
-        ("MQL_HEADER_TIMEOUT", "inf", "finite number"),
-    ],
-)
-def test_bad_web_settings_name_the_variable(name: str, value: str, says: str) -> None:
-    with pytest.raises(ConfigError) as error:
-        Settings.from_env({name: value})
-    assert name in error.value.message and says in error.value.message
+def test_when_both_limits_refuse_the_longer_wait_is_given() -> None:
+    clock = Monotonic()
+    limits = RateLimits(RateLimitConfig(ingest_per_key=1, ingest_per_address=10), clock=clock)
+    limits.ingest("k", "a", 100)  # key: 2 - 100 = -98 at 1/s; address: 20 - 100 at 10/s
+    with pytest.raises(RateLimited) as refused:
+        limits.ingest("k", "a", 1)
+    assert refused.value.retry_after == 99
+    assert "write key" in refused.value.message

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mqlengine.api.auth import ReadAccess, WriteKeys, key_from_header, presented_key, unauthorized
 from mqlengine.api.limits import ApiError
 from mqlengine.api.ratelimit import RateLimits
+from mqlengine.errors import ConfigError
 from mqlengine.ingest.messages import TYPES
 
 INGEST_PATHS = frozenset(f"/v1/{name}" for name in ("batch", *TYPES))
@@ -89,12 +91,32 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def exact_origin(origin: str) -> str:
+    """``scheme://host[:port]`` as browsers send it in ``Origin``; no wildcard, no path."""
+    text = origin.strip().rstrip("/")
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in text
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ConfigError(
+            f"CORS origin {origin!r} is not an exact origin such as https://www.example.com "
+            "(scheme and host, no path, no wildcard)"
+        )
+    return text.lower()
+
+
 class IngestCors:
     """Starlette's CORS handling, for the ingest endpoints and the given exact origins."""
 
     def __init__(self, app: ASGIApp, origins: Iterable[str] = ()) -> None:
         self.app = app
-        allowed = [o.strip().rstrip("/") for o in origins if o.strip()]
+        allowed = [exact_origin(o) for o in origins if o.strip()]
         self.origins = tuple(allowed)
         self.cors: CORSMiddleware | None = (
             CORSMiddleware(

@@ -8,14 +8,15 @@ than the burst is let through once and leaves the bucket in debt, so a 500-event
 seconds until the bucket holds what the request needs, rounded up (``Retry-After``).
 
 Memory is bounded: a bucket that has refilled is the same as no bucket and is forgotten at
-the next sweep, and past ``max_buckets`` the least recently used ones go first.
+the next sweep, and past ``max_buckets`` the least recently used ones go first (down to
+nine tenths of the bound, so a flood of new addresses costs one sweep per thousands).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from mqlengine.api.limits import ApiError
@@ -34,7 +35,7 @@ class TokenBuckets:
         burst: float | None = None,
         *,
         clock: Clock = time.monotonic,
-        max_buckets: int = 100_000,
+        max_buckets: int = 50_000,
         sweep_every: float = 10.0,
     ) -> None:
         if rate <= 0:
@@ -105,6 +106,7 @@ class TokenBuckets:
             del self._buckets[key]
         excess = len(self._buckets) - self._max
         if excess > 0:
+            excess = len(self._buckets) - self._max * 9 // 10
             for key in list(self._buckets)[:excess]:
                 del self._buckets[key]
 
@@ -182,29 +184,26 @@ class RateLimits:
 
     def check_ingest(self, key: str | None, address: str) -> None:
         """Before the body is read: refuse a key or address already in debt."""
-        for what, buckets, name in (
-            ("this write key", self.ingest_key, key),
-            ("this address", self.ingest_address, address),
-        ):
-            if buckets is not None and name is not None:
-                wait = buckets.wait(name, 1)
-                if wait > 0:
-                    raise RateLimited(f"too many events for {what}", wait)
+        _refuse_longest(
+            (f"events for {what}", buckets.wait(name, 1))
+            for what, buckets, name in (
+                ("this write key", self.ingest_key, key),
+                ("this address", self.ingest_address, address),
+            )
+            if buckets is not None and name is not None
+        )
 
     def ingest(self, key: str, address: str, events: int) -> None:
         """Take ``events`` from the key's and the address's buckets, or refuse (neither
         bucket is charged then)."""
-        waits = [
-            (what, buckets.wait(name, events))
+        _refuse_longest(
+            (f"events for {what}", buckets.wait(name, events))
             for what, buckets, name in (
                 ("this write key", self.ingest_key, key),
                 ("this address", self.ingest_address, address),
             )
             if buckets is not None
-        ]
-        for what, wait in waits:
-            if wait > 0:
-                raise RateLimited(f"too many events for {what}", wait)
+        )
         for buckets, name in ((self.ingest_key, key), (self.ingest_address, address)):
             if buckets is not None:
                 buckets.take(name, events)
@@ -214,10 +213,16 @@ class RateLimits:
         checks = [("this address", self.read_address, address)]
         if key is not None:
             checks.insert(0, ("this key", self.read_key, key))
-        waits = [(what, b.wait(name)) for what, b, name in checks if b is not None]
-        for what, wait in waits:
-            if wait > 0:
-                raise RateLimited(f"too many requests for {what}", wait)
+        _refuse_longest(
+            (f"requests for {what}", b.wait(name)) for what, b, name in checks if b is not None
+        )
         for _what, b, name in checks:
             if b is not None:
                 b.take(name)
+
+
+def _refuse_longest(waits: Iterable[tuple[str, float]]) -> None:
+    """Refuse with the longest of the waits, if any is due."""
+    what, wait = max(waits, key=lambda item: item[1], default=("", 0.0))
+    if wait > 0:
+        raise RateLimited(f"too many {what}", wait)
