@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -407,3 +409,19 @@ def test_normal_requests_still_work_with_short_timeouts(strict: LocalServer) -> 
             assert http.post("/v1/track", json=track(500 + n)).status_code == 200
         time.sleep(0.5)  # keep-alive connection reused after a pause shorter than the timeouts
         assert http.post("/v1/batch", json={"batch": [track(600)]}).status_code == 200
+
+
+def test_a_wildcard_cors_origin_is_refused_at_start(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "mqlengine",
+            "--database", f"sqlite:///{tmp_path}/web.db",
+            "--definition", str(EXAMPLE),
+            "serve", "--write-key", "k", "--cors-origin", "*",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 8, done.stderr
+    assert "exact origin" in done.stderr

@@ -20,7 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mqlengine.api.auth import ReadAccess, WriteKeys
 from mqlengine.api.ingest import IngestState
 from mqlengine.api.limits import ApiError
-from mqlengine.api.middleware import BodyTimeout, Guard, IngestCors, SecurityHeaders
+from mqlengine.api.middleware import (
+    BodyTimeout,
+    Guard,
+    IngestCors,
+    SecurityHeaders,
+    exact_origin,
+)
 from mqlengine.api.ratelimit import RateLimitConfig, RateLimits
 from mqlengine.errors import ConfigError, MqlError, status_for
 from mqlengine.ingest.writer import GroupCommitter
@@ -97,7 +103,8 @@ def create_app(
     # the last added is the outermost: headers on everything, CORS answers before limits
     app.add_middleware(Guard, limits=app.state.limits)
     app.add_middleware(BodyTimeout, seconds=protections.body_timeout)
-    app.add_middleware(IngestCors, origins=protections.cors_origins)
+    origins = [exact_origin(o) for o in protections.cors_origins]  # refused now, not later
+    app.add_middleware(IngestCors, origins=origins)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(MqlError)
