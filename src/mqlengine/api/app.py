@@ -159,7 +159,9 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory mqlengine.api.app:app_from_env``: settings from the
-    environment, write keys required."""
+    environment, write keys required. Under plain uvicorn, add
+    ``--http mqlengine.api.server:TimedHttpToolsProtocol`` for the header timeout (10 s)
+    and ``--forwarded-allow-ips`` for a proxy; ``mql serve`` does both from the settings."""
     wiring = Wiring()
     wiring.definition()  # fail at start-up, not on the first request
     return create_app(wiring, require_write_keys=True)
