@@ -6,6 +6,7 @@ and body timeouts that cut slow clients off."""
 from __future__ import annotations
 
 import base64
+import math
 import socket
 import subprocess
 import sys
@@ -39,8 +40,8 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         "--trusted-proxy", "127.0.0.1",
         "--rate-ingest-per-key", "10",
         "--rate-ingest-per-address", "1000",
-        "--rate-read-per-address", "0.5",
-        "--rate-auth-failures", "1",
+        "--rate-read-per-address", "0.2",
+        "--rate-auth-failures", "0.2",
         "--header-timeout", "1",
         "--body-timeout", "1",
     )  # fmt: skip
@@ -204,18 +205,20 @@ def test_cors_is_off_by_default(default: LocalServer) -> None:
 
 
 def test_ingest_per_key_gives_the_real_retry_after(strict: LocalServer) -> None:
-    """10 events/s per key, burst 20: a 50-event batch passes on a full bucket and leaves
-    it 30 in debt, so the next event waits (1 + 30) / 10 = 3.1 s: Retry-After 4."""
-    batch = {"batch": [track(100 + n) for n in range(50)]}
+    """10 events/s per key, burst 20: a 100-event batch passes on a full bucket and leaves
+    it 80 in debt, so the next event waits (1 + 80) / 10 = 8.1 s: Retry-After 9."""
+    batch = {"batch": [track(100 + n) for n in range(100)]}
     with httpx.Client(base_url=strict.url, auth=(LIMITED_KEY, ""), timeout=30) as http:
+        started = time.monotonic()
         assert http.post("/v1/batch", json=batch).status_code == 200
         refused = http.post("/v1/track", json=track(200))
+        between = time.monotonic() - started  # at most this much refilled meanwhile
         assert refused.status_code == 429
         body = refused.json()
         assert body["code"] == "rate_limited"
         assert "write key" in body["message"]
         retry = int(refused.headers["retry-after"])
-        assert retry in (3, 4)  # 4 unless a second passed between the two requests
+        assert math.ceil(8.1 - between) <= retry <= 9
         assert body["details"] == {"retry_after_seconds": retry}
         assert refused.headers["x-frame-options"] == "DENY"
         # another key is not held back by this one
@@ -226,7 +229,7 @@ def test_ingest_per_key_gives_the_real_retry_after(strict: LocalServer) -> None:
 
 
 def test_reads_per_client_address_behind_a_trusted_proxy(strict: LocalServer) -> None:
-    """0.5 requests/s per address, burst 2.5; the proxy's X-Forwarded-For tells them apart."""
+    """0.2 requests/s per address, burst 1; the proxy's X-Forwarded-For tells them apart."""
     with httpx.Client(base_url=strict.url, timeout=30) as http:
 
         def read(address: str) -> httpx.Response:
@@ -235,17 +238,17 @@ def test_reads_per_client_address_behind_a_trusted_proxy(strict: LocalServer) ->
                 headers={"X-Forwarded-For": address, "Authorization": basic(OTHER_KEY)},
             )
 
-        assert [read("198.51.100.1").status_code for _ in range(2)] == [404, 404]
+        assert read("198.51.100.1").status_code == 404
         refused = read("198.51.100.1")
         assert refused.status_code == 429
         assert refused.json()["code"] == "rate_limited"
         assert "address" in refused.json()["message"]
-        assert refused.headers["retry-after"] in ("1", "2")
+        assert 1 <= int(refused.headers["retry-after"]) <= 5
         assert read("198.51.100.2").status_code == 404
 
 
 def test_forwarded_for_is_ignored_without_a_trusted_proxy(tmp_path: Path) -> None:
-    args = ("--rate-read-per-address", "1")  # burst 5
+    args = ("--rate-read-per-address", "0.2")  # burst 1, then one request per 5 s
     with (
         local_server(
             f"sqlite:///{tmp_path}/web.db", EXAMPLE, log=tmp_path / "s.log", extra_args=args
@@ -254,33 +257,35 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(tmp_path: Path) -> Non
     ):
         statuses = [
             http.get(
-                "/v1/reports/funnel", headers={"X-Forwarded-For": f"203.0.113.{n}"}
+                "/v1/persons/999999", headers={"X-Forwarded-For": f"203.0.113.{n}"}
             ).status_code
-            for n in range(7)
+            for n in range(3)
         ]
-    assert statuses[:5] == [200] * 5
-    assert statuses[5:] == [429, 429]  # one address however many it claims to be
+    assert statuses == [404, 429, 429]  # one address however many it claims to be
 
 
 def test_failed_authentications_are_slowed_per_address(strict: LocalServer) -> None:
-    """1 failure/s, burst 10: after ten wrong keys, even the right key waits."""
+    """0.2 failures/s, burst 2: after two wrong keys, even the right key waits."""
     address = {"X-Forwarded-For": "192.0.2.50"}
     with httpx.Client(base_url=strict.url, timeout=30, headers=address) as http:
         guesses = [
             http.post("/v1/track", json=track(300), auth=(f"guess-{n}", "")).status_code
-            for n in range(10)
+            for n in range(2)
         ]
-        assert guesses == [401] * 10
+        assert guesses == [401, 401]
         blocked = http.post("/v1/track", json=track(301), auth=(OTHER_KEY, ""))
         assert blocked.status_code == 429
         assert "failed authentications" in blocked.json()["message"]
-        assert blocked.headers["retry-after"] == "1"
-        # reads count too, and another address is not affected
-        other = http.get(
-            "/v1/persons/1", auth=("guess", ""), headers={"X-Forwarded-For": "192.0.2.51"}
-        )
-        assert other.status_code == 401
-        time.sleep(1.1)
+        wait = int(blocked.headers["retry-after"])
+        assert 1 <= wait <= 5
+        # a wrong read key costs the same; another address is not affected
+        other = {"X-Forwarded-For": "192.0.2.51"}
+        assert http.get("/v1/persons/1", auth=("guess", ""), headers=other).status_code == 401
+        wrong = http.post("/v1/track", json=track(303), auth=("guess", ""), headers=other)
+        assert wrong.status_code == 401
+        right = http.post("/v1/track", json=track(304), auth=(OTHER_KEY, ""), headers=other)
+        assert right.status_code == 429
+        time.sleep(wait)
         assert http.post("/v1/track", json=track(302), auth=(OTHER_KEY, "")).status_code == 200
 
 
@@ -297,9 +302,10 @@ def test_wrong_header_key_is_refused_before_the_body_is_sent(strict: LocalServer
     with connect(strict.url) as sock:
         sock.sendall(f"{head}Authorization: {basic('wrong')}\r\n\r\n".encode())
         sock.settimeout(5)
-        answer = sock.recv(65536)
+        answer = b""
+        while b'"code":"unauthorized"' not in answer and (chunk := sock.recv(65536)):
+            answer += chunk  # headers and body may come in two segments
         assert answer.startswith(b"HTTP/1.1 401"), answer
-        assert b'"code":"unauthorized"' in answer
     with connect(strict.url) as sock:
         sock.sendall(f"{head}Authorization: {basic(OTHER_KEY)}\r\n\r\n".encode())
         sock.settimeout(0.5)
