@@ -36,7 +36,7 @@ from bench.ingest_http import drive, make_bodies, percentile
 from bench.webhook_latency import receiver, setup_handoff, worker
 from mqlengine.store.db import Database
 from mqlengine.store.tables_handoff import outbox as outbox_table
-from support.localserver import local_server
+from support.localserver import BENCH_LIMITS, local_server
 from support.paths import EXAMPLE
 
 
@@ -67,7 +67,9 @@ def measure(events_total: int) -> dict[str, Any]:
         _setup(url, hook)
         with (
             worker(url, EXAMPLE),
-            local_server(url, EXAMPLE, log=Path(tmp) / "server.log") as server,
+            local_server(
+                url, EXAMPLE, log=Path(tmp) / "server.log", extra_args=BENCH_LIMITS
+            ) as server,
         ):
             latencies: list[float] = []
             done = threading.Event()

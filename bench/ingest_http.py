@@ -50,7 +50,7 @@ from sqlalchemy import func, select
 from bench.common import report
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, stage_history
-from support.localserver import local_server
+from support.localserver import BENCH_LIMITS, local_server
 from support.paths import EXAMPLE
 
 STORES = ("sqlite", "pg1", "pg2")  # pgN: PostgreSQL with N server processes
@@ -215,7 +215,14 @@ def measure(
         setup.migrate()  # once, before several servers start on it
         setup.dispose()
         servers = [
-            stack.enter_context(local_server(url, EXAMPLE, log=Path(tmp) / f"server{number}.log"))
+            stack.enter_context(
+                local_server(
+                    url,
+                    EXAMPLE,
+                    log=Path(tmp) / f"server{number}.log",
+                    extra_args=BENCH_LIMITS,
+                )
+            )
             for number in range(processes)
         ]
         urls = [server.url for server in servers]

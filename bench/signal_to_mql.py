@@ -40,7 +40,7 @@ from bench.ingest_http import (
 )
 from mqlengine.store.db import Database
 from mqlengine.store.tables import identities, persons
-from support.localserver import local_server
+from support.localserver import BENCH_LIMITS, local_server
 from support.paths import EXAMPLE
 
 VP = {
@@ -98,7 +98,9 @@ def run(probes: int = 200, load: int = 2000, store: str = "sqlite") -> dict[str,
         else:
             admin_url, pg_log = stack.enter_context(postgres_cluster())
             url = _create_database(admin_url)
-        with local_server(url, EXAMPLE, log=Path(tmp) / "server.log") as server:
+        with local_server(
+            url, EXAMPLE, log=Path(tmp) / "server.log", extra_args=BENCH_LIMITS
+        ) as server:
             http = httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=30)
             for i in range(probes):  # known, fitting, not yet qualified
                 traits = {**VP, "email": f"probe{i}@northwind.io"}

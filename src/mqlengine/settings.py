@@ -19,6 +19,10 @@ This is the only module that reads ``MQL_*`` variables; everything else receives
 | ``MQL_SECRET_KEY`` | encrypts stored secrets (webhook secrets, Slack URLs, SMTP passwords) |
 | ``MQL_AFTER_ERASURE`` | ``fresh`` (default) or ``suppress``: events of erased identifiers |
 | ``MQL_WRITER_MEMORY_MB`` | bound of what the API's writer remembers between batches (default 96) |
+| ``MQL_CORS_ORIGINS`` | comma-separated origins whose pages may send events (CORS; off) |
+| ``MQL_TRUSTED_PROXIES`` | proxy addresses whose ``X-Forwarded-For`` is believed (none) |
+| ``MQL_RATE_*`` | rate limits of the API (see :class:`WebSettings`; ``0`` switches one off) |
+| ``MQL_HEADER_TIMEOUT``, ``MQL_BODY_TIMEOUT`` | seconds a client has to send headers, body |
 """
 
 from __future__ import annotations
@@ -69,6 +73,60 @@ def parse_clock(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: {value!r} is not a number") from None
+    if number < 0 or number != number or number == float("inf"):
+        raise ConfigError(f"{name}: {value!r} must be a finite number >= 0")
+    return number
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    seconds = _number(env, name, default)
+    if seconds <= 0:
+        raise ConfigError(f"{name}: a timeout must be more than 0 seconds")
+    return seconds
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The HTTP server's protections. Rates are per second; ``0`` switches a limit off."""
+
+    cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    rate_ingest_per_key: float = 5000.0  # events
+    rate_ingest_per_address: float = 2000.0  # events
+    rate_read_per_key: float = 50.0  # requests
+    rate_read_per_address: float = 20.0  # requests
+    rate_auth_failures: float = 1.0  # failed authentications per address
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebSettings:
+        d = cls()
+        return cls(
+            cors_origins=_keys(env.get("MQL_CORS_ORIGINS")),
+            trusted_proxies=_keys(env.get("MQL_TRUSTED_PROXIES")),
+            rate_ingest_per_key=_number(env, "MQL_RATE_INGEST_PER_KEY", d.rate_ingest_per_key),
+            rate_ingest_per_address=_number(
+                env, "MQL_RATE_INGEST_PER_ADDRESS", d.rate_ingest_per_address
+            ),
+            rate_read_per_key=_number(env, "MQL_RATE_READ_PER_KEY", d.rate_read_per_key),
+            rate_read_per_address=_number(
+                env, "MQL_RATE_READ_PER_ADDRESS", d.rate_read_per_address
+            ),
+            rate_auth_failures=_number(env, "MQL_RATE_AUTH_FAILURES", d.rate_auth_failures),
+            header_timeout=_seconds(env, "MQL_HEADER_TIMEOUT", d.header_timeout),
+            body_timeout=_seconds(env, "MQL_BODY_TIMEOUT", d.body_timeout),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
@@ -84,6 +142,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     after_erasure: str = "fresh"
     writer_memory_mb: int = DEFAULT_WRITER_MEMORY_MB
+    web: WebSettings = WebSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,4 +168,5 @@ class Settings:
             secret_key=env.get("MQL_SECRET_KEY", "").strip() or None,
             after_erasure=after_erasure,
             writer_memory_mb=_megabytes(env.get("MQL_WRITER_MEMORY_MB", "")),
+            web=WebSettings.from_env(env),
         )

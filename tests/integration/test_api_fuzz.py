@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from support.localserver import LocalServer, local_server
+from support.localserver import BENCH_LIMITS, LocalServer, local_server
 from support.paths import EXAMPLE
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,9 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
         check=True,
     )
     key = json.loads(created.stdout)["key"]
-    with local_server(url, EXAMPLE, log=folder / "log") as running:
+    # limits out of the way: the fuzzer sends thousands of requests from one address
+    limits = (*BENCH_LIMITS, "--rate-read-per-key", "0", "--rate-read-per-address", "0")
+    with local_server(url, EXAMPLE, log=folder / "log", extra_args=limits) as running:
         yield running, key
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,10 +19,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine.api import auth
 from mqlengine.api.contract import allowed_methods, document, errors
-from mqlengine.api.ingest import IngestState, RateLimiter
+from mqlengine.api.ingest import IngestState
 from mqlengine.api.limits import ApiError
+from mqlengine.api.middleware import (
+    BodyTimeout,
+    Guard,
+    IngestCors,
+    SecurityHeaders,
+    exact_origin,
+)
+from mqlengine.api.ratelimit import RateLimitConfig, RateLimits
 from mqlengine.errors import MqlError, status_for
 from mqlengine.ingest.writer import GroupCommitter
+from mqlengine.settings import WebSettings
 from mqlengine.version import __version__
 from mqlengine.wiring import Wiring
 
@@ -46,6 +56,7 @@ def create_app(
     write_keys: Sequence[str] | None = None,
     require_write_keys: bool = False,
     rate_limit: float | None = None,
+    web: WebSettings | None = None,
     durable: bool = True,
     server_side_only: bool | None = None,
 ) -> FastAPI:
@@ -56,6 +67,9 @@ def create_app(
     ``mql keys create`` are read from the store. Without any write key the ingest endpoints
     accept nothing; with ``require_write_keys`` (what ``mql serve`` does) the app refuses to
     be built at all rather than run without keys. Access: :mod:`mqlengine.api.auth`.
+
+    ``web`` (default: the settings') sets CORS origins, rate limits and the body timeout;
+    ``rate_limit`` overrides its events per second per write key.
     """
     eng = wiring or Wiring()
     keys = tuple(write_keys) if write_keys is not None else eng.settings.write_keys
@@ -86,7 +100,20 @@ def create_app(
         if server_side_only is None
         else server_side_only,
     )
-    app.state.ingest = IngestState(verifier, committer, RateLimiter(rate_limit))
+    protections = web or eng.settings.web
+    rates = RateLimitConfig.from_settings(protections)
+    if rate_limit is not None:
+        rates = replace(rates, ingest_per_key=rate_limit)
+    app.state.limits = RateLimits(rates)
+    app.state.ingest = IngestState(verifier, committer, app.state.limits)
+    # the last added is the outermost: headers on everything, CORS answers before limits
+    app.add_middleware(Guard, limits=app.state.limits)
+    app.add_middleware(BodyTimeout, seconds=protections.body_timeout)
+    origins = [exact_origin(o) for o in protections.cors_origins]  # refused now, not later
+    if app.state.server_side_only:
+        origins = []  # no browser may send events: no CORS at all
+    app.add_middleware(IngestCors, origins=origins)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(MqlError)
     async def _mql_error(_request: Request, error: MqlError) -> JSONResponse:
@@ -150,7 +177,9 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory mqlengine.api.app:app_from_env``: settings from the
-    environment, write keys required."""
+    environment, write keys required. Under plain uvicorn, add
+    ``--http mqlengine.api.server:TimedHttpToolsProtocol`` for the header timeout (10 s)
+    and ``--forwarded-allow-ips`` for a proxy; ``mql serve`` does both from the settings."""
     from mqlengine.logmask import install
 
     wiring = Wiring()

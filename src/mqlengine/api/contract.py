@@ -33,6 +33,7 @@ DESCRIPTIONS: dict[int, str] = {
     403: "The key may not do this",
     404: "No such object or route",
     405: "Method not allowed",
+    408: "The request's body did not arrive in time (the connection is closed)",
     409: "Conflicts with the current state (e.g. an illegal stage change)",
     413: "Request body too large",
     422: "The request does not match this schema (`details` lists where)",
@@ -40,9 +41,10 @@ DESCRIPTIONS: dict[int, str] = {
     503: "Temporarily unavailable: the database or the writer (see Retry-After)",
 }
 
-# Statuses every route can answer: a body or parameter outside the schema, a database
-# that cannot serve now.
-COMMON = (422, 503)
+# Statuses every route can answer: a body that did not arrive in time, a body or parameter
+# outside the schema, the key's or the address's rate limit, a database that cannot serve
+# now.
+COMMON = (408, 422, 429, 503)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -11,8 +11,9 @@ What a client can rely on:
 * Errors are JSON ``{code, message, details}``: 400 bad JSON / every message invalid,
   401 wrong or missing write key, 403 a key without the ``write`` scope (or, in
   server-side-only mode, one not marked server-side), 413 over Segment's limits, 422
-  valid JSON of the wrong shape, 429 over the key's rate limit, 503 the writer is
-  overloaded or stopping, or other writers kept changing the same rows (retry).
+  valid JSON of the wrong shape, 429 over the key's or the address's rate limit
+  (``Retry-After``: the real wait), 503 the writer is overloaded or stopping, or other
+  writers kept changing the same rows (retry).
 
 The hot path avoids per-message pydantic: bodies are parsed with orjson and validated
 by :func:`mqlengine.ingest.messages.parse_message` on the writer's parser threads (see
@@ -23,7 +24,6 @@ the request, hands the messages over and awaits the commit.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from mqlengine.api.auth import check_ingest_key, ingest_key, unauthorized
 from mqlengine.api.contract import ingest_doc
 from mqlengine.api.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ApiError, read_body
+from mqlengine.api.middleware import client_address
+from mqlengine.api.ratelimit import RateLimits
 from mqlengine.errors import UnavailableError, status_for
 from mqlengine.ingest.messages import TYPES
 from mqlengine.ingest.quarantine import body_row as _quarantine_body
@@ -43,31 +45,11 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 SUCCESS = orjson.dumps({"success": True})
 
 
-class RateLimiter:
-    """A token bucket per write key (events per second, with a burst of one second)."""
-
-    def __init__(self, per_second: float | None) -> None:
-        self.rate = per_second
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str, events: int) -> bool:
-        if not self.rate:
-            return True
-        now = time.monotonic()
-        tokens, at = self._buckets.get(key, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - at) * self.rate)
-        if tokens < events and tokens < self.rate:
-            self._buckets[key] = (tokens, now)
-            return False
-        self._buckets[key] = (tokens - events, now)
-        return True
-
-
 @dataclass
 class IngestState:
     keys: KeyVerifier
     committer: GroupCommitter
-    limiter: RateLimiter
+    limits: RateLimits
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -168,10 +150,7 @@ async def handle(request: Request, endpoint: str, principal: Principal | None) -
     if not messages:
         return Response(SUCCESS, media_type="application/json")
     _privacy_signals(messages, request)
-    if not state.limiter.allow(key, len(messages)):
-        raise ApiError(
-            429, "rate_limited", "too many events for this write key", headers={"Retry-After": "1"}
-        )
+    state.limits.ingest(key, client_address(request.scope), len(messages))
 
     # Per-message size: only a body over 32 KB can hold an oversized message.
     oversize: dict[int, int] = {}

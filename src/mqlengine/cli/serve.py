@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -32,7 +32,46 @@ def serve(
         ),
     ] = None,
     rate_limit: Annotated[
-        float | None, typer.Option(help="Events per second per write key (default: unlimited).")
+        float | None, typer.Option(hidden=True, help="Same as --rate-ingest-per-key.")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="Origin (https://www.example.com) whose pages may send events from the "
+            "browser (repeatable); default: $MQL_CORS_ORIGINS, none.",
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or network of a proxy whose X-Forwarded-For is believed "
+            "(repeatable, '*' for any); default: $MQL_TRUSTED_PROXIES, none.",
+        ),
+    ] = None,
+    rate_ingest_per_key: Annotated[
+        float | None, typer.Option(min=0, help="Events/s per write key (0: off; default 5000).")
+    ] = None,
+    rate_ingest_per_address: Annotated[
+        float | None, typer.Option(min=0, help="Events/s per client address (default 2000).")
+    ] = None,
+    rate_read_per_key: Annotated[
+        float | None, typer.Option(min=0, help="Read requests/s per key (default 50).")
+    ] = None,
+    rate_read_per_address: Annotated[
+        float | None, typer.Option(min=0, help="Requests/s per client address (default 20).")
+    ] = None,
+    rate_auth_failures: Annotated[
+        float | None,
+        typer.Option(min=0, help="Failed authentications/s per client address (default 1)."),
+    ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds a client has to send a request's headers (10)."),
+    ] = None,
+    body_timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds a client has to send a body (10).")
     ] = None,
     server_side_only: Annotated[
         bool,
@@ -45,10 +84,13 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
-    """Run the HTTP API: Segment-compatible ingest, persons, accounts (docs at /docs)."""
-    import uvicorn
+    """Run the HTTP API: Segment-compatible ingest, persons, accounts (docs at /docs).
+
+    Rate limits, CORS origins, trusted proxies and timeouts default to the settings
+    (``MQL_RATE_*``, ``MQL_CORS_ORIGINS``, ``MQL_TRUSTED_PROXIES``, ``MQL_*_TIMEOUT``)."""
     from uvicorn.config import LOGGING_CONFIG
 
+    from mqlengine.api import server
     from mqlengine.api.app import create_app
     from mqlengine.cli.common import settings
     from mqlengine.logmask import uvicorn_log_config
@@ -60,10 +102,23 @@ def serve(
         chosen = replace(chosen, firmographics_csv=firmographics)
     if server_side_only:
         chosen = replace(chosen, server_side_only=True)
+    given: dict[str, Any] = {
+        "cors_origins": tuple(cors_origin) if cors_origin else None,
+        "trusted_proxies": tuple(trusted_proxy) if trusted_proxy else None,
+        "rate_ingest_per_key": rate_ingest_per_key if rate_limit is None else rate_limit,
+        "rate_ingest_per_address": rate_ingest_per_address,
+        "rate_read_per_key": rate_read_per_key,
+        "rate_read_per_address": rate_read_per_address,
+        "rate_auth_failures": rate_auth_failures,
+        "header_timeout": header_timeout,
+        "body_timeout": body_timeout,
+    }
+    web = replace(chosen.web, **{k: v for k, v in given.items() if v is not None})
+    chosen = replace(chosen, web=web)
     eng = Wiring(chosen)
     keys = tuple(write_key or ()) or eng.settings.write_keys
     loaded = eng.definition()  # fail now, not on the first request
-    app = create_app(eng, write_keys=keys, require_write_keys=True, rate_limit=rate_limit)
+    app = create_app(eng, write_keys=keys, require_write_keys=True)
     err_console.print(
         f"mql serve: http://{host}:{port} (docs /docs), definition {loaded.definition.version}, "
         f"{len(keys)} write key(s) from the environment and those of `mql keys`, "
@@ -74,10 +129,13 @@ def serve(
     # e-mails, phones and keys are masked in every log line, access log included
     secrets = [*keys, *eng.settings.read_keys, eng.settings.secret_key or ""]
     log_config = uvicorn_log_config(LOGGING_CONFIG, [s for s in secrets if s])
-    uvicorn.run(
+    server.run(
         app,
         host=host,
         port=port,
+        header_timeout=web.header_timeout,
+        body_timeout=web.body_timeout,
+        trusted_proxies=web.trusted_proxies,
         log_level=log_level,
         access_log=access_log,
         log_config=log_config,
