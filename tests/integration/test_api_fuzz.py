@@ -67,6 +67,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
     key = json.loads(created.stdout)["key"]
     # limits out of the way: the fuzzer sends thousands of requests from one address
     limits = (*BENCH_LIMITS, "--rate-read-per-key", "0", "--rate-read-per-address", "0")
+    limits = (*limits, "--rate-auth-failures", "0")  # it tries wrong keys on purpose
     with local_server(url, EXAMPLE, log=folder / "log", extra_args=limits) as running:
         yield running, key
 

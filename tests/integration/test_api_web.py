@@ -96,15 +96,16 @@ def read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
 
 
 def test_security_headers_on_every_response(default: LocalServer) -> None:
-    key = default.write_key
+    key, reader = default.write_key, default.read_key
     with httpx.Client(base_url=default.url, timeout=30) as http:
         responses = {
             "health": http.get("/healthz"),
-            "dashboard": http.get("/", params={"key": key}),
             "dashboard unauthorised": http.get("/reps"),
-            "person": http.get("/v1/persons/1", auth=(key, "")),
-            "persons": http.get("/v1/persons", params={"stage": "mql"}, auth=(key, "")),
-            "report": http.get("/v1/reports/funnel", auth=(key, "")),
+            "login": http.post("/login", data={"key": reader}),
+            "dashboard": http.get("/"),
+            "person": http.get("/v1/persons/1", auth=(reader, "")),
+            "persons": http.get("/v1/persons", params={"stage": "mql"}, auth=(reader, "")),
+            "report": http.get("/v1/reports/funnel", auth=(reader, "")),
             "ingest": http.post("/v1/track", json=track(), auth=(key, "")),
             "refused": http.post("/v1/track", json=track(), auth=("wrong", "")),
             "unknown route": http.get("/nowhere"),
@@ -235,7 +236,7 @@ def test_reads_per_client_address_behind_a_trusted_proxy(strict: LocalServer) ->
         def read(address: str) -> httpx.Response:
             return http.get(
                 "/v1/persons/999999",
-                headers={"X-Forwarded-For": address, "Authorization": basic(OTHER_KEY)},
+                headers={"X-Forwarded-For": address, "Authorization": basic(strict.read_key)},
             )
 
         assert read("198.51.100.1").status_code == 404
@@ -253,7 +254,7 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(tmp_path: Path) -> Non
         local_server(
             f"sqlite:///{tmp_path}/web.db", EXAMPLE, log=tmp_path / "s.log", extra_args=args
         ) as server,
-        httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=30) as http,
+        httpx.Client(base_url=server.url, auth=(server.read_key, ""), timeout=30) as http,
     ):
         statuses = [
             http.get(
