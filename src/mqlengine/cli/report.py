@@ -17,6 +17,16 @@ from rich.table import Table
 from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
+from mqlengine.cli.csvopts import (
+    DecimalOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    FileTzOpt,
+    StrictOpt,
+    csv_options,
+    print_ignored,
+    print_problems,
+)
 
 report_app = typer.Typer(
     help="Funnel reports: funnel, cohorts, channels, sla, velocity, …", no_args_is_help=True
@@ -447,25 +457,50 @@ def spend_list(format: FormatOpt = OutputFormat.table) -> None:
 def history_import(
     file: Annotated[Path, typer.Argument(help="CSV of leads with dates of each stage reached.")],
     mapping: MapOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
+    strict: StrictOpt = False,
+    lost_reason: Annotated[
+        str, typer.Option("--lost-reason", help="Reason of a lost deal whose row names none.")
+    ] = "lost",
+    json_out: Annotated[bool, typer.Option("--json", help="The summary as JSON.")] = False,
+    show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
 ) -> None:
     """Load CRM history: one lead per row with channel and stage dates (created_at, mql_at,
-    sal_at, sql_at, opportunity_at, customer_at, rejected_at, …) so reports work on day one."""
+    sal_at, sql_at, opportunity_at, customer_at, rejected_at, …) or a deal's stage and close
+    date, so reports work on day one. A later file adds the dates it brings."""
     from mqlengine.ingest.importer import parse_mapping
     from mqlengine.reports.history import import_history_csv
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
+    options = csv_options(delimiter, encoding, decimal, tz, strict)
     eng = wiring()
-    report = import_history_csv(eng.db, file, parse_mapping(mapping or []), now=_now())
-    console.print(
-        f"{report.rows} rows: {report.created} leads created, "
-        f"{report.updated} existing leads given history, "
-        f"{report.stage_changes} stage changes, {len(report.problems)} rejected",
-        highlight=False,
+    loaded = eng.definition_or_none()
+    report = import_history_csv(
+        eng.db,
+        file,
+        parse_mapping(mapping or []),
+        now=_now(),
+        options=options,
+        lost_reason=lost_reason,
+        gmail_normalize=bool(loaded and loaded.definition.identity.gmail_normalize),
     )
-    for row, reason in report.problems[:20]:
-        err_console.print(f"{file}:{row}: {reason}", style="yellow", highlight=False)
-    if report.problems and not (report.created or report.updated):
+    if json_out:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print_ignored(report.columns)
+        console.print(
+            f"{report.rows} rows: {report.created} leads created, "
+            f"{report.updated} existing leads given history, "
+            f"{report.skipped} unchanged (already imported), {report.rejected} rejected; "
+            f"{report.stage_changes} stage changes added, {len(report.warnings)} warnings",
+            highlight=False,
+        )
+        print_problems(file, report.problems, show)
+    if report.rejected and not (report.created or report.updated or report.skipped):
         raise typer.Exit(4)
 
 

@@ -7,6 +7,10 @@ in another case or a Gmail alias finds the same person everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import Connection, select
 
 from mqlengine.errors import ValidationError
@@ -49,3 +53,44 @@ def find_person_id(
     )
     found = connection.execute(query).scalar_one_or_none()
     return None if found is None else int(found)
+
+
+def find_or_create_person(
+    connection: Connection,
+    ids: Mapping[str, str | None],
+    *,
+    at: datetime,
+    now: datetime,
+    gmail_normalize: bool = False,
+) -> tuple[int, bool]:
+    """The person these identities (``user_id``, ``email``, ``external_id``) name, created
+    (first seen ``at``) when none does: (person id, created). The identity graph decides,
+    as for every message: identities of several persons merge them, a new user id does not
+    claim someone else's person."""
+    from mqlengine.domain.attribution import DIRECT
+    from mqlengine.ingest.identity import IdentityGraph, identity_keys
+    from mqlengine.ingest.messages import Message
+
+    traits: dict[str, Any] = {}
+    if ids.get("email"):
+        traits["email"] = ids["email"]
+    if ids.get("external_id"):
+        traits["external_id"] = ids["external_id"]
+    user_id = (ids.get("user_id") or "").strip() or None
+    message = Message(
+        type="identify",
+        message_id="",
+        timestamp=at,
+        received_at=now,
+        name="identify",
+        user_id=user_id,
+        traits=traits,
+    )
+    keys = identity_keys(message, gmail_normalize=gmail_normalize)
+    if not keys:
+        raise ValidationError("no valid email, user_id or external_id")
+    graph = IdentityGraph(connection, now)
+    graph.prefetch(keys)
+    person_id = graph.resolve(message, keys, DIRECT)
+    graph.flush()
+    return graph.live(person_id), person_id in graph.created
