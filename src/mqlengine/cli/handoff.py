@@ -17,6 +17,16 @@ from rich.table import Table
 from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
+from mqlengine.cli.csvopts import (
+    DecimalOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    FileTzOpt,
+    StrictOpt,
+    csv_options,
+    print_ignored,
+    print_problems,
+)
 
 reps_app = typer.Typer(
     help="Sales reps and teams that routing chooses from.", no_args_is_help=False
@@ -493,37 +503,50 @@ def import_outcomes(
     mapping: Annotated[
         list[str] | None,
         typer.Option(
-            "--map", help="target=Column (email, person_id, status, reason, amount, date, actor)."
+            "--map",
+            help="target=Column (email, user_id, external_id, person_id, status, reason, "
+            "amount, date, actor).",
         ),
     ] = None,
     actor: Annotated[str, typer.Option(help="Actor when the file names none.")] = "crm-import",
+    lost_reason: Annotated[
+        str | None,
+        typer.Option("--lost-reason", help="Reason code of a lost deal whose row names none."),
+    ] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
+    strict: StrictOpt = False,
     show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
 ) -> None:
     """Apply outcomes from a HubSpot/Salesforce (or any mapped) CSV export as feedback."""
+    from mqlengine.ingest.importer import parse_mapping
     from mqlengine.services.outcomes import import_outcomes as run
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
-    columns: dict[str, str] = {}
-    for item in mapping or []:
-        target, _, column = item.partition("=")
-        if not column:
-            fail(f"--map {item!r}: use target=Column", 2)
-        columns[target.strip()] = column.strip()
+    columns = parse_mapping(mapping or [])
+    options = csv_options(delimiter, encoding, decimal, tz, strict)
     eng = wiring(create=False)
     report = run(
-        eng.db, eng.definition().definition, file, now=_now(), mapping=columns, default_actor=actor
+        eng.db,
+        eng.definition().definition,
+        file,
+        now=_now(),
+        mapping=columns,
+        default_actor=actor,
+        options=options,
+        lost_reason=lost_reason,
     )
+    print_ignored(report.columns)
     done = ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items())) or "nothing"
     console.print(
         f"{report.rows} rows: {report.applied} applied ({done}), {report.skipped} unchanged, "
-        f"{len(report.problems)} problems",
+        f"{report.rejected} rejected",
         highlight=False,
     )
-    for row, message in report.problems[:show]:
-        err_console.print(
-            f"{file}:{row}: {message}", style="yellow", highlight=False, soft_wrap=True
-        )
+    print_problems(file, report.problems, show)
     if report.problems and not report.applied:
         raise typer.Exit(4)
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 from mqlengine.cli.csvopts import (
@@ -416,6 +416,12 @@ MapOpt = Annotated[
 def spend_import(
     file: Annotated[Path, typer.Argument(help="CSV: channel/campaign, month, amount, currency.")],
     mapping: MapOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
+    strict: StrictOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="The summary as JSON.")] = False,
 ) -> None:
     """Import spend per channel/campaign and month (re-importing a month replaces it)."""
     from mqlengine.ingest.importer import parse_mapping
@@ -423,21 +429,40 @@ def spend_import(
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
+    options = csv_options(delimiter, encoding, decimal, tz, strict)
     eng = wiring()
     with eng.db.begin() as connection:
-        report = import_spend_csv(connection, file, parse_mapping(mapping or []), now=_now())
+        report = import_spend_csv(
+            connection, file, parse_mapping(mapping or []), now=_now(), options=options
+        )
     totals = (
         ", ".join(f"{amount:,.2f} {cur}" for cur, amount in sorted(report.total.items()))
         or "nothing"
     )
-    console.print(
-        f"{report.rows} rows: {report.loaded} channel/campaign-months stored ({totals}), "
-        f"{len(report.problems)} rejected",
-        highlight=False,
-    )
-    for row, reason in report.problems[:20]:
-        err_console.print(f"{file}:{row}: {reason}", style="yellow", highlight=False)
-    if report.problems and not report.loaded:
+    if json_out:
+        summary = {
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected,
+            "stored": report.loaded,
+            "total": report.total,
+            "problems": [
+                {"row": p.row, "reason": p.reason, "warning": p.warning} for p in report.problems
+            ],
+        }
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        print_ignored(report.columns)
+        console.print(
+            f"{report.rows} rows: {report.created} new, {report.updated} replacing a stored "
+            f"month, {report.unchanged} unchanged, {report.rejected} rejected; "
+            f"{report.loaded} channel/campaign-months stored ({totals})",
+            highlight=False,
+        )
+        print_problems(file, report.problems)
+    if report.rejected and not (report.created or report.updated or report.unchanged):
         raise typer.Exit(4)
 
 

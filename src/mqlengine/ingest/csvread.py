@@ -189,10 +189,10 @@ def resolve_columns(
         if target in mapped:
             continue
         for candidate in (target, *(aliases or {}).get(target, ())):
-            column = by_name.get(normalize_name(candidate))
-            if column is not None and column not in taken:
-                mapped[target] = column
-                taken.add(column)
+            found = by_name.get(normalize_name(candidate))
+            if found is not None and found not in taken:
+                mapped[target] = found
+                taken.add(found)
                 break
     used = taken | set(extra)
     ignored = [(c, nearest_field(c, fields, hints)) for c in header if c not in used and c.strip()]

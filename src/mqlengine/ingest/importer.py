@@ -8,7 +8,6 @@ file twice adds nothing.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,18 +17,20 @@ from typing import Any
 import orjson
 
 from mqlengine.errors import ValidationError
+from mqlengine.ingest.csvread import (
+    CsvEncodingError,
+    CsvFile,
+    CsvOptions,
+    RowProblem,
+    coerce_value,
+    parse_datetime,
+)
 from mqlengine.ingest.messages import content_message_id
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
 from mqlengine.store.db import Database
 
 BATCH = 1000
 Progress = Callable[[int], None]
-
-
-@dataclass
-class RowProblem:
-    row: int  # 1-based line (JSONL) or data row number (CSV, header = row 1)
-    reason: str
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
     persons: set[int] = field(default_factory=set)
     mqls: int = 0
+    committed_rows: int = 0
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
@@ -60,21 +62,14 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     data[parts[-1]] = value
 
 
-def _coerce(value: str) -> Any:
-    text = value.strip()
-    if text == "":
-        return None
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def _coerce(value: str, column: str = "", options: CsvOptions | None = None) -> Any:
+    return coerce_value(value, column=column, decimal=(options or CsvOptions()).decimal)
+
+
+def _timestamp(value: str, options: CsvOptions, now: datetime | None) -> str:
+    """A CSV time as ISO 8601 UTC (read in the file's zone); ValueError when it is none or
+    lies in the future."""
+    return parse_datetime(value, tz=options.zone, name="timestamp", now=now).isoformat()
 
 
 def jsonl_messages(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -92,31 +87,44 @@ PERSON_ID_FIELDS = ("user_id", "email")
 
 
 def csv_person_messages(
-    path: Path, mapping: Mapping[str, str]
+    path: Path,
+    mapping: Mapping[str, str],
+    options: CsvOptions | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """Each row → an ``identify``. Targets: user_id, email, timestamp, any trait (dotted)."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        effective = dict(mapping) or {c: c for c in columns}
+    options = options or CsvOptions()
+    with CsvFile(path, options) as reader:
+        columns = reader.header
+        effective = dict(mapping) or {c: c for c in columns if c}
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
             raise ValidationError(
                 f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
             )
-        for number, row in enumerate(reader, start=2):
+        for record in reader.rows():
+            number, row = record.number, record.values
+            if record.problem is not None:
+                yield number, None, record.problem
+                continue
             traits: dict[str, Any] = {}
             user_id = timestamp = None
-            for target, source in effective.items():
-                value = _coerce(row.get(source) or "")
-                if value is None:
-                    continue
-                if target == "user_id":
-                    user_id = str(value)
-                elif target == "timestamp":
-                    timestamp = str(value)
-                else:
-                    _set_path(traits, target, value)
+            try:
+                for target, source in effective.items():
+                    text = row.get(source) or ""
+                    if target == "timestamp":
+                        timestamp = _timestamp(text, options, now) if text.strip() else None
+                        continue
+                    value = _coerce(text, target, options)
+                    if value is None:
+                        continue
+                    if target == "user_id":
+                        user_id = str(value)
+                    else:
+                        _set_path(traits, target, value)
+            except ValueError as error:
+                yield number, None, str(error)
+                continue
             if user_id is None and isinstance(traits.get("email"), str):
                 user_id = str(traits["email"]).strip().lower()
             if not user_id:
@@ -130,13 +138,16 @@ def csv_person_messages(
 
 
 def csv_event_messages(
-    path: Path, mapping: Mapping[str, str]
+    path: Path,
+    mapping: Mapping[str, str],
+    options: CsvOptions | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """Each row → a ``track``. Targets: user_id or email, event, timestamp, message_id,
     ``properties.X``; unmapped columns become properties."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
+    options = options or CsvOptions()
+    with CsvFile(path, options) as reader:
+        columns = reader.header
         effective = dict(mapping)
         for name in ("user_id", "email", "event", "timestamp", "message_id", "anonymous_id"):
             if name not in effective and name in columns:
@@ -149,15 +160,20 @@ def csv_event_messages(
         if "event" not in effective:
             raise ValidationError(f"{path}: map a column to 'event' (e.g. --map event=Activity)")
         used = set(effective.values())
-        for number, row in enumerate(reader, start=2):
+        for record in reader.rows():
+            number, row = record.number, record.values
+            if record.problem is not None:
+                yield number, None, record.problem
+                continue
             values = {t: (row.get(s) or "").strip() for t, s in effective.items()}
             properties: dict[str, Any] = {}
             for target, raw in values.items():
                 if target.startswith("properties.") and raw:
-                    _set_path(properties, target.removeprefix("properties."), _coerce(raw))
+                    name = target.removeprefix("properties.")
+                    _set_path(properties, name, _coerce(raw, name, options))
             for column in columns:
-                if column not in used and row.get(column):
-                    properties[column] = _coerce(row[column])
+                if column and column not in used and row.get(column):
+                    properties[column] = _coerce(row[column], column, options)
             user_id = values.get("user_id") or (values.get("email") or "").lower() or None
             anonymous_id = values.get("anonymous_id") or None
             if not user_id and not anonymous_id:
@@ -178,13 +194,21 @@ def csv_event_messages(
             if values.get("email"):
                 message["context"] = {"traits": {"email": values["email"]}}
             if values.get("timestamp"):
-                message["timestamp"] = values["timestamp"]
+                try:
+                    message["timestamp"] = _timestamp(values["timestamp"], options, now)
+                except ValueError as error:
+                    yield number, None, str(error)
+                    continue
             message["messageId"] = values.get("message_id") or "csv-" + content_message_id(message)
             yield number, message, None
 
 
 def file_rows(
-    path: Path, kind: str = "auto", mapping: dict[str, str] | None = None
+    path: Path,
+    kind: str = "auto",
+    mapping: dict[str, str] | None = None,
+    options: CsvOptions | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """The rows of an import file as (line, message, problem): ``kind`` is ``jsonl``,
     ``persons`` or ``events`` (CSV), or ``auto`` (JSONL by extension; a CSV must say)."""
@@ -198,9 +222,9 @@ def file_rows(
     if kind == "jsonl":
         return jsonl_messages(path)
     if kind == "persons":
-        return csv_person_messages(path, mapping or {})
+        return csv_person_messages(path, mapping or {}, options, now)
     if kind == "events":
-        return csv_event_messages(path, mapping or {})
+        return csv_event_messages(path, mapping or {}, options, now)
     raise ValidationError(f"unknown import kind {kind!r} (auto, jsonl, persons or events)")
 
 
@@ -231,20 +255,24 @@ def run_import(
             row_number = batch[rejection.index][0]
             where = f"{rejection.field}: " if rejection.field else ""
             report.problems.append(RowProblem(row_number, where + rejection.reason))
+        report.committed_rows += len(batch)
         if progress:
             progress(len(batch))
         batch.clear()
 
-    for number, message, problem in rows:
-        report.rows += 1
-        if problem is not None:
-            report.problems.append(RowProblem(number, problem))
-            if progress:
-                progress(1)
-            continue
-        batch.append((number, message))
-        if len(batch) >= batch_size:
-            flush()
+    try:
+        for number, message, problem in rows:
+            report.rows += 1
+            if problem is not None:
+                report.problems.append(RowProblem(number, problem))
+                if progress:
+                    progress(1)
+                continue
+            batch.append((number, message))
+            if len(batch) >= batch_size:
+                flush()
+    except CsvEncodingError as error:
+        raise error.after(report.committed_rows) from None
     flush()
     report.problems.sort(key=lambda p: p.row)
     return report
