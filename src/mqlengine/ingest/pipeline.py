@@ -154,6 +154,8 @@ class Pipeline:
         stages.dedupe(batch)
         stages.resolve(self.context, batch)
         stages.store_events(batch)
+        if batch.replay:
+            stages.backdate(batch)
         stages.update_people(self.context, batch)
         stages.qualify(self.context, batch)
         memory.end(connection)
