@@ -392,6 +392,8 @@ def _apply(
             values[column] = row[column]  # no channel: stored as none
         elif row[column] and not existing[column]:
             values[column] = row[column]
+    if row["email"] and not existing["email"]:
+        values["email"] = row["email"]
     if created and row["email"]:
         values["traits"] = {**(existing["traits"] or {}), "email": row["email"]}
         values["profile"] = {**(existing["profile"] or {}), "email": row["email"]}
