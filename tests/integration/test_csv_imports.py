@@ -9,22 +9,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from mqlengine.cli.app import app
+from mqlengine.store.db import Database
 
 NOW = "2026-04-01T00:00:00Z"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_database_url: str) -> Path:
+    """A folder with the example definition and a store on each backend."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MQL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("MQL_DATABASE_URL", migrated_database_url)
     monkeypatch.setenv("MQL_CLOCK", NOW)
     monkeypatch.delenv("MQL_DEFINITION", raising=False)
     assert mql("init")[0] == 0
@@ -47,12 +51,25 @@ def summary(*args: str) -> dict[str, Any]:
 
 
 def rows(env: Path, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(f"sqlite:///{env / 'cli.db'}")
+    """The store's answer to ``query``, read independently of the commands under test."""
+    database = Database(os.environ["MQL_DATABASE_URL"])
     try:
-        with engine.connect() as connection:
-            return list(connection.execute(text(query), params))
+        with database.read() as connection:
+            return [tuple(r) for r in connection.execute(text(query), params)]
     finally:
-        engine.dispose()
+        database.dispose()
+
+
+def utc(value: Any) -> str:
+    """A stored time as ``YYYY-MM-DD HH:MM:SS`` UTC (PostgreSQL answers in its session's
+    zone, SQLite with the stored text)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)[:19]
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else json.loads(value)
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -70,7 +87,7 @@ def data_rows(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
 
 def history_of(env: Path, email: str) -> list[tuple[str | None, str, str]]:
     return [
-        (r[0], r[1], str(r[2])[:19])
+        (r[0], r[1], utc(r[2]))
         for r in rows(
             env,
             "SELECT h.from_stage, h.to_stage, h.changed_at FROM stage_history h "
@@ -260,9 +277,8 @@ def test_numbers_dates_delimiters_and_encodings(env: Path) -> None:
     # a date alone is midnight in the file's zone
     berlin = write(env / "berlin.csv", "email,mql_at\nz@tz.io,2026-01-10\n")
     assert mql("history", "import", str(berlin), "--tz", "Europe/Berlin")[0] == 0
-    assert rows(env, "SELECT mql_at FROM persons WHERE email = 'z@tz.io'")[0][0].startswith(
-        "2026-01-09 23:00:00"
-    )
+    stored = rows(env, "SELECT mql_at FROM persons WHERE email = 'z@tz.io'")[0][0]
+    assert utc(stored) == "2026-01-09 23:00:00"
     # dates in the future and ragged rows are reported by row
     odd = write(
         env / "odd.csv",
@@ -326,7 +342,7 @@ def test_persons_read_consent_booleans_through_the_shared_reader(env: Path) -> N
     )
     code, out = mql("import", str(persons), "--kind", "persons", "--decimal", ",")
     assert code == 0 and "3 rows: 2 loaded, 0 duplicates skipped, 1 rejected" in out
-    traits = {r[0]: json.loads(r[1]) for r in rows(env, "SELECT email, traits FROM persons")}
+    traits = {r[0]: as_dict(r[1]) for r in rows(env, "SELECT email, traits FROM persons")}
     assert traits["a@b.io"]["marketing_consent"] is True
     assert traits["c@d.io"]["marketing_consent"] is False
     assert traits["a@b.io"]["employees"] == 1200  # "1.200" under --decimal , is 1200
