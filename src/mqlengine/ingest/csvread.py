@@ -380,10 +380,11 @@ class CsvFile:
         if not path.exists():
             raise ValidationError(f"{path}: no such file")
         self._binary: IO[bytes] = path.open("rb")
+        self._text: io.TextIOWrapper | None = None
         try:
             self._open()
         except BaseException:
-            self._binary.close()
+            self.close()
             raise
 
     def _open(self) -> None:
@@ -423,8 +424,8 @@ class CsvFile:
 
     def _decoded_lines(self) -> Iterator[str]:
         if codecs.lookup(self.encoding).name.startswith("utf-16"):
-            text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
-            for line in text:
+            self._text = io.TextIOWrapper(self._binary, encoding=self.encoding, newline="")
+            for line in self._text:
                 self._line += 1
                 yield line
             return
@@ -480,6 +481,8 @@ class CsvFile:
             yield CsvRow(number, dict(zip(self.header, record, strict=True)))
 
     def close(self) -> None:
+        if self._text is not None:
+            self._text.close()  # and the file under it
         self._binary.close()
 
     def __enter__(self) -> CsvFile:
