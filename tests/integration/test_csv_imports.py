@@ -369,3 +369,24 @@ def test_plain_python_count_matches_a_large_mixed_file(env: Path) -> None:
     early = sum(1 for r in data_rows(crm) if r["customer_at"] and r["customer_at"] < r["mql_at"])
     assert sum(1 for p in report["problems"] if p["warning"]) == early
     assert rows(env, "SELECT count(*) FROM persons WHERE stage = 'customer'")[0][0] == early
+
+
+def test_history_and_ingest_find_the_same_person(env: Path) -> None:
+    crm = write(
+        env / "crm.csv",
+        "email,user_id,mql_at\n Ann@Northwind.IO ,,2026-01-10\n,u-7,2026-01-11\n",
+    )
+    assert summary("history", "import", str(crm))["created"] == 2
+    events = write(
+        env / "events.csv",
+        "email,user_id,event,timestamp\n"
+        "ann@northwind.io,,Page Viewed,2026-01-12T00:00:00Z\n"
+        "seven@x.io,u-7,Page Viewed,2026-01-12T00:00:00Z\n",
+    )
+    code, out = mql("import", str(events), "--kind", "events")
+    assert code == 0 and "2 persons touched" in out
+    assert rows(env, "SELECT count(*) FROM persons WHERE merged_into IS NULL") == [(2,)]
+    # a second history file naming both ids of one person adds to it, not to a new one
+    more = write(env / "more.csv", "email,user_id,customer_at\nseven@x.io,u-7,2026-02-01\n")
+    assert summary("history", "import", str(more))["updated"] == 1
+    assert rows(env, "SELECT count(*) FROM persons WHERE merged_into IS NULL") == [(2,)]

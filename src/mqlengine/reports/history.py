@@ -345,7 +345,8 @@ def _apply(
         report.rejected += 1
         report.problems.append(RowProblem(parsed.number, error.message))
         return
-    history, stored = _stored(connection, person_id)
+    # a person made now has only its "created" entry: nothing stored to compare with
+    history, stored = ([], {}) if created else _stored(connection, person_id)
     stored_dates = {n: v for n, v in stored.items() if n in PROGRESSION or n in EXITS}
     # What this row says, ordered together with what is stored, compared with what is stored.
     merged_view = ordered_dates({**stored_dates, **file_dates})
