@@ -313,7 +313,8 @@ def test_a_latin1_byte_names_its_line_and_what_was_committed(
 def test_outcomes_match_user_ids_and_count_only_what_was_stored(env: Path) -> None:
     crm = write(
         env / "crm.csv",
-        "email,user_id,mql_at\nu1@x.io,u-1,2026-01-10\nu2@x.io,u-2,2026-01-10\nu3@x.io,,2026-01-10\n",
+        "email,user_id,mql_at\nu1@x.io,u-1,2026-01-10\nu2@x.io,u-2,2026-01-10\nu3@x.io,,2026-01-10\n"
+        "u4@x.io,u-4,2026-01-10\n",
     )
     assert mql("history", "import", str(crm))[0] == 0
     outcomes = write(
@@ -321,14 +322,21 @@ def test_outcomes_match_user_ids_and_count_only_what_was_stored(env: Path) -> No
         "User ID;Email;Deal Stage;Closed Lost Reason;Amount;Close Date\n"
         "u-1;;Closed Won;;1.000,50;2026-02-01\n"
         "u-2;;Closed Lost;;;2026-02-02\n"
-        ";u3@x.io;Closed Lost;not-a-code;;2026-02-03\n",
+        ";u3@x.io;Closed Lost;not-a-code;;2026-02-03\n"
+        "u-4;;Closed Won;;5;2027-01-01\n",
     )
     code, out = mql("import-outcomes", str(outcomes), "--decimal", ",", "--lost-reason", "timing")
     assert code == 0, out
     # u3's loss has an unknown reason: its convert is rolled back and not counted
-    assert "3 rows: 2 applied (convert 2, lost 1, won 1), 0 unchanged, 1 rejected" in out
+    assert "4 rows: 2 applied (convert 2, lost 1, won 1), 0 unchanged, 2 rejected" in out
+    assert "outcomes.csv:5: date: '2027-01-01' is in the future" in out
     stages = dict(rows(env, "SELECT email, stage FROM persons"))
-    assert stages == {"u1@x.io": "customer", "u2@x.io": "nurture", "u3@x.io": "mql"}
+    assert stages == {
+        "u1@x.io": "customer",
+        "u2@x.io": "nurture",
+        "u3@x.io": "mql",
+        "u4@x.io": "mql",
+    }
     assert rows(env, "SELECT amount FROM stage_history WHERE to_stage = 'customer'") == [(1000.5,)]
 
 

@@ -35,6 +35,9 @@ from mqlengine.ingest.csvread import (
         (" 12 ", ".", 12.0),
         ("0.5", ".", 0.5),
         (",5", ",", 0.5),
+        ("USD 1,000.50", ".", 1000.5),
+        ("12,50 EUR", ",", 12.5),
+        ("-$5", ".", -5.0),
     ],
 )
 def test_numbers_in_the_decimal_mark_named(text: str, decimal: str, value: float) -> None:
@@ -95,6 +98,7 @@ def test_booleans_and_free_values() -> None:
     assert coerce_value("007") == "007"
     assert coerce_value("1,5") == "1,5"
     assert coerce_value("1,5", decimal=",") == 1.5
+    assert coerce_value("1,234") == 1234 and isinstance(coerce_value("1,234"), int)
     assert coerce_value("") is None
 
 

@@ -547,7 +547,7 @@ def import_outcomes(
         highlight=False,
     )
     print_problems(file, report.problems, show)
-    if report.problems and not report.applied:
+    if report.rejected and not report.applied:
         raise typer.Exit(4)
 
 

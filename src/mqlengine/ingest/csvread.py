@@ -224,7 +224,9 @@ def parse_number(text: str, *, decimal: str = ".", name: str = "value") -> float
     """A number as the file writes it; ValueError (naming ``name``) when it is not one or
     when its marks are ambiguous under the decimal mark in force."""
     raw = text
-    value = text.strip().replace("\u00a0", "").replace(" ", "").strip(_CURRENCY)
+    value = text.strip().replace("\u00a0", "").replace(" ", "")
+    value = re.sub(r"^[A-Z]{3}(?=[-+\d.,])|(?<=[\d.,])[A-Z]{3}$", "", value)  # USD 5, 5 EUR
+    value = value.strip(_CURRENCY)
     sign = 1.0
     if value.startswith("-"):
         sign, value = -1.0, value[1:]
@@ -355,9 +357,10 @@ def coerce_value(text: str, *, column: str = "", decimal: str = ".") -> Any:
         return int(value)
     if re.fullmatch(r"-?\d*[.,]\d+", value):
         try:
-            return parse_number(value, decimal=decimal)
+            number = parse_number(value, decimal=decimal)
         except ValueError:
             return value
+        return int(number) if decimal not in value and number.is_integer() else number
     return value
 
 

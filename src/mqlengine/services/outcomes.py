@@ -224,6 +224,7 @@ def import_outcomes(
                 if raw.problem is not None:
                     report.problems.append(RowProblem(raw.number, raw.problem))
                     continue
+                warnings: list[str] = []
                 try:
                     done = _apply_row(
                         db,
@@ -234,11 +235,13 @@ def import_outcomes(
                         options=options,
                         default_actor=default_actor,
                         lost_reason=lost_reason,
+                        warnings=warnings,
                     )
                 except (MqlError, ValueError) as error:
                     message = error.message if isinstance(error, MqlError) else str(error)
                     report.problems.append(RowProblem(raw.number, message))
                     continue
+                report.problems.extend(RowProblem(raw.number, w, True) for w in warnings)
                 if not done:
                     report.skipped += 1
                     continue
@@ -260,6 +263,7 @@ def _apply_row(
     options: CsvOptions,
     default_actor: str,
     lost_reason: str | None,
+    warnings: list[str],
 ) -> list[str]:
     """The actions applied for one row (committed when this returns), empty when there was
     nothing to do."""
@@ -278,7 +282,15 @@ def _apply_row(
     amount_text = get("amount")
     amount = parse_amount(amount_text, decimal=options.decimal) if amount_text else None
     date_text = get("date")
-    at = parse_datetime(date_text, tz=options.zone, now=now) if date_text else now
+    at = parse_datetime(date_text, tz=options.zone, name="date") if date_text else now
+    if at > now:
+        if action in ("won", "lost"):
+            raise ValueError(f"date: {date_text!r} is in the future")
+        # an open deal's close date is a forecast: the step is taken now
+        warnings.append(
+            f"date {date_text!r} is in the future (a forecast close date?): {action} recorded now"
+        )
+        at = now
     reason_text = get("reason")
     reason = _code(reason_text) if reason_text else DEFAULT_REASONS.get(_norm(status))
     if reason is None and action == "lost":
