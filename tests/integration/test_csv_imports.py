@@ -68,6 +68,16 @@ def utc(value: Any) -> str:
     return str(value)[:19]
 
 
+def execute(statement: str) -> None:
+    """Change the store behind the commands' back (a lead reopened in the CRM)."""
+    database = Database(os.environ["MQL_DATABASE_URL"])
+    try:
+        with database.begin() as connection:
+            connection.execute(text(statement))
+    finally:
+        database.dispose()
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else json.loads(value)
 
@@ -338,6 +348,10 @@ def test_outcomes_match_user_ids_and_count_only_what_was_stored(env: Path) -> No
         "u4@x.io": "mql",
     }
     assert rows(env, "SELECT amount FROM stage_history WHERE to_stage = 'customer'") == [(1000.5,)]
+    # without a default reason a lost deal says how to give one
+    execute("UPDATE persons SET stage = 'mql' WHERE email = 'u2@x.io'")
+    code, out = mql("import-outcomes", str(outcomes), "--decimal", ",")
+    assert "outcomes.csv:3: a lost deal without a reason" in out and "--lost-reason" in out
 
 
 def test_persons_read_consent_booleans_through_the_shared_reader(env: Path) -> None:

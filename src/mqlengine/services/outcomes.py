@@ -295,6 +295,12 @@ def _apply_row(
     reason = _code(reason_text) if reason_text else DEFAULT_REASONS.get(_norm(status))
     if reason is None and action == "lost":
         reason = lost_reason
+        codes = definition.reason_codes("lost")
+        if reason is None and codes:
+            raise ValueError(
+                "a lost deal without a reason: add a loss reason column or name a default "
+                f"with --lost-reason (one of {', '.join(codes)})"
+            )
     actor = get("actor") or default_actor
     applied: list[str] = []
     with db.begin() as connection:
