@@ -11,7 +11,7 @@ punctuation aside) or mapped with ``--map field=Column``; columns nothing reads 
 
 The history is the CRM's truth, so it is written as stage history (actor ``import``)
 rather than re-derived by scoring. Persons are found or created by the identity graph
-(:func:`mqlengine.ingest.lookup.find_or_create_person`), as every message is. A later file
+(:class:`mqlengine.ingest.lookup.PersonFinder`), as every message is. A later file
 adds the stage dates it brings to what earlier files stored; a date that contradicts a
 stored one rejects its row; importing a file twice adds nothing. Stage dates that run
 backwards (a deal won before the MQL date) are kept in funnel order, recorded at the
@@ -40,10 +40,10 @@ from mqlengine.ingest.csvread import (
     parse_datetime,
     resolve_columns,
 )
-from mqlengine.ingest.lookup import find_or_create_person
+from mqlengine.ingest.lookup import PersonFinder
 from mqlengine.store import repo
 from mqlengine.store.db import Database
-from mqlengine.store.tables import stage_history
+from mqlengine.store.tables import persons, stage_history
 from mqlengine.store.tables_handoff import assignments, reps, teams
 
 ACTOR = "import"
@@ -110,6 +110,7 @@ STEPS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
     ("disqualified_at", "disqualified", "disqualify", "disqualify_reason", None),
     ("lost_at", "nurture", "lost", "lost_reason", None),
 )
+_EMPTY_PERSON: dict[str, Any] = {column.name: None for column in persons.c}
 FIELD_OF = {(stage, action): name for name, stage, action, _, _ in STEPS}
 DEAL_STAGES = {
     "won": "won",
@@ -327,26 +328,19 @@ def _apply(
     parsed: HistoryRow,
     now: datetime,
     report: HistoryImport,
-    *,
-    gmail_normalize: bool,
+    finder: PersonFinder,
 ) -> None:
     row = parsed.values
     file_dates = parsed.dates
     first = min([*file_dates.values(), *([row["created_at"]] if row["created_at"] else [])])
     try:
-        person_id, created = find_or_create_person(
-            connection,
-            {n: row[n] for n in ID_FIELDS},
-            at=first,
-            now=now,
-            gmail_normalize=gmail_normalize,
-        )
+        person_id, made = finder.find_or_create({n: row[n] for n in ID_FIELDS}, at=first)
     except ValidationError as error:
         report.rejected += 1
         report.problems.append(RowProblem(parsed.number, error.message))
         return
     # a person made now has only its "created" entry: nothing stored to compare with
-    history, stored = ([], {}) if created else _stored(connection, person_id)
+    history, stored = ([], {}) if made is not None else _stored(connection, person_id)
     stored_dates = {n: v for n, v in stored.items() if n in PROGRESSION or n in EXITS}
     # What this row says, ordered together with what is stored, compared with what is stored.
     merged_view = ordered_dates({**stored_dates, **file_dates})
@@ -366,7 +360,11 @@ def _apply(
     new = {n: v for n, v in file_dates.items() if n not in stored_dates}
     warnings = list(parsed.warnings)
     merged = ordered_dates({**stored_dates, **new}, warnings)
-    existing = repo.get_person(connection, person_id)
+    created = made is not None
+    stored_row = repo.get_person(connection, person_id) if made is None else None
+    existing: Mapping[Any, Any] | None = (
+        {**_EMPTY_PERSON, **made} if made is not None else stored_row
+    )
     assert existing is not None
     live = [h for h in history if h["actor"] != ACTOR and h["reason"] != "created"]
     values: dict[str, Any] = {}
@@ -543,8 +541,10 @@ def import_history_csv(
             if not batch:
                 return
             with database.begin() as connection:
+                finder = PersonFinder(connection, now, gmail_normalize=gmail_normalize)
+                finder.prefetch([{n: p.values[n] for n in ID_FIELDS} for p in batch])
                 for parsed in batch:
-                    _apply(connection, parsed, now, report, gmail_normalize=gmail_normalize)
+                    _apply(connection, parsed, now, report, finder)
             report.committed_rows += len(batch)
             batch.clear()
 
