@@ -24,6 +24,7 @@ from mqlengine.wiring import Wiring
 
 if TYPE_CHECKING:
     from mqlengine.batch.rescore import RescoreReport
+    from mqlengine.ingest.csvread import CsvOptions
     from mqlengine.ingest.importer import ImportReport
     from mqlengine.ingest.pipeline import BatchResult, Pipeline
     from mqlengine.ingest.unmerge import UnmergeResult
@@ -82,15 +83,16 @@ class MqlEngine:
         kind: FileKind = "auto",
         mapping: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
+        options: CsvOptions | None = None,
     ) -> ImportReport:
         """Load a JSONL file of Segment messages or a CSV of persons or events (``kind``),
-        as ``mql import`` does: bad rows are reported by line, good rows load."""
+        as ``mql import`` does: bad rows are reported by line, good rows load. ``options``:
+        how the CSV is read (delimiter, encoding, decimal mark, zone of its times)."""
         from mqlengine.ingest.importer import file_rows, run_import
 
-        rows = file_rows(Path(path), kind, dict(mapping or {}))
-        return run_import(
-            self.wiring.db, self.pipeline(), rows, now=self.wiring.clock(), progress=progress
-        )
+        now = self.wiring.clock()
+        rows = file_rows(Path(path), kind, dict(mapping or {}), options, now)
+        return run_import(self.wiring.db, self.pipeline(), rows, now=now, progress=progress)
 
     def unmerge(self, merge_id: int) -> UnmergeResult:
         """Undo an identity merge; both persons are rebuilt and rescored."""

@@ -366,7 +366,7 @@ def test_import_outcomes_from_salesforce_and_hubspot_exports(
     )
     report = import_outcomes(db, definition, sf, now=MONDAY + timedelta(days=3))
     assert report.rows == 3 and report.applied == 2 and len(report.problems) == 1
-    assert "ghost@nowhere.io" in report.problems[0][1]
+    assert "ghost@nowhere.io" in report.problems[0].reason
     again = import_outcomes(db, definition, sf, now=MONDAY + timedelta(days=3))
     assert again.applied == 0 and again.skipped == 2  # idempotent
     hubspot = tmp_path / "contacts.csv"

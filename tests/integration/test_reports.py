@@ -63,12 +63,12 @@ def _load(engine: Wiring, tmp_path: Path) -> None:
     history.write_text(HISTORY_CSV, encoding="utf-8")
     report = import_history_csv(engine.db, history, MAPPING, now=NOW)
     assert (report.rows, report.created, len(report.problems)) == (5, 4, 1)
-    assert report.problems[0][0] == 6
+    assert report.problems[0].row == 6
     spend = tmp_path / "spend.csv"
     spend.write_text(SPEND_CSV, encoding="utf-8")
     with engine.db.begin() as connection:
         result = import_spend_csv(connection, spend, {"amount": "Cost"}, now=NOW)
-    assert result.loaded == 3 and [p[0] for p in result.problems] == [5]
+    assert result.loaded == 3 and [p.row for p in result.problems] == [5]
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from rich.table import Table
 from mqlengine.cli.common import console, err_console, fail, handle_errors, state, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _parse_when
+from mqlengine.cli.csvopts import DecimalOpt, DelimiterOpt, EncodingOpt, FileTzOpt
 
 app = typer.Typer(
     name="mql",
@@ -188,8 +189,13 @@ def import_(
         ),
     ] = None,
     show: Annotated[int, typer.Option(help="How many bad rows to list.")] = 20,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
 ) -> None:
     """Load history through the ingest pipeline; bad rows are reported, good rows load."""
+    from mqlengine.cli.csvopts import csv_options
     from mqlengine.facade import MqlEngine
     from mqlengine.ingest.importer import parse_mapping
 
@@ -202,7 +208,11 @@ def import_(
     with _progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=None)
         report = engine.import_file(
-            file, kind=kind.value, mapping=columns, progress=lambda n: bar.advance(task, n)
+            file,
+            kind=kind.value,
+            mapping=columns,
+            progress=lambda n: bar.advance(task, n),
+            options=csv_options(delimiter, encoding, decimal, tz, False),
         )
     console.print(
         f"{report.rows} rows: {report.accepted} loaded, {report.duplicates} duplicates skipped, "

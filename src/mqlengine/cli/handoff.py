@@ -18,6 +18,16 @@ from mqlengine.cli.access import audit_cli
 from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
+from mqlengine.cli.csvopts import (
+    DecimalOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    FileTzOpt,
+    StrictOpt,
+    csv_options,
+    print_ignored,
+    print_problems,
+)
 from mqlengine.store.admin import safe_url
 from mqlengine.store.secretbox import mask_url
 
@@ -519,38 +529,51 @@ def import_outcomes(
     mapping: Annotated[
         list[str] | None,
         typer.Option(
-            "--map", help="target=Column (email, person_id, status, reason, amount, date, actor)."
+            "--map",
+            help="target=Column (email, user_id, external_id, person_id, status, reason, "
+            "amount, date, actor).",
         ),
     ] = None,
     actor: Annotated[str, typer.Option(help="Actor when the file names none.")] = "crm-import",
+    lost_reason: Annotated[
+        str | None,
+        typer.Option("--lost-reason", help="Reason code of a lost deal whose row names none."),
+    ] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
+    strict: StrictOpt = False,
     show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
 ) -> None:
     """Apply outcomes from a HubSpot/Salesforce (or any mapped) CSV export as feedback."""
+    from mqlengine.ingest.importer import parse_mapping
     from mqlengine.services.outcomes import import_outcomes as run
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
-    columns: dict[str, str] = {}
-    for item in mapping or []:
-        target, _, column = item.partition("=")
-        if not column:
-            fail(f"--map {item!r}: use target=Column", 2)
-        columns[target.strip()] = column.strip()
+    columns = parse_mapping(mapping or [])
+    options = csv_options(delimiter, encoding, decimal, tz, strict)
     eng = wiring(create=False)
     report = run(
-        eng.db, eng.definition().definition, file, now=_now(), mapping=columns, default_actor=actor
+        eng.db,
+        eng.definition().definition,
+        file,
+        now=_now(),
+        mapping=columns,
+        default_actor=actor,
+        options=options,
+        lost_reason=lost_reason,
     )
+    print_ignored(report.columns)
     done = ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items())) or "nothing"
     console.print(
         f"{report.rows} rows: {report.applied} applied ({done}), {report.skipped} unchanged, "
-        f"{len(report.problems)} problems",
+        f"{report.rejected} rejected",
         highlight=False,
     )
-    for row, message in report.problems[:show]:
-        err_console.print(
-            f"{file}:{row}: {message}", style="yellow", highlight=False, soft_wrap=True
-        )
-    if report.problems and not report.applied:
+    print_problems(file, report.problems, show)
+    if report.rejected and not report.applied:
         raise typer.Exit(4)
 
 

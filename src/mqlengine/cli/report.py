@@ -14,9 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
+from mqlengine.cli.csvopts import (
+    DecimalOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    FileTzOpt,
+    StrictOpt,
+    csv_options,
+    print_ignored,
+    print_problems,
+)
 
 report_app = typer.Typer(
     help="Funnel reports: funnel, cohorts, channels, sla, velocity, …", no_args_is_help=True
@@ -528,6 +538,12 @@ MapOpt = Annotated[
 def spend_import(
     file: Annotated[Path, typer.Argument(help="CSV: channel/campaign, month, amount, currency.")],
     mapping: MapOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
+    strict: StrictOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="The summary as JSON.")] = False,
 ) -> None:
     """Import spend per channel/campaign and month (re-importing a month replaces it)."""
     from mqlengine.ingest.importer import parse_mapping
@@ -535,21 +551,40 @@ def spend_import(
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
+    options = csv_options(delimiter, encoding, decimal, tz, strict)
     eng = wiring()
     with eng.db.begin() as connection:
-        report = import_spend_csv(connection, file, parse_mapping(mapping or []), now=_now())
+        report = import_spend_csv(
+            connection, file, parse_mapping(mapping or []), now=_now(), options=options
+        )
     totals = (
         ", ".join(f"{amount:,.2f} {cur}" for cur, amount in sorted(report.total.items()))
         or "nothing"
     )
-    console.print(
-        f"{report.rows} rows: {report.loaded} channel/campaign-months stored ({totals}), "
-        f"{len(report.problems)} rejected",
-        highlight=False,
-    )
-    for row, reason in report.problems[:20]:
-        err_console.print(f"{file}:{row}: {reason}", style="yellow", highlight=False)
-    if report.problems and not report.loaded:
+    if json_out:
+        summary = {
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected,
+            "stored": report.loaded,
+            "total": report.total,
+            "problems": [
+                {"row": p.row, "reason": p.reason, "warning": p.warning} for p in report.problems
+            ],
+        }
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        print_ignored(report.columns)
+        console.print(
+            f"{report.rows} rows: {report.created} new, {report.updated} replacing a stored "
+            f"month, {report.unchanged} unchanged, {report.rejected} rejected; "
+            f"{report.loaded} channel/campaign-months stored ({totals})",
+            highlight=False,
+        )
+        print_problems(file, report.problems)
+    if report.rejected and not (report.created or report.updated or report.unchanged):
         raise typer.Exit(4)
 
 
@@ -569,25 +604,50 @@ def spend_list(format: FormatOpt = OutputFormat.table) -> None:
 def history_import(
     file: Annotated[Path, typer.Argument(help="CSV of leads with dates of each stage reached.")],
     mapping: MapOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    decimal: DecimalOpt = ".",
+    tz: FileTzOpt = "UTC",
+    strict: StrictOpt = False,
+    lost_reason: Annotated[
+        str, typer.Option("--lost-reason", help="Reason of a lost deal whose row names none.")
+    ] = "lost",
+    json_out: Annotated[bool, typer.Option("--json", help="The summary as JSON.")] = False,
+    show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
 ) -> None:
     """Load CRM history: one lead per row with channel and stage dates (created_at, mql_at,
-    sal_at, sql_at, opportunity_at, customer_at, rejected_at, …) so reports work on day one."""
+    sal_at, sql_at, opportunity_at, customer_at, rejected_at, …) or a deal's stage and close
+    date, so reports work on day one. A later file adds the dates it brings."""
     from mqlengine.ingest.importer import parse_mapping
     from mqlengine.reports.history import import_history_csv
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
+    options = csv_options(delimiter, encoding, decimal, tz, strict)
     eng = wiring()
-    report = import_history_csv(eng.db, file, parse_mapping(mapping or []), now=_now())
-    console.print(
-        f"{report.rows} rows: {report.created} leads created, "
-        f"{report.updated} existing leads given history, "
-        f"{report.stage_changes} stage changes, {len(report.problems)} rejected",
-        highlight=False,
+    loaded = eng.definition_or_none()
+    report = import_history_csv(
+        eng.db,
+        file,
+        parse_mapping(mapping or []),
+        now=_now(),
+        options=options,
+        lost_reason=lost_reason,
+        gmail_normalize=bool(loaded and loaded.definition.identity.gmail_normalize),
     )
-    for row, reason in report.problems[:20]:
-        err_console.print(f"{file}:{row}: {reason}", style="yellow", highlight=False)
-    if report.problems and not (report.created or report.updated):
+    if json_out:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print_ignored(report.columns)
+        console.print(
+            f"{report.rows} rows: {report.created} leads created, "
+            f"{report.updated} existing leads given history, "
+            f"{report.skipped} unchanged (already imported), {report.rejected} rejected; "
+            f"{report.stage_changes} stage changes added, {len(report.warnings)} warnings",
+            highlight=False,
+        )
+        print_problems(file, report.problems, show)
+    if report.rejected and not (report.created or report.updated or report.skipped):
         raise typer.Exit(4)
 
 

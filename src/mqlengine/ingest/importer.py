@@ -8,30 +8,30 @@ file twice adds nothing.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
 from mqlengine.domain.consent import ConsentValueError, is_consent_field, parse_consent
 from mqlengine.errors import ValidationError
+from mqlengine.ingest.csvread import (
+    CsvEncodingError,
+    CsvFile,
+    CsvOptions,
+    RowProblem,
+    coerce_value,
+    parse_datetime,
+)
 from mqlengine.ingest.messages import content_message_id
 from mqlengine.ingest.pipeline import BatchResult, Pipeline
 from mqlengine.store.db import Database
 
 BATCH = 1000
 Progress = Callable[[int], None]
-
-
-@dataclass
-class RowProblem:
-    row: int  # 1-based line (JSONL) or data row number (CSV, header = row 1)
-    reason: str
 
 
 @dataclass
@@ -42,6 +42,7 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
     persons: set[int] = field(default_factory=set)
     mqls: int = 0
+    committed_rows: int = 0
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
@@ -62,33 +63,6 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     data[parts[-1]] = value
 
 
-def _coerce(value: str) -> Any:
-    """A cell as the value it spells: a boolean, a number, or text. Numbers JSON cannot
-    keep exactly (integers past 64 bits, infinities, NaN) stay text."""
-    text = value.strip()
-    if text == "":
-        return None
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        number = int(text)
-    except ValueError:
-        pass
-    else:
-        return number if -(2**63) <= number < 2**64 else text
-    try:
-        real = float(text)
-    except ValueError:
-        return text
-    return real if math.isfinite(real) else text
-
-
-def _undecodable(text: str) -> bool:
-    """Whether text read with ``surrogateescape`` held bytes that are not UTF-8."""
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
-
-
 def _check_targets(targets: Iterator[str] | list[str]) -> None:
     """A dotted target cannot also be the parent of another (``company`` and
     ``company.size``): one value cannot be both text and an object."""
@@ -102,35 +76,14 @@ def _check_targets(targets: Iterator[str] | list[str]) -> None:
                 )
 
 
-def _csv_rows(
-    handle: TextIO, path: Path
-) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | None, str | None]]]:
-    """The header and the data rows of a CSV (row 1 is the header) as (row, values,
-    problem): a row the csv module cannot read (a NUL byte) or that is not UTF-8 text is
-    a problem of that row, and the rows after it still load."""
-    reader = csv.DictReader(handle)
-    try:
-        columns = list(reader.fieldnames or [])
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise ValidationError(f"{path}: the header row cannot be read ({error})") from None
+def _coerce(value: str, column: str = "", options: CsvOptions | None = None) -> Any:
+    return coerce_value(value, column=column, decimal=(options or CsvOptions()).decimal)
 
-    def rows() -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
-        number = 1
-        while True:
-            number += 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                yield number, None, f"unreadable CSV row: {error}"
-                continue
-            if any(isinstance(v, str) and _undecodable(v) for v in row.values()):
-                yield number, None, "not UTF-8 text"
-                continue
-            yield number, row, None
 
-    return columns, rows()
+def _timestamp(value: str, options: CsvOptions, now: datetime | None) -> str:
+    """A CSV time as ISO 8601 UTC (read in the file's zone); ValueError when it is none or
+    lies in the future."""
+    return parse_datetime(value, tz=options.zone, name="timestamp", now=now).isoformat()
 
 
 def jsonl_messages(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -148,45 +101,49 @@ PERSON_ID_FIELDS = ("user_id", "email")
 
 
 def csv_person_messages(
-    path: Path, mapping: Mapping[str, str]
+    path: Path,
+    mapping: Mapping[str, str],
+    options: CsvOptions | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
-    """Each row → an ``identify``. Targets: user_id, email, timestamp, any trait (dotted).
-    Consent targets (``consent_marketing``, ``consent.tracking`` …) are read as booleans
-    (yes/no, true/false, 1/0, y/n); any other value is a row error, never a consent."""
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        columns, rows = _csv_rows(handle, path)
-        effective = dict(mapping) or {c: c for c in columns}
+    """Each row → an ``identify``. Targets: user_id, email, timestamp, any trait (dotted)."""
+    options = options or CsvOptions()
+    with CsvFile(path, options) as reader:
+        columns = reader.header
+        effective = dict(mapping) or {c: c for c in columns if c}
         _check_targets(list(effective))
         unknown = [src for src in effective.values() if src not in columns]
         if unknown:
             raise ValidationError(
                 f"{path}: no column(s) {', '.join(unknown)} (has: {', '.join(columns)})"
             )
-        for number, row, unreadable in rows:
-            if row is None:
-                yield number, None, unreadable
+        for record in reader.rows():
+            number, row = record.number, record.values
+            if record.problem is not None:
+                yield number, None, record.problem
                 continue
             traits: dict[str, Any] = {}
             user_id = timestamp = None
-            problem = None
-            for target, source in effective.items():
-                value = _coerce(row.get(source) or "")
-                if value is None:
-                    continue
-                if is_consent_field(target):
-                    try:
-                        value = parse_consent(value)
-                    except ConsentValueError as error:
-                        problem = f"{target} (column {source!r}): {error}"
-                        break
-                if target == "user_id":
-                    user_id = str(value)
-                elif target == "timestamp":
-                    timestamp = str(value)
-                else:
-                    _set_path(traits, target, value)
-            if problem is not None:
-                yield number, None, problem
+            try:
+                for target, source in effective.items():
+                    text = row.get(source) or ""
+                    if target == "timestamp":
+                        timestamp = _timestamp(text, options, now) if text.strip() else None
+                        continue
+                    value = _coerce(text, target, options)
+                    if value is None:
+                        continue
+                    if is_consent_field(target):  # an unreadable consent is no consent
+                        try:
+                            value = parse_consent(value)
+                        except ConsentValueError as error:
+                            raise ValueError(f"{target} (column {source!r}): {error}") from None
+                    if target == "user_id":
+                        user_id = str(value)
+                    else:
+                        _set_path(traits, target, value)
+            except ValueError as error:
+                yield number, None, str(error)
                 continue
             if user_id is None and isinstance(traits.get("email"), str):
                 user_id = str(traits["email"]).strip().lower()
@@ -201,12 +158,16 @@ def csv_person_messages(
 
 
 def csv_event_messages(
-    path: Path, mapping: Mapping[str, str]
+    path: Path,
+    mapping: Mapping[str, str],
+    options: CsvOptions | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """Each row → a ``track``. Targets: user_id or email, event, timestamp, message_id,
     ``properties.X``; unmapped columns become properties."""
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        columns, rows = _csv_rows(handle, path)
+    options = options or CsvOptions()
+    with CsvFile(path, options) as reader:
+        columns = reader.header
         effective = dict(mapping)
         for name in ("user_id", "email", "event", "timestamp", "message_id", "anonymous_id"):
             if name not in effective and name in columns:
@@ -222,18 +183,20 @@ def csv_event_messages(
         if "event" not in effective:
             raise ValidationError(f"{path}: map a column to 'event' (e.g. --map event=Activity)")
         used = set(effective.values())
-        for number, row, unreadable in rows:
-            if row is None:
-                yield number, None, unreadable
+        for record in reader.rows():
+            number, row = record.number, record.values
+            if record.problem is not None:
+                yield number, None, record.problem
                 continue
             values = {t: (row.get(s) or "").strip() for t, s in effective.items()}
             properties: dict[str, Any] = {}
             for target, raw in values.items():
                 if target.startswith("properties.") and raw:
-                    _set_path(properties, target.removeprefix("properties."), _coerce(raw))
+                    name = target.removeprefix("properties.")
+                    _set_path(properties, name, _coerce(raw, name, options))
             for column in columns:
-                if column not in used and row.get(column):
-                    properties[column] = _coerce(row[column])
+                if column and column not in used and row.get(column):
+                    properties[column] = _coerce(row[column], column, options)
             user_id = values.get("user_id") or (values.get("email") or "").lower() or None
             anonymous_id = values.get("anonymous_id") or None
             if not user_id and not anonymous_id:
@@ -254,13 +217,21 @@ def csv_event_messages(
             if values.get("email"):
                 message["context"] = {"traits": {"email": values["email"]}}
             if values.get("timestamp"):
-                message["timestamp"] = values["timestamp"]
+                try:
+                    message["timestamp"] = _timestamp(values["timestamp"], options, now)
+                except ValueError as error:
+                    yield number, None, str(error)
+                    continue
             message["messageId"] = values.get("message_id") or "csv-" + content_message_id(message)
             yield number, message, None
 
 
 def file_rows(
-    path: Path, kind: str = "auto", mapping: dict[str, str] | None = None
+    path: Path,
+    kind: str = "auto",
+    mapping: dict[str, str] | None = None,
+    options: CsvOptions | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """The rows of an import file as (line, message, problem): ``kind`` is ``jsonl``,
     ``persons`` or ``events`` (CSV), or ``auto`` (JSONL by extension; a CSV must say)."""
@@ -274,9 +245,9 @@ def file_rows(
     if kind == "jsonl":
         return jsonl_messages(path)
     if kind == "persons":
-        return csv_person_messages(path, mapping or {})
+        return csv_person_messages(path, mapping or {}, options, now)
     if kind == "events":
-        return csv_event_messages(path, mapping or {})
+        return csv_event_messages(path, mapping or {}, options, now)
     raise ValidationError(f"unknown import kind {kind!r} (auto, jsonl, persons or events)")
 
 
@@ -307,20 +278,24 @@ def run_import(
             row_number = batch[rejection.index][0]
             where = f"{rejection.field}: " if rejection.field else ""
             report.problems.append(RowProblem(row_number, where + rejection.reason))
+        report.committed_rows += len(batch)
         if progress:
             progress(len(batch))
         batch.clear()
 
-    for number, message, problem in rows:
-        report.rows += 1
-        if problem is not None:
-            report.problems.append(RowProblem(number, problem))
-            if progress:
-                progress(1)
-            continue
-        batch.append((number, message))
-        if len(batch) >= batch_size:
-            flush()
+    try:
+        for number, message, problem in rows:
+            report.rows += 1
+            if problem is not None:
+                report.problems.append(RowProblem(number, problem))
+                if progress:
+                    progress(1)
+                continue
+            batch.append((number, message))
+            if len(batch) >= batch_size:
+                flush()
+    except CsvEncodingError as error:
+        raise error.after(report.committed_rows) from None
     flush()
     report.problems.sort(key=lambda p: p.row)
     return report

@@ -162,6 +162,8 @@ class Pipeline:
             return batch.result
         stages.resolve(self.context, batch)
         stages.store_events(batch)
+        if batch.replay:
+            stages.backdate(batch)
         stages.update_people(self.context, batch)
         stages.qualify(self.context, batch)
         memory.end(connection)

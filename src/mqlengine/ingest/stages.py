@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import bindparam, update
+
 from mqlengine.domain.attribution import channel_of, named_channel
 from mqlengine.domain.person import Account, Person
 from mqlengine.domain.rules import Definition
@@ -32,7 +34,7 @@ from mqlengine.store.dialect import bulk_update, insert_ignoring_conflicts
 from mqlengine.store.repositories import accounts as account_store
 from mqlengine.store.repositories.persons import persons_by_id
 from mqlengine.store.secretbox import SecretBox
-from mqlengine.store.tables import events, persons
+from mqlengine.store.tables import events, persons, stage_history
 
 # A person's e-mail domain names their company, except for these kinds of mailbox.
 NO_ACCOUNT_FLAGS = frozenset({"free_mail", "disposable", "edu_domain", "invalid"})
@@ -239,6 +241,37 @@ def store_events(batch: Batch) -> None:
     batch.result.accepted = len(batch.event_rows)
     assert batch.graph is not None
     batch.graph.remember()
+
+
+def backdate(batch: Batch) -> None:
+    """History replay: a person first seen later than an event this batch brings (events
+    imported after the person) is taken as first seen at that event, and its ``created``
+    entry moves with it, so the stage history stays in time order and the time to MQL is
+    never negative. Real-time ingest scores at arrival and needs none of this."""
+    earliest: dict[int, datetime] = {}
+    for row in batch.event_rows:
+        pid, at = row["person_id"], row["timestamp"]
+        if pid not in earliest or at < earliest[pid]:
+            earliest[pid] = at
+    if not earliest:
+        return
+    params = [{"pid": pid, "at": at} for pid, at in sorted(earliest.items())]
+    batch.connection.execute(
+        update(persons)
+        .where(persons.c.id == bindparam("pid"), persons.c.first_seen_at > bindparam("at"))
+        .values(first_seen_at=bindparam("at")),
+        params,
+    )
+    batch.connection.execute(
+        update(stage_history)
+        .where(
+            stage_history.c.person_id == bindparam("pid"),
+            stage_history.c.from_stage.is_(None),
+            stage_history.c.changed_at > bindparam("at"),
+        )
+        .values(changed_at=bindparam("at")),
+        params,
+    )
 
 
 # -- update people and accounts ------------------------------------------------------------

@@ -10,9 +10,8 @@ export column names are recognised without a mapping.
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,16 +21,40 @@ from sqlalchemy import select
 
 from mqlengine.domain.lifecycle import ACTION_TARGET, Action, Stage
 from mqlengine.domain.rules import Definition
-from mqlengine.errors import MqlError, ValidationError
+from mqlengine.errors import MqlError, NotFoundError, ValidationError
+from mqlengine.ingest.csvread import (
+    Columns,
+    CsvEncodingError,
+    CsvFile,
+    CsvOptions,
+    RowProblem,
+    parse_amount,
+    parse_datetime,
+)
+from mqlengine.ingest.csvread import resolve_columns as resolve
+from mqlengine.ingest.lookup import find_person_id
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import persons
 
-FIELDS = ("email", "person_id", "status", "reason", "amount", "date", "actor")
+FIELDS = (
+    "email",
+    "user_id",
+    "external_id",
+    "person_id",
+    "status",
+    "reason",
+    "amount",
+    "date",
+    "actor",
+)
+PERSON_FIELDS = ("person_id", "user_id", "external_id", "email")
 # Column names of HubSpot (contacts, deals) and Salesforce (leads, opportunities) exports.
 PRESETS: dict[str, tuple[str, ...]] = {
     "email": ("Email", "Email Address", "Contact: Email", "Associated Email", "email"),
+    "user_id": ("user_id", "User ID", "userId"),
+    "external_id": ("external_id", "External ID", "CRM ID", "Lead ID", "Contact ID"),
     "person_id": ("person_id", "Person ID", "MQL Person ID"),
     "status": (
         "Deal Stage",
@@ -122,70 +145,35 @@ def action_for(status: str) -> tuple[str | None, bool]:
     return None, False
 
 
-def resolve_columns(header: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
+def resolve_columns(
+    header: list[str], mapping: Mapping[str, str], *, strict: bool = False
+) -> Columns:
     """Target field → CSV column: explicit ``mapping`` first, then the presets."""
-    unknown = [k for k in mapping if k not in FIELDS]
-    if unknown:
-        raise ValidationError(
-            f"unknown mapping target(s) {', '.join(unknown)} (use: {', '.join(FIELDS)})"
-        )
-    lower = {h.strip().lower(): h for h in header}
-    columns: dict[str, str] = {}
-    for target in FIELDS:
-        if target in mapping:
-            if mapping[target] not in header:
-                raise ValidationError(
-                    f"column '{mapping[target]}' (for {target}) is not in the file"
-                )
-            columns[target] = mapping[target]
-            continue
-        for candidate in PRESETS[target]:
-            if candidate.lower() in lower:
-                columns[target] = lower[candidate.lower()]
-                break
-    if "status" not in columns:
+    columns = resolve(header, FIELDS, mapping, aliases=PRESETS, strict=strict, what="outcome field")
+    if "status" not in columns.mapped:
         raise ValidationError("no status column found (map one with --map status='Column')")
-    if "email" not in columns and "person_id" not in columns:
+    if not any(f in columns.mapped for f in PERSON_FIELDS):
         raise ValidationError(
-            "no email or person id column found (map one with --map email='Column')"
+            "no email, user id, external id or person id column found "
+            "(map one with --map email='Column')"
         )
     return columns
 
 
 @dataclass
 class OutcomeReport:
+    """``rows = applied + skipped + rejected``; ``actions`` counts committed actions only."""
+
     rows: int = 0
     applied: int = 0
-    skipped: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
+    skipped: int = 0  # nothing to do: the lead is already there, or the status moves nothing
+    problems: list[RowProblem] = field(default_factory=list)
     actions: dict[str, int] = field(default_factory=dict)
+    columns: Columns | None = None
 
-
-def _amount(text: str | None) -> float | None:
-    if text is None or not text.strip():
-        return None
-    cleaned = re.sub(r"[^0-9.\-]", "", text.replace(",", ""))
-    try:
-        return float(cleaned)
-    except ValueError:
-        raise ValueError(f"not an amount: {text!r}") from None
-
-
-def _date(text: str | None, default: datetime) -> datetime:
-    if text is None or not text.strip():
-        return default
-    from mqlengine.ingest.messages import MessageError, parse_time
-
-    value = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        value += "T00:00:00Z"
-    elif re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", value):  # US exports: M/D/YYYY
-        month, day, year = value.split("/")
-        value = f"{year}-{int(month):02d}-{int(day):02d}T00:00:00Z"
-    try:
-        return min(parse_time(value, "date"), default)
-    except MessageError as error:
-        raise ValueError(error.reason) from None
+    @property
+    def rejected(self) -> int:
+        return sum(1 for p in self.problems if not p.warning)
 
 
 def plan(current: Stage, action: str, amount: float | None) -> list[str]:
@@ -211,13 +199,6 @@ def plan(current: Stage, action: str, amount: float | None) -> list[str]:
     return [action]
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        yield 0, {h: h for h in reader.fieldnames or []}
-        yield from enumerate(reader, start=2)
-
-
 def import_outcomes(
     db: Database,
     definition: Definition,
@@ -226,82 +207,143 @@ def import_outcomes(
     now: datetime,
     mapping: Mapping[str, str] | None = None,
     default_actor: str = "crm-import",
+    options: CsvOptions | None = None,
+    lost_reason: str | None = None,
 ) -> OutcomeReport:
+    """Apply each row as feedback, one transaction a row. ``lost_reason``: the reason of a
+    lost deal whose row names none (without it such a row is refused, as feedback is)."""
+    options = options or CsvOptions()
     report = OutcomeReport()
-    rows = _rows(path)
-    _, header_row = next(rows)
-    columns = resolve_columns(list(header_row), mapping or {})
-    for number, row in rows:
-        report.rows += 1
-
-        def get(name: str, row: dict[str, str] = row) -> str | None:
-            column = columns.get(name)
-            value = row.get(column) if column else None
-            return value.strip() if isinstance(value, str) and value.strip() else None
-
+    with CsvFile(path, options) as reader:
+        report.columns = columns = resolve_columns(
+            reader.header, dict(mapping or {}), strict=options.strict
+        )
         try:
-            status = get("status") or ""
-            action, known = action_for(status)
-            if not known:
-                raise ValueError(f"unknown status '{status}'")
-            if action is None:
-                report.skipped += 1
-                continue
-            amount = _amount(get("amount"))
-            at = _date(get("date"), now)
-            reason_text = get("reason")
-            reason = _code(reason_text) if reason_text else DEFAULT_REASONS.get(_norm(status))
-            actor = get("actor") or default_actor
-            with db.begin() as connection:
-                person_id = _person(
-                    connection,
-                    get("email"),
-                    get("person_id"),
-                    gmail_normalize=definition.identity.gmail_normalize,
-                )
-                current = Stage(
-                    connection.execute(
-                        select(persons.c.stage).where(persons.c.id == person_id)
-                    ).scalar_one()
-                )
-                steps = plan(current, action, amount)
-                if not steps:
+            for raw in reader.rows():
+                report.rows += 1
+                if raw.problem is not None:
+                    report.problems.append(RowProblem(raw.number, raw.problem))
+                    continue
+                warnings: list[str] = []
+                try:
+                    done = _apply_row(
+                        db,
+                        definition,
+                        raw.values,
+                        columns.mapped,
+                        now=now,
+                        options=options,
+                        default_actor=default_actor,
+                        lost_reason=lost_reason,
+                        warnings=warnings,
+                    )
+                except (MqlError, ValueError) as error:
+                    message = error.message if isinstance(error, MqlError) else str(error)
+                    report.problems.append(RowProblem(raw.number, message))
+                    continue
+                report.problems.extend(RowProblem(raw.number, w, True) for w in warnings)
+                if not done:
                     report.skipped += 1
                     continue
-                for step in steps:
-                    apply_feedback(
-                        connection,
-                        definition,
-                        person_id,
-                        step,
-                        actor=actor,
-                        at=at,
-                        now=now,
-                        reason=reason if step == action else None,
-                        amount=amount if step in ("convert", "won") else None,
-                    )
+                report.applied += 1
+                for step in done:
                     report.actions[step] = report.actions.get(step, 0) + 1
-            report.applied += 1
-        except (MqlError, ValueError) as error:
-            message = error.message if isinstance(error, MqlError) else str(error)
-            report.problems.append((number, message))
+        except CsvEncodingError as error:
+            raise error.after(report.applied + report.skipped) from None
     return report
 
 
-def _person(
-    connection: Any, email: str | None, person_id: str | None, *, gmail_normalize: bool
-) -> int:
-    from mqlengine.errors import NotFoundError
-    from mqlengine.ingest.lookup import find_person_id
+def _apply_row(
+    db: Database,
+    definition: Definition,
+    row: Mapping[str, str],
+    columns: Mapping[str, str],
+    *,
+    now: datetime,
+    options: CsvOptions,
+    default_actor: str,
+    lost_reason: str | None,
+    warnings: list[str],
+) -> list[str]:
+    """The actions applied for one row (committed when this returns), empty when there was
+    nothing to do."""
 
-    if person_id:
+    def get(name: str) -> str | None:
+        column = columns.get(name)
+        value = row.get(column) if column else None
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    status = get("status") or ""
+    action, known = action_for(status)
+    if not known:
+        raise ValueError(f"unknown status '{status}'")
+    if action is None:
+        return []
+    amount_text = get("amount")
+    amount = parse_amount(amount_text, decimal=options.decimal) if amount_text else None
+    date_text = get("date")
+    at = parse_datetime(date_text, tz=options.zone, name="date") if date_text else now
+    if at > now:
+        if action in ("won", "lost"):
+            raise ValueError(f"date: {date_text!r} is in the future")
+        # an open deal's close date is a forecast: the step is taken now
+        warnings.append(
+            f"date {date_text!r} is in the future (a forecast close date?): {action} recorded now"
+        )
+        at = now
+    reason_text = get("reason")
+    reason = _code(reason_text) if reason_text else DEFAULT_REASONS.get(_norm(status))
+    if reason is None and action == "lost":
+        reason = lost_reason
+        codes = definition.reason_codes("lost")
+        if reason is None and codes:
+            raise ValueError(
+                "a lost deal without a reason: add a loss reason column or name a default "
+                f"with --lost-reason (one of {', '.join(codes)})"
+            )
+    actor = get("actor") or default_actor
+    applied: list[str] = []
+    with db.begin() as connection:
+        person_id = _person(
+            connection,
+            {f: get(f) for f in PERSON_FIELDS},
+            gmail_normalize=definition.identity.gmail_normalize,
+        )
+        current = Stage(
+            connection.execute(
+                select(persons.c.stage).where(persons.c.id == person_id)
+            ).scalar_one()
+        )
+        for step in plan(current, action, amount):
+            apply_feedback(
+                connection,
+                definition,
+                person_id,
+                step,
+                actor=actor,
+                at=at,
+                now=now,
+                reason=reason if step == action else None,
+                amount=amount if step in ("convert", "won") else None,
+            )
+            applied.append(step)
+    return applied
+
+
+def _person(connection: Any, ids: Mapping[str, str | None], *, gmail_normalize: bool) -> int:
+    """The person a row names: a person id, else the first of user id, external id and
+    e-mail that the identity lookup knows."""
+    if ids.get("person_id"):
+        text = ids["person_id"] or ""
         try:
-            return repo.live_person_id(connection, int(person_id))
+            return repo.live_person_id(connection, int(text))
         except ValueError:
-            raise ValidationError(f"not a person id: {person_id!r}") from None
-    if not email:
-        raise ValidationError("no email or person id in this row")
-    found = find_person_id(connection, "email", email, gmail_normalize=gmail_normalize)
-    if found is None:
-        raise NotFoundError(f"no person with email {email}")
-    return found
+            raise ValidationError(f"not a person id: {text!r}") from None
+    named = [(kind, ids[kind]) for kind in ("user_id", "external_id", "email") if ids.get(kind)]
+    if not named:
+        raise ValidationError("no email, user id, external id or person id in this row")
+    for kind, value in named:
+        found = find_person_id(connection, kind, value or "", gmail_normalize=gmail_normalize)
+        if found is not None:
+            return found
+    raise NotFoundError("no person with " + " or ".join(f"{k} {v}" for k, v in named))
