@@ -354,8 +354,8 @@ def coerce_value(text: str, *, column: str = "", decimal: str = ".") -> Any:
     if value[0] in "+" or (len(value) > 1 and value[0] == "0" and value[1].isdigit()):
         return value
     if re.fullmatch(r"-?\d+", value):
-        number = int(value)  # past 64 bits JSON cannot keep it exactly: it stays text
-        return number if -(2**63) <= number < 2**64 else value
+        whole = int(value)  # past 64 bits JSON cannot keep it exactly: it stays text
+        return whole if -(2**63) <= whole < 2**64 else value
     if re.fullmatch(r"-?\d*[.,]\d+", value):
         try:
             number = parse_number(value, decimal=decimal)
