@@ -146,7 +146,7 @@ def test_history_import_reads_consent_as_booleans(
     try:
         report = import_history_csv(eng.db, csv, {}, now=MONDAY)
         assert report.created == 2
-        assert [(row, "consent_marketing" in why) for row, why in report.problems] == [(4, True)]
+        assert [(p.row, "consent_marketing" in p.reason) for p in report.problems] == [(4, True)]
         facade = MqlEngine(eng)
         refusing = facade.explain("no@acme-corp.com")
         assert refusing.person["traits"]["consent_marketing"] is False

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mqlengine
+from mqlengine.errors import ValidationError
 from mqlengine.facade import MqlEngine
 from mqlengine.ingest.importer import ImportReport
 
@@ -158,14 +159,17 @@ def test_jsonl_lines_are_imported_or_reported(
     _summed(report, len(counted))
 
 
-def test_a_csv_with_bytes_that_are_not_utf8_reports_the_row(
+def test_a_csv_with_bytes_that_are_not_utf8_names_the_line_and_what_was_committed(
     engine: MqlEngine, tmp_path: Path
 ) -> None:
+    """A byte the file's encoding cannot hold stops the import where it is: the line, the
+    byte, the rows already imported, and how to name the encoding."""
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"email,title\nana@acme.io,VP\nb\xe9a@acme.io,Head\n")
-    report = engine.import_file(path, kind="persons")
-    _summed(report, 2)
-    assert [p.row for p in report.problems] == [3]
+    with pytest.raises(ValidationError) as refused:
+        engine.import_file(path, kind="persons")
+    message = str(refused.value)
+    assert "latin1.csv:3" in message and "0xe9" in message and "--encoding" in message
 
 
 def test_a_csv_with_a_nul_byte_reports_the_row(engine: MqlEngine, tmp_path: Path) -> None:

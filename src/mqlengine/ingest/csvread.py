@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mqlengine.domain.bounds import OutOfBounds, utc_moment
 from mqlengine.errors import ValidationError
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -279,7 +280,12 @@ def parse_datetime(
     """A date or time as UTC; values without an offset are read in ``tz``. With ``now``,
     a moment after it is refused. ValueError names ``name`` and what is wrong."""
     value = text.strip()
-    moment = _parse_moment(value, tz, name)
+    try:
+        moment = utc_moment(_parse_moment(value, tz, name))
+    except OverflowError:  # a year-1 or year-9999 moment whose offset leaves the calendar
+        raise ValueError(f"{name}: {value!r} is outside the supported range") from None
+    except OutOfBounds as error:
+        raise ValueError(f"{name}: {error}") from None
     if now is not None and moment > now:
         raise ValueError(f"{name}: {value!r} is in the future")
     return moment
@@ -472,7 +478,10 @@ class CsvFile:
             except csv.Error as error:
                 raise ValidationError(f"{self.path}:{self._line}: {error}") from None
             number = starts[mark] if mark < len(starts) else self._line
-            if not record or all(not v.strip() for v in record):
+            if not record:
+                continue  # a blank line
+            if all(not v.strip() for v in record):
+                yield CsvRow(number, {}, "every field of the row is blank")
                 continue
             if len(record) != width:
                 yield CsvRow(
