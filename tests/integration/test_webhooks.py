@@ -276,16 +276,35 @@ def test_a_live_worker_keeps_its_rows_past_the_lease(db: Database) -> None:
         ids = setup(db, hook.url, 4)
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(
-                deliver_due, db, worker="a", clock=_utcnow, concurrency=4, lease=lease
+                deliver_due,
+                db,
+                options=SendOptions(box=TEST_BOX),
+                worker="a",
+                clock=_utcnow,
+                concurrency=4,
+                lease=lease,
             )
+            while not first.done() and not _leased_by(db, "a"):
+                time.sleep(0.01)  # the second worker starts once the first holds the rows
             stolen = 0
             while not first.done():
-                stolen += deliver_due(db, worker="b", clock=_utcnow, lease=lease).claimed
+                options = SendOptions(box=TEST_BOX)
+                stolen += deliver_due(
+                    db, options=options, worker="b", clock=_utcnow, lease=lease
+                ).claimed
                 time.sleep(0.05)
             stats = first.result()
-    assert stolen == 0
+    assert stolen == 0, (stats, stolen)
     assert stats.delivered == 4 and stats.renewals >= 2
     assert sorted(hook.ids()) == sorted(ids)
+
+
+def _leased_by(db: Database, worker: str) -> bool:
+    with db.read() as connection:
+        held = connection.execute(
+            select(outbox_table.c.id).where(outbox_table.c.locked_by == worker)
+        ).first()
+    return held is not None
 
 
 def _utcnow() -> datetime:
