@@ -284,7 +284,7 @@ def test_a_live_worker_keeps_its_rows_past_the_lease(db: Database) -> None:
                 concurrency=4,
                 lease=lease,
             )
-            while not first.done() and not _leased_by(db, "a"):
+            while not first.done() and not _holds_rows(db, "a"):
                 time.sleep(0.01)  # the second worker starts once the first holds the rows
             stolen = 0
             while not first.done():
@@ -299,7 +299,7 @@ def test_a_live_worker_keeps_its_rows_past_the_lease(db: Database) -> None:
     assert sorted(hook.ids()) == sorted(ids)
 
 
-def _leased_by(db: Database, worker: str) -> bool:
+def _holds_rows(db: Database, worker: str) -> bool:
     with db.read() as connection:
         held = connection.execute(
             select(outbox_table.c.id).where(outbox_table.c.locked_by == worker)
