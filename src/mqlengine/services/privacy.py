@@ -254,38 +254,20 @@ def export_person(connection: Connection, definition: Definition, person_id: int
         "merged_persons": [p for p in profiles if p["id"] != live],
         "account": person_account(connection, main.get("account_id")),
         "consent": consent_detail(connection, definition, live, main.get("profile") or {}),
-        "identities": _rows(
-            connection,
-            select(identities).where(identities.c.person_id.in_(ids)).order_by(identities.c.id),
-        ),
-        "events": _rows(
-            connection,
-            select(events)
-            .where(events.c.person_id.in_(ids))
-            .order_by(events.c.timestamp, events.c.id),
-        ),
-        "stage_history": _rows(
-            connection,
-            select(stage_history)
-            .where(stage_history.c.person_id.in_(ids))
-            .order_by(stage_history.c.changed_at, stage_history.c.id),
-        ),
-        "score_snapshots": _rows(
-            connection,
-            select(score_snapshots)
-            .where(score_snapshots.c.person_id.in_(ids))
-            .order_by(score_snapshots.c.as_of, score_snapshots.c.id),
-        ),
-        "assignments": _rows(
-            connection,
-            select(assignments)
-            .where(assignments.c.person_id.in_(ids))
-            .order_by(assignments.c.assigned_at, assignments.c.id),
-        ),
-        "touches": _rows(
-            connection,
-            select(touches).where(touches.c.person_id.in_(ids)).order_by(touches.c.id),
-        ),
+        **{
+            name: _rows(
+                connection,
+                select(table).where(table.c.person_id.in_(ids)).order_by(*order, table.c.id),
+            )
+            for name, table, order in (
+                ("identities", identities, ()),
+                ("events", events, (events.c.timestamp,)),
+                ("stage_history", stage_history, (stage_history.c.changed_at,)),
+                ("score_snapshots", score_snapshots, (score_snapshots.c.as_of,)),
+                ("assignments", assignments, (assignments.c.assigned_at,)),
+                ("touches", touches, ()),
+            )
+        },
         "sla_breaches": _rows(
             connection,
             select(sla_breaches)
