@@ -24,7 +24,8 @@ DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
-def _actor() -> str:
+def cli_actor() -> str:
+    """Who acts from the command line, as the audit log names them (``cli:<user>``)."""
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -32,19 +33,23 @@ def _actor() -> str:
 
 
 def audit_cli(
-    connection: Connection, action: str, target: str | None, details: dict[str, Any] | None
+    connection: Connection,
+    action: str,
+    target: str | None,
+    details: dict[str, Any] | None,
+    at: datetime | None = None,
 ) -> None:
     """Record an admin or feedback command in the audit log (actor ``cli:<user>``)."""
     from mqlengine.services.audit import record_audit
 
     record_audit(
         connection,
-        actor=_actor(),
+        actor=cli_actor(),
         key_id=None,
         action=action,
         target=target,
         details=details,
-        at=now(),
+        at=now() if at is None else at,
     )
 
 
@@ -95,7 +100,6 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print the key as JSON.")] = False,
 ) -> None:
     """Create a key. The key is printed once, on stdout; only its hash is stored."""
-    from mqlengine.services.audit import record_audit
     from mqlengine.services.keys import KeyHasher, create_key
 
     eng = wiring()
@@ -111,13 +115,11 @@ def create(
             expires_at=_expiry(expires, now),
             server_side=server_side,
         )
-        record_audit(
+        audit_cli(
             connection,
-            actor=_actor(),
-            key_id=None,
-            action="key.create",
-            target=created.key_id,
-            details={"name": created.name, "scopes": created.scopes, "server_side": server_side},
+            "key.create",
+            created.key_id,
+            {"name": created.name, "scopes": created.scopes, "server_side": server_side},
             at=now,
         )
     if as_json:
@@ -189,22 +191,13 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (see `mql keys list`).")],
 ) -> None:
     """Revoke a key: running servers refuse it within seconds; its dashboard sessions end."""
-    from mqlengine.services.audit import record_audit
     from mqlengine.services.keys import revoke_key
 
     eng = wiring(create=False)
     now = eng.clock()
     with eng.db.begin() as connection:
         row = revoke_key(connection, key_id.strip(), now=now)
-        record_audit(
-            connection,
-            actor=_actor(),
-            key_id=None,
-            action="key.revoke",
-            target=row["key_id"],
-            details={"name": row["name"]},
-            at=now,
-        )
+        audit_cli(connection, "key.revoke", row["key_id"], {"name": row["name"]}, at=now)
     console.print(f"revoked key {row['key_id']} ({row['name']})", highlight=False)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from mqlengine.cli.access import _actor, audit_cli
+from mqlengine.cli.access import audit_cli, cli_actor
 from mqlengine.cli.common import console, handle_errors, wiring
 
 PERSON_HELP = (
@@ -30,7 +30,7 @@ def erase(
     engine = MqlEngine(wiring(create=False))
     if not yes:
         typer.confirm(f"erase person {person} and everything held on them?", abort=True)
-    record = engine.erase(person, actor=_actor())
+    record = engine.erase(person, actor=cli_actor())
     with engine.wiring.db.begin() as connection:
         audit_cli(connection, "person.erase", f"erasure:{record['erasure_id']}", None)
     removed = ", ".join(f"{table} {n}" for table, n in record["counts"].items() if n)
