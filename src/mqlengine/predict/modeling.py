@@ -172,7 +172,7 @@ def choose_calibration(
     """The calibration with the lowest cross-validated log loss over out-of-sample raw
     predictions (each calibrator fit on 4/5 of them, scored on the other 1/5)."""
     losses: dict[str, float] = {}
-    folds = list(_stratified(y, 5, seed))
+    folds = list(stratified_folds(y, 5, seed))
     for kind in ("none", "platt", "isotonic"):
         total = 0.0
         for train, test in folds:
@@ -186,7 +186,7 @@ def choose_calibration(
 # -- splits ------------------------------------------------------------------------------
 
 
-def _stratified(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     smallest = int(min(y.sum(), len(y) - y.sum()))
     k = max(2, min(k, smallest))
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y))
@@ -206,7 +206,7 @@ def _holdout(y: np.ndarray, order: np.ndarray | None, seed: int) -> tuple[np.nda
         ranked = np.argsort(order, kind="stable")
         cut = n - max(1, int(round(n * HOLDOUT)))
         return np.sort(ranked[:cut]), np.sort(ranked[cut:])
-    train, test = _stratified(y, int(round(1 / HOLDOUT)), seed)[0]
+    train, test = stratified_folds(y, int(round(1 / HOLDOUT)), seed)[0]
     return train, test
 
 
@@ -221,7 +221,7 @@ def _inner_folds(
             (np.sort(np.concatenate(chunks[: i + 1])), np.sort(chunks[i + 1]))
             for i in range(INNER_FOLDS)
         ]
-    return _stratified(y, INNER_FOLDS, seed)
+    return stratified_folds(y, INNER_FOLDS, seed)
 
 
 # -- the search space --------------------------------------------------------------------
@@ -719,7 +719,7 @@ def fit_logistic(X: FeatureFrame, y: np.ndarray, *, seed: int = 0) -> FittedMode
     features = X.features
     levels = _levels(X.frame, X.categorical)
     matrix = _matrix(X, features, levels)
-    folds = _stratified(y_arr, 5, seed)
+    folds = stratified_folds(y_arr, 5, seed)
     best: tuple[float, float, np.ndarray] | None = None
     for C in CS:
         oof = np.zeros(len(y_arr))
