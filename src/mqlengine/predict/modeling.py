@@ -106,8 +106,8 @@ def _matrix(
             ] == levels[name]:
                 codes = column.cat.codes.to_numpy()
             else:
-                values = column.astype("string") if len(column) else column
-                codes = pd.Categorical(values, categories=levels[name]).codes
+                index = pd.Index(levels[name], dtype="string")
+                codes = index.get_indexer(column.astype("string"))
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             try:
