@@ -28,6 +28,7 @@ from mqlengine.predict.modeling import (
     fit_calibrator,
     fit_default,
     fit_logistic,
+    one_thread,
     stratified_folds,
 )
 from mqlengine.predict.tabular import Table
@@ -192,8 +193,6 @@ def report(
         entry["at_threshold"] = asdict(cut)
         entry["calibration_curve"] = [asdict(b) for b in m.calibration_curve(y, p)]
         entry["deciles"] = [asdict(d) for d in m.deciles(y, p)]
-        if name in evaluation.seconds:
-            entry["cpu_seconds"] = round(evaluation.seconds[name], 2)
         models[name] = entry
     return {
         "file": str(table.path),
@@ -216,5 +215,6 @@ def report(
         "definition": evaluation.definition,
         "threshold": threshold,
         "tuned_params": evaluation.params,
+        "cpu_seconds": {k: round(v, 2) for k, v in evaluation.seconds.items()},
         "models": models,
     }

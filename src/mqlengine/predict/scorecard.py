@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from mqlengine.errors import ValidationError
 from mqlengine.predict import metrics as m
 from mqlengine.predict.baselines import bin_edges
+from mqlengine.predict.modeling import one_thread
 
 PDO = 20.0  # points to double the odds
 FACTOR = PDO / math.log(2)
@@ -286,7 +287,8 @@ def fit_scorecard(
     design = np.column_stack(
         [np.append(np.array([b.woe for b in f.bins]), 0.0)[f.index(source[f.name])] for f in features]
     )
-    lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(design, y)
+    with one_thread():
+        lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(design, y)
     for feature, coefficient in zip(features, lr.coef_[0], strict=True):
         feature.coefficient = float(coefficient)
         for b in feature.bins:
