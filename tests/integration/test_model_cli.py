@@ -40,8 +40,20 @@ def test_train_writes_a_model_and_names_the_leak(tmp_path: Path) -> None:
     assert model.importance()[0][0] == "duration"  # the leak dominates when kept
 
     code, stdout, stderr = mql(
-        "model", "train", "--csv", str(BANK), "--label", "y", "--drop", "duration",
-        "--trials", "2", "--seed", "3", "--out", str(out),
+        "model",
+        "train",
+        "--csv",
+        str(BANK),
+        "--label",
+        "y",
+        "--drop",
+        "duration",
+        "--trials",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
     )
     assert code == 0 and "duration" not in stderr
     assert "duration" not in FittedModel.from_bytes(out.read_bytes()).features
@@ -51,8 +63,21 @@ def test_evaluate_json_is_one_object_and_the_model_beats_naive_bayes(
     no_definition: list[str],
 ) -> None:
     code, stdout, stderr = mql(
-        *no_definition, "model", "evaluate", "--csv", str(BANK), "--label", "y",
-        "--drop", "duration", "--trials", "2", "--format", "json", "--threshold", "0.3",
+        *no_definition,
+        "model",
+        "evaluate",
+        "--csv",
+        str(BANK),
+        "--label",
+        "y",
+        "--drop",
+        "duration",
+        "--trials",
+        "2",
+        "--format",
+        "json",
+        "--threshold",
+        "0.3",
     )
     assert code == 0, stderr
     doc = orjson.loads(stdout)
@@ -72,8 +97,18 @@ def test_evaluate_json_is_one_object_and_the_model_beats_naive_bayes(
 def test_scorecard_proposes_fit_rules_that_validate_and_evaluate(tmp_path: Path) -> None:
     proposed = tmp_path / "proposed.yaml"
     code, stdout, stderr = mql(
-        "model", "scorecard", "--csv", str(BANK), "--label", "y", "--drop", "duration",
-        "--trials", "1", "--out", str(proposed),
+        "model",
+        "scorecard",
+        "--csv",
+        str(BANK),
+        "--label",
+        "y",
+        "--drop",
+        "duration",
+        "--trials",
+        "1",
+        "--out",
+        str(proposed),
     )
     assert code == 0, stderr
     assert "held-out ROC AUC: scorecard 0." in stdout and ", model 0." in stdout
@@ -81,8 +116,22 @@ def test_scorecard_proposes_fit_rules_that_validate_and_evaluate(tmp_path: Path)
     assert code == 0 and "fit rules" in stdout
     report = tmp_path / "report.html"
     code, stdout, stderr = mql(
-        "--definition", str(proposed), "model", "evaluate", "--csv", str(BANK), "--label", "y",
-        "--drop", "duration", "--trials", "1", "--format", "html", "--out", str(report),
+        "--definition",
+        str(proposed),
+        "model",
+        "evaluate",
+        "--csv",
+        str(BANK),
+        "--label",
+        "y",
+        "--drop",
+        "duration",
+        "--trials",
+        "1",
+        "--format",
+        "html",
+        "--out",
+        str(report),
     )
     assert code == 0, stderr
     page = report.read_text()

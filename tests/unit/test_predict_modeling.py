@@ -86,7 +86,7 @@ def test_round_trip_and_contributions(
 
 def test_missing_feature_and_bad_model_file_are_clear_errors(tuned: md.FittedModel) -> None:
     frame, _ = synthetic.leads(10, seed=3)
-    with pytest.raises(ValidationError, match="lacks the model's feature.*visits"):
+    with pytest.raises(ValidationError, match=r"lacks the model's feature.*visits"):
         tuned.predict(frame.drop(columns=["visits"]))
     with pytest.raises(ValidationError, match="not a model file"):
         md.FittedModel.from_bytes(b'{"format": "something else"}')
@@ -130,12 +130,16 @@ def test_calibration_on_out_of_fold_predictions_repairs_an_overconfident_model()
     oof = np.zeros(len(y))
     for train, test in md.stratified_folds(y, 5, 0):
         booster = md.fit_lightgbm(X.take(train), y[train], loose, rounds=100)
-        oof[test] = booster.predict(md._matrix(X.take(test), X.features, md._levels(frame, CATEGORICAL)), raw_score=True)
+        oof[test] = booster.predict(
+            md._matrix(X.take(test), X.features, md._levels(frame, CATEGORICAL)), raw_score=True
+        )
     kind, losses = md.choose_calibration(oof, y, seed=0)
     assert kind in ("isotonic", "platt") and losses[kind] < losses["none"]
     calibrator = md.fit_calibrator(kind, oof, y)
     booster = md.fit_lightgbm(X, y, loose, rounds=100)
-    raw = booster.predict(md._matrix(fresh, X.features, md._levels(frame, CATEGORICAL)), raw_score=True)
+    raw = booster.predict(
+        md._matrix(fresh, X.features, md._levels(frame, CATEGORICAL)), raw_score=True
+    )
     uncalibrated = m.log_loss(y_fresh, md.Calibrator("none").apply(raw))
     calibrated = m.log_loss(y_fresh, calibrator.apply(raw))
     assert calibrated < uncalibrated * 0.8

@@ -56,9 +56,7 @@ def test_keep_drop_positive_and_parquet(tmp_path: Path) -> None:
     frame = leads_frame()
     path = tmp_path / "leads.parquet"
     frame.to_parquet(path)
-    table = read_table(
-        path, label="converted", positive="no", keep=["status"], drop=["visits"]
-    )
+    table = read_table(path, label="converted", positive="no", keep=["status"], drop=["visits"])
     assert table.positive == "no" and table.positives == int((frame["converted"] == "no").sum())
     assert "status" in table.X.features and "visits" not in table.X.features
     assert [n.dropped for n in table.notes if n.column == "status"] == [False]
@@ -86,9 +84,11 @@ def test_a_strong_column_named_like_a_measurement_after_the_call_is_warned(
 
 def test_label_errors(tmp_path: Path) -> None:
     path = write_csv(leads_frame(), tmp_path / "leads.csv")
-    with pytest.raises(ValidationError, match=r"no label column 'convertd' \(did you mean 'converted'\?\)"):
+    with pytest.raises(
+        ValidationError, match=r"no label column 'convertd' \(did you mean 'converted'\?\)"
+    ):
         read_table(path, label="convertd")
-    with pytest.raises(ValidationError, match="cannot tell which value of 'country'.*--positive"):
+    with pytest.raises(ValidationError, match=r"cannot tell which value of 'country'.*--positive"):
         read_table(path, label="country")
     with pytest.raises(ValidationError, match="has no value 'maybe'"):
         read_table(path, label="converted", positive="maybe")
@@ -107,7 +107,7 @@ def test_rows_without_a_label_are_left_out_and_counted(tmp_path: Path) -> None:
 
 
 def test_unreadable_files_name_file_and_line(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="missing.csv: no such file"):
+    with pytest.raises(ValidationError, match=r"missing\.csv: no such file"):
         read_table(tmp_path / "missing.csv", label="y")
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a;b;y\n1;2;yes\n3;4;no\n5;no\n")
@@ -120,7 +120,7 @@ def test_unreadable_files_name_file_and_line(tmp_path: Path) -> None:
     assert read_table(latin, label="y", encoding="latin-1", keep=["a"]).rows == 2
     fake = tmp_path / "fake.parquet"
     fake.write_text("not parquet")
-    with pytest.raises(ValidationError, match="fake.parquet: not a readable Parquet file"):
+    with pytest.raises(ValidationError, match=r"fake\.parquet: not a readable Parquet file"):
         read_table(fake, label="y")
     empty = tmp_path / "empty.csv"
     empty.write_text("a;y\n")

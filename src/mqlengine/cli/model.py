@@ -43,9 +43,7 @@ KeepOpt = Annotated[
 ]
 TimeOpt = Annotated[
     str | None,
-    typer.Option(
-        "--time", help="A date column: validate on later rows than those trained on."
-    ),
+    typer.Option("--time", help="A date column: validate on later rows than those trained on."),
 ]
 BudgetOpt = Annotated[
     str, typer.Option("--budget", help="Time for tuning, e.g. 60s, 5m (default 60s).")
@@ -136,7 +134,9 @@ def train(
 
     seconds = parse_budget(budget)
     table = _table(csv, label, positive, drop, keep, time_column, delimiter, encoding)
-    model = fit_best(table.X, table.y, budget_s=seconds, seed=seed, progress=_say, max_trials=trials)
+    model = fit_best(
+        table.X, table.y, budget_s=seconds, seed=seed, progress=_say, max_trials=trials
+    )
     out.write_bytes(model.to_bytes())
     p = model.params
     console.print(

@@ -27,7 +27,7 @@ def nice(value: float) -> float:
     """``value`` rounded to two significant digits (1234 → 1200, 0.0456 → 0.046)."""
     if value == 0 or not math.isfinite(value):
         return value
-    digits = 1 - int(math.floor(math.log10(abs(value))))
+    digits = 1 - math.floor(math.log10(abs(value)))
     return round(value, digits)
 
 
@@ -109,4 +109,4 @@ class NaiveBayes:
                     log_lost[i] += lookup_lost[value]
         # won / (won + lost), in log space so that twenty fields do not underflow
         p = 1.0 / (1.0 + np.exp(log_lost - log_won))
-        return np.clip(p, FLOOR, CEILING)
+        return np.asarray(np.clip(p, FLOOR, CEILING))

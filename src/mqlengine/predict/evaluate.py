@@ -28,7 +28,6 @@ from mqlengine.predict.modeling import (
     fit_calibrator,
     fit_default,
     fit_logistic,
-    one_thread,
     stratified_folds,
 )
 from mqlengine.predict.tabular import Table
@@ -119,9 +118,7 @@ def cross_validate(
         Xtr, Xte, ytr = X.take(train), X.take(test), y[train]
         say(f"fold {index}/{len(folds)}: {len(train):,} rows to train, {len(test):,} to test")
         started = time.process_time()
-        best = fit_best(
-            Xtr, ytr, budget_s=budget_s / len(folds), seed=seed, max_trials=max_trials
-        )
+        best = fit_best(Xtr, ytr, budget_s=budget_s / len(folds), seed=seed, max_trials=max_trials)
         predictions["model"][test] = best.predict(Xte)
         params.append(best.params)
         seconds["model"] += time.process_time() - started

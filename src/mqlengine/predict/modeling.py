@@ -122,9 +122,10 @@ def _matrix(
     for j, name in enumerate(features):
         column = frame[name]
         if name in levels:
-            if isinstance(column.dtype, pd.CategoricalDtype) and [
-                str(c) for c in column.cat.categories
-            ] == levels[name]:
+            if (
+                isinstance(column.dtype, pd.CategoricalDtype)
+                and [str(c) for c in column.cat.categories] == levels[name]
+            ):
                 codes = column.cat.codes.to_numpy()
             else:
                 index = pd.Index(levels[name], dtype="string")
@@ -145,11 +146,11 @@ def _matrix(
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.log(q / (1 - q))
+    return np.asarray(np.log(q / (1 - q)))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class Calibrator:
         if self.kind == "isotonic":
             p = np.interp(_sigmoid(raw), self.params["x"], self.params["y"])
             floor = self.params["floor"]
-            return np.clip(p, floor, 1 - floor)
+            return np.asarray(np.clip(p, floor, 1 - floor))
         return _sigmoid(raw)
 
 
@@ -187,9 +188,7 @@ def fit_calibrator(kind: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
     return Calibrator("none")
 
 
-def choose_calibration(
-    raw: np.ndarray, y: np.ndarray, seed: int
-) -> tuple[str, dict[str, float]]:
+def choose_calibration(raw: np.ndarray, y: np.ndarray, seed: int) -> tuple[str, dict[str, float]]:
     """The calibration with the lowest cross-validated log loss over out-of-sample raw
     predictions (each calibrator fit on 4/5 of them, scored on the other 1/5)."""
     losses: dict[str, float] = {}
@@ -225,9 +224,9 @@ def _holdout(y: np.ndarray, order: np.ndarray | None, seed: int) -> tuple[np.nda
     if spans_time(order):
         assert order is not None
         ranked = np.argsort(order, kind="stable")
-        cut = n - max(1, int(round(n * HOLDOUT)))
+        cut = n - max(1, round(n * HOLDOUT))
         return np.sort(ranked[:cut]), np.sort(ranked[cut:])
-    train, test = stratified_folds(y, int(round(1 / HOLDOUT)), seed)[0]
+    train, test = stratified_folds(y, round(1 / HOLDOUT), seed)[0]
     return train, test
 
 
@@ -374,7 +373,7 @@ def _cross_validate(
         choice,
         m.log_loss(y[seen], p),
         m.roc_auc(y[seen], p),
-        int(round(float(np.mean(rounds)))),
+        round(float(np.mean(rounds))),
         oof,
         time.perf_counter() - started,
     )
@@ -412,7 +411,10 @@ class FittedModel:
         self.linear = linear
 
     def __repr__(self) -> str:
-        return f"FittedModel(kind={self.kind!r}, features={len(self.features)}, calibration={self.calibration!r})"
+        return (
+            f"FittedModel(kind={self.kind!r}, features={len(self.features)}, "
+            f"calibration={self.calibration!r})"
+        )
 
     # predictions
 
@@ -426,7 +428,8 @@ class FittedModel:
             return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=THREADS))
         assert self.linear is not None
         design = _linear_design(matrix, self.features, self.levels, self.linear)
-        return design @ np.asarray(self.linear["coef"]) + float(self.linear["intercept"])
+        coef = np.asarray(self.linear["coef"])
+        return np.asarray(design @ coef + float(self.linear["intercept"]))
 
     def predict(self, X: FeatureFrame | pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated P(y=1) per row."""
@@ -493,9 +496,7 @@ class FittedModel:
             raise ValidationError(f"not a model file (JSON expected): {error}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValidationError(f"not a model file of this version (format {FORMAT} expected)")
-        booster = (
-            lgb.Booster(model_str=document["booster"]) if document.get("booster") else None
-        )
+        booster = lgb.Booster(model_str=document["booster"]) if document.get("booster") else None
         return cls(
             kind=document["kind"],
             features=tuple(document["features"]),
@@ -610,9 +611,7 @@ def fit_best(
             # keep about a fifth of the budget for calibration and the two refits
             if elapsed + per_trial > 0.8 * budget_s:
                 break
-        trial = _cross_validate(
-            matrix[dev], y_arr[dev], folds, choice, features, cat_idx, seed
-        )
+        trial = _cross_validate(matrix[dev], y_arr[dev], folds, choice, features, cat_idx, seed)
         trials.append(trial)
         say(
             f"trial {index + 1}: log loss {trial.log_loss:.4f}, AUC {trial.auc:.4f}, "
@@ -647,7 +646,7 @@ def fit_best(
 
     # the final model on every row; the calibrator on every out-of-sample prediction
     scale = 1.0 + 1.0 / INNER_FOLDS if not by_time else 1.0 + HOLDOUT
-    final_rounds = max(1, int(round(rounds * scale)))
+    final_rounds = max(1, round(rounds * scale))
     booster = lgb.train(
         params, _dataset(matrix, y_arr, features, cat_idx), num_boost_round=final_rounds
     )
@@ -681,7 +680,9 @@ def fit_best(
 CS = (0.01, 0.1, 1.0, 10.0)
 
 
-def _linear_stats(matrix: np.ndarray, features: Sequence[str], levels: dict[str, list[str]]) -> dict[str, Any]:
+def _linear_stats(
+    matrix: np.ndarray, features: Sequence[str], levels: dict[str, list[str]]
+) -> dict[str, Any]:
     """One-hot columns for each categorical level (and its missing value), and for numeric
     columns the median (imputed), mean and spread (standardised) and a missing flag."""
     numeric: dict[str, dict[str, float]] = {}

@@ -110,10 +110,10 @@ def _xy(x: float, y: float, y_max: float = 1.0) -> tuple[float, float]:
 
 
 def _line(points: list[tuple[float, float]], color: str, y_max: float = 1.0) -> str:
-    coords = " ".join("{:.1f},{:.1f}".format(*_xy(x, y, y_max)) for x, y in points)
+    placed = [_xy(x, y, y_max) for x, y in points]
+    coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in placed)
     dots = "".join(
-        '<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>'.format(*_xy(x, y, y_max), color)
-        for x, y in points
+        f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{color}"/>' for px, py in placed
     )
     return f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>{dots}'
 

@@ -185,9 +185,7 @@ def _numeric_bins(values: np.ndarray, y: np.ndarray) -> tuple[list[Bin], float]:
     spans: list[list[int]] = [[i] for i in range(k)]
 
     def rates(sp: list[list[int]]) -> list[float]:
-        return [
-            (pos[s].sum() + SMOOTH) / (pos[s].sum() + neg[s].sum() + 2 * SMOOTH) for s in sp
-        ]
+        return [(pos[s].sum() + SMOOTH) / (pos[s].sum() + neg[s].sum() + 2 * SMOOTH) for s in sp]
 
     _, iv_raw = _woe(pos, neg)
     # pool adjacent violators in the direction of the overall trend
@@ -285,15 +283,19 @@ def fit_scorecard(
     if not features:
         raise ValidationError("no column carries enough information for a scorecard")
     design = np.column_stack(
-        [np.append(np.array([b.woe for b in f.bins]), 0.0)[f.index(source[f.name])] for f in features]
+        [
+            np.append(np.array([b.woe for b in f.bins]), 0.0)[f.index(source[f.name])]
+            for f in features
+        ]
     )
     with one_thread():
         lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(design, y)
     for feature, coefficient in zip(features, lr.coef_[0], strict=True):
         feature.coefficient = float(coefficient)
-        for b in feature.bins:
-            b.points = int(round(FACTOR * coefficient * b.woe))
-    card = Scorecard(features, float(lr.intercept_[0]), int(round(FACTOR * lr.intercept_[0])), 0)
+        for spec in feature.bins:
+            spec.points = round(FACTOR * float(coefficient) * spec.woe)
+    intercept = float(lr.intercept_[0])
+    card = Scorecard(features, intercept, round(FACTOR * intercept), 0)
     points = card.points(source)
     card.threshold = _best_threshold(points, y)
     card.notes = notes

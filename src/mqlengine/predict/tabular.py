@@ -82,7 +82,9 @@ class Table:
         return int(self.y.sum())
 
 
-def read_frame(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+def read_frame(
+    path: Path, *, delimiter: str | None = None, encoding: str | None = None
+) -> pd.DataFrame:
     """The file as text columns (CSV) or as stored (Parquet)."""
     if not path.exists():
         raise ValidationError(f"{path}: no such file")
@@ -135,7 +137,7 @@ def _typed(column: pd.Series) -> tuple[pd.Series, bool]:
 
 def _numbers(text: pd.Series) -> np.ndarray | None:
     try:
-        return text.astype(np.float64).to_numpy()
+        return np.asarray(text.astype(np.float64).to_numpy())
     except (ValueError, TypeError):
         return None
 
@@ -157,7 +159,9 @@ def single_column_auc(values: pd.Series, numeric: bool, y: np.ndarray) -> float:
     return m.roc_auc(y, rate)
 
 
-def _label(column: pd.Series, name: str, positive: str | None, path: Path) -> tuple[np.ndarray, str, np.ndarray]:
+def _label(
+    column: pd.Series, name: str, positive: str | None, path: Path
+) -> tuple[np.ndarray, str, np.ndarray]:
     """(y, positive value, mask of labelled rows)."""
     text = column.map(lambda v: None if v is None or pd.isna(v) else str(v).strip())
     labelled = text.map(lambda v: v is not None and v.lower() not in MISSING).to_numpy(dtype=bool)
