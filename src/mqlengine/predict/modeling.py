@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ from mqlengine.predict import metrics as m
 FORMAT = "mqlengine.model/1"
 THREADS = 1  # fixed: LightGBM's sums (hence its bytes) depend on the thread count, and
 # OpenMP threads that spin on a shared, busy machine cost ten times their work
+# batch scoring of many rows uses every core (rows are independent: the same numbers)
+PREDICT_THREADS = os.cpu_count() or 1
+PARALLEL_ROWS = 50_000
 MAX_ROUNDS = 3000
 EARLY_STOP = 50
 INNER_FOLDS = 3
@@ -425,7 +429,8 @@ class FittedModel:
         """Uncalibrated log-odds."""
         matrix = X if isinstance(X, np.ndarray) else self.matrix(X)
         if self.booster is not None:
-            return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=THREADS))
+            threads = PREDICT_THREADS if len(matrix) >= PARALLEL_ROWS else THREADS
+            return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=threads))
         assert self.linear is not None
         design = _linear_design(matrix, self.features, self.levels, self.linear)
         coef = np.asarray(self.linear["coef"])
