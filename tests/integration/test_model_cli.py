@@ -136,7 +136,7 @@ def test_scorecard_proposes_fit_rules_that_validate_and_evaluate(tmp_path: Path)
     assert code == 0, stderr
     page = report.read_text()
     assert "definition&#x27;s fit rules" in page and "(points)" in page
-    assert "(probability (same share as the rules))" in page
+    assert "(probability, same share as the rules)" in page
     # self-contained: inline SVG charts, nothing fetched, no scripts
     assert page.count("<svg") == 3 and "Cumulative gains by decile" in page
     assert "<script" not in page and "<link" not in page and "src=" not in page

@@ -183,7 +183,7 @@ def report(
             entry["threshold_unit"] = "probability"
         elif share is not None:
             cut = m.at_threshold(y, p, m.threshold_for_share(p, share))
-            entry["threshold_unit"] = "probability (same share as the rules)"
+            entry["threshold_unit"] = "probability, same share as the rules"
         else:
             cut = m.at_threshold(y, p, 0.5)
             entry["threshold_unit"] = "probability"

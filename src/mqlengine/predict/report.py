@@ -82,12 +82,12 @@ def text(doc: dict[str, Any]) -> str:
 W, H, PAD = 360, 260, 40
 
 
-def _svg_frame(title: str, x_label: str, y_label: str, body: str) -> str:
+def _svg_frame(title: str, x_label: str, y_label: str, body: str, y_max: float = 1.0) -> str:
     ticks = "".join(
         f'<text x="{PAD + t * (W - 2 * PAD) / 4:.1f}" y="{H - PAD + 14}" font-size="10" '
         f'text-anchor="middle">{t / 4:g}</text>'
         f'<text x="{PAD - 4}" y="{H - PAD - t * (H - 2 * PAD) / 4 + 3:.1f}" font-size="10" '
-        f'text-anchor="end">{t / 4:g}</text>'
+        f'text-anchor="end">{t / 4 * y_max:g}</text>'
         for t in range(5)
     )
     return (
@@ -162,9 +162,9 @@ def html_page(doc: dict[str, Any]) -> str:
     )
     y_max = math.ceil(top_lift)
     lift = _svg_frame(
-        f"Lift by decile (axis 0–{y_max})",
-        "decile / 10",
-        f"lift ÷ {y_max}",
+        "Lift by decile",
+        "decile / 10 (highest scores first)",
+        "positive rate ÷ overall rate",
         "".join(
             _line(
                 [(d["decile"] / 10, d["lift"]) for d in models[n]["deciles"]],
@@ -173,6 +173,7 @@ def html_page(doc: dict[str, Any]) -> str:
             )
             for n in names
         ),
+        y_max,
     )
     rows = "".join(
         f"<tr><td>{html.escape(NAMES.get(n, n))}</td>"
