@@ -521,6 +521,10 @@ from mqlengine.cli import privacy as _privacy  # noqa: E402
 
 _privacy.register(app)
 
+from mqlengine.cli import model as _model  # noqa: E402
+
+_model.register(app)
+
 
 def main() -> None:
     from mqlengine.logmask import install

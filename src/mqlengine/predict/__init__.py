@@ -1,0 +1,1 @@
+"""Predictive likelihood: models learned from outcomes, their metrics and baselines."""
