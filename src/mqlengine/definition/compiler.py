@@ -353,9 +353,7 @@ def likelihood_notes(loaded: LoadedDefinition) -> list[str]:
     """What the definition does with the predictive likelihood, in words (``mql validate``)."""
     definition = loaded.definition
     predict = definition.predict
-    uses = [
-        path.type for path in definition.qualify.paths if _reads_likelihood(path.when)
-    ]
+    uses = [path.type for path in definition.qualify.paths if _reads_likelihood(path.when)]
     gate = definition.qualify.min_likelihood
     if "predict" not in loaded.spec.model_fields_set and not uses and gate is None:
         return []
@@ -371,9 +369,13 @@ def likelihood_notes(loaded: LoadedDefinition) -> list[str]:
             "(or stay) an MQL"
         )
     for name in uses:
-        notes.append(f"  path '{name}' asks for the likelihood (never matches without a live model)")
+        notes.append(
+            f"  path '{name}' asks for the likelihood (never matches without a live model)"
+        )
     if predict.shadow:
-        notes.append("  shadow: the newest candidate model scores beside the live one, never deciding")
+        notes.append(
+            "  shadow: the newest candidate model scores beside the live one, never deciding"
+        )
     notes.append(
         "  without a live model the likelihood is unknown and decisions are the rules' alone"
     )

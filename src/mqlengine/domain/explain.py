@@ -71,7 +71,9 @@ def likelihood_to_dict(card: ScoreCard) -> dict[str, Any] | None:
     return {
         "value": _r(card.likelihood),
         "model_version": card.model_version,
-        "top": [{"feature": name, "contribution": _r(value)} for name, value in card.likelihood_top],
+        "top": [
+            {"feature": name, "contribution": _r(value)} for name, value in card.likelihood_top
+        ],
     }
 
 

@@ -67,7 +67,8 @@ class FittedModel:
     def _raw(self, X: FeatureFrame | pandas.DataFrame) -> numpy.ndarray:
         frame = self._frame(X)
         if self.kind == "lightgbm":
-            return numpy.asarray(self._booster_model().predict(frame), dtype=float)
+            raw: numpy.ndarray = numpy.asarray(self._booster_model().predict(frame), dtype=float)
+            return raw
         assert self.linear is not None
         return _sigmoid(_linear_design(frame, self) @ numpy.asarray(self.linear["coef"]))
 
@@ -77,7 +78,8 @@ class FittedModel:
         raw = self._raw(X)
         if self.calibrator is not None:
             xs, ys = self.calibrator
-            return numpy.clip(numpy.interp(raw, xs, ys), 0.0, 1.0)
+            calibrated: numpy.ndarray = numpy.clip(numpy.interp(raw, xs, ys), 0.0, 1.0)
+            return calibrated
         return raw
 
     def contributions(
@@ -136,7 +138,8 @@ class FittedModel:
 
 
 def _sigmoid(values: numpy.ndarray) -> numpy.ndarray:
-    return 1.0 / (1.0 + numpy.exp(-numpy.clip(values, -35, 35)))
+    out: numpy.ndarray = 1.0 / (1.0 + numpy.exp(-numpy.clip(values, -35, 35)))
+    return out
 
 
 def _linear_design(frame: pandas.DataFrame, model: FittedModel) -> numpy.ndarray:
@@ -235,9 +238,7 @@ def fit_best(
     train_set = lightgbm.Dataset(
         frame.iloc[fit_index], y[fit_index], categorical_feature=list(X.categorical)
     )
-    stop_set = lightgbm.Dataset(
-        frame.iloc[stop_index], y[stop_index], reference=train_set
-    )
+    stop_set = lightgbm.Dataset(frame.iloc[stop_index], y[stop_index], reference=train_set)
     booster = lightgbm.train(
         params,
         train_set,
@@ -297,4 +298,3 @@ def fit_logistic(X: FeatureFrame, y: numpy.ndarray, *, seed: int = 0) -> FittedM
     model.linear["coef"] = [float(v) for v in fitted.coef_[0]]
     model.metrics = _metrics(y[held], model.predict(frame.iloc[held].reset_index(drop=True)))
     return model
-
