@@ -171,3 +171,59 @@ def explain_card(
     if scorer.reads_likelihood:
         return scorer.score(row.profile, events, moment, likelihood=found)
     return with_likelihood(card, found)
+
+
+def shadow_report(
+    connection: Connection, definition: Definition, *, now: datetime, version: int | None = None
+) -> dict[str, Any]:
+    """How a shadow candidate compares with the live model on the same scorings:
+    agreement of the decisions, flips each way, and, for the leads whose label window has
+    closed, each model's calibration (mean predicted against observed, Brier score) on
+    its first prediction of the lead."""
+    from sqlalchemy import func
+
+    from mqlengine.predict.labels import load_labels
+    from mqlengine.store.tables_predict import model_shadow_scores as shadow
+
+    if version is None:
+        version = connection.execute(select(func.max(shadow.c.shadow_version))).scalar()
+        if version is None:
+            return {"shadow_version": None, "scorings": 0, "note": "no shadow scores recorded"}
+    rows = connection.execute(
+        select(shadow)
+        .where(shadow.c.shadow_version == version)
+        .order_by(shadow.c.as_of, shadow.c.id)
+    ).all()
+    agree = sum(1 for r in rows if r.live_qualifies == r.shadow_qualifies)
+    gained = sum(1 for r in rows if r.shadow_qualifies and not r.live_qualifies)
+    lost = sum(1 for r in rows if r.live_qualifies and not r.shadow_qualifies)
+    first: dict[int, Any] = {}
+    for r in rows:
+        first.setdefault(r.person_id, r)
+    labels = {x.person_id: x for x in load_labels(connection, definition.predict, now=now)}
+    calibration: dict[str, Any] = {}
+    for side in ("live", "shadow"):
+        pairs = [
+            (float(getattr(r, f"{side}_likelihood")), 1.0 if labels[pid].positive else 0.0)
+            for pid, r in first.items()
+            if pid in labels and getattr(r, f"{side}_likelihood") is not None
+        ]
+        if pairs:
+            calibration[side] = {
+                "leads": len(pairs),
+                "mean_predicted": round(sum(p for p, _ in pairs) / len(pairs), 4),
+                "observed_rate": round(sum(y for _, y in pairs) / len(pairs), 4),
+                "brier": round(sum((p - y) ** 2 for p, y in pairs) / len(pairs), 4),
+            }
+        else:
+            calibration[side] = None
+    live_versions = sorted({r.live_version for r in rows if r.live_version is not None})
+    return {
+        "shadow_version": int(version),
+        "live_versions": live_versions,
+        "scorings": len(rows),
+        "persons": len(first),
+        "agreement": round(agree / len(rows), 4) if rows else None,
+        "flips": {"to_mql": gained, "from_mql": lost},
+        "calibration": calibration,
+    }

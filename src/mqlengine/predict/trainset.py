@@ -382,3 +382,28 @@ def recent_population(
         )
     ]
     return features_at(connection, definition, dict.fromkeys(ids, now))
+
+
+def live_drift(connection: Connection, definition: Definition, *, now: datetime) -> dict[str, Any]:
+    """PSI of each feature and of the likelihood: the live model's training set against
+    the persons seen in the last ``predict.drift_window_days`` days (as of now)."""
+    version = registry.live_version(connection)
+    if version is None:
+        return {"model_version": None, "warnings": [], "note": "no live model"}
+    entry = registry.get(connection, version)
+    model = registry.load(connection, version)
+    predict = definition.predict
+    population = recent_population(connection, definition, now=now, days=predict.drift_window_days)
+    rows = list(population.values())
+    columns: dict[str, list[Any]] = {}
+    likelihood: list[float] = []
+    if rows:
+        frame = to_frame(rows, model.features, model.categorical)
+        columns = _columns(frame)
+        likelihood = [float(v) for v in model.predict(frame)]
+    report = drift.drift_report(
+        entry.reference, columns, likelihood, warn_psi=predict.drift_warn_psi
+    )
+    report["model_version"] = version
+    report["window_days"] = predict.drift_window_days
+    return report
