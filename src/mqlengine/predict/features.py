@@ -37,7 +37,17 @@ WINDOWS = (7, 30, 90)
 DAY = 86_400.0
 # traits that identify a person rather than describe one: never features
 IDENTIFYING = frozenset(
-    {"email", "phone", "name", "first_name", "last_name", "user_id", "external_id", "address"}
+    {
+        "email",
+        "email_domain",
+        "phone",
+        "name",
+        "first_name",
+        "last_name",
+        "user_id",
+        "external_id",
+        "address",
+    }
 )
 CATEGORICAL_FIXED = ("channel", "source", "campaign")
 

@@ -223,13 +223,13 @@ def fit_best(
         "objective": "binary",
         "learning_rate": 0.05,
         "num_leaves": 15,
-        "min_data_in_leaf": max(5, len(y) // 100),
+        "min_data_in_leaf": max(3, min(20, len(y) // 50)),
         "feature_fraction": 0.9,
         "bagging_fraction": 0.9,
         "bagging_freq": 1,
         "lambda_l2": 1.0,
-        "cat_smooth": 10,
-        "min_data_per_group": 20,
+        "cat_smooth": 5,
+        "min_data_per_group": 5,
         "seed": seed,
         "deterministic": True,
         "num_threads": 1,
@@ -244,7 +244,7 @@ def fit_best(
         train_set,
         num_boost_round=500,
         valid_sets=[stop_set],
-        callbacks=[lightgbm.early_stopping(30, verbose=False)],
+        callbacks=[lightgbm.early_stopping(50, verbose=False)],
     )
     best = booster.best_iteration or booster.current_iteration()
     model.booster_text = booster.model_to_string(num_iteration=best)
