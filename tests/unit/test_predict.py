@@ -6,7 +6,6 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.paths import EXAMPLE
 
 from mqlengine.definition.compiler import likelihood_notes, parse_definition
 from mqlengine.domain.rules import PredictConfig
@@ -14,6 +13,7 @@ from mqlengine.domain.scoring import Likelihood, Scorer
 from mqlengine.errors import DefinitionError
 from mqlengine.predict import drift
 from mqlengine.predict.labels import label_leads
+from support.paths import EXAMPLE
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 DAY = timedelta(days=1)
