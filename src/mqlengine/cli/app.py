@@ -111,7 +111,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check a definition file; errors name file:line:col."""
-    from mqlengine.definition.compiler import load_definition
+    from mqlengine.definition.compiler import likelihood_notes, load_definition
 
     loaded = load_definition(_definition_path(path))
     for warning in loaded.warnings:
@@ -124,6 +124,8 @@ def validate(
         f"{len(loaded.spec.tests)} tests",
         highlight=False,
     )
+    for line in likelihood_notes(loaded):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command("test")
@@ -524,6 +526,10 @@ _privacy.register(app)
 from mqlengine.cli import model as _model  # noqa: E402
 
 _model.register(app)
+
+from mqlengine.cli import model_registry as _model_registry  # noqa: E402
+
+_model_registry.register(app)
 
 
 def main() -> None:

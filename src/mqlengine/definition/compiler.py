@@ -45,6 +45,7 @@ from mqlengine.domain.rules import (
     Gate,
     IdentityPolicy,
     IntentRule,
+    PredictConfig,
     Qualify,
     QualifyPath,
     Repeat,
@@ -233,6 +234,7 @@ class _Compiler:
             "fit_at_least",
             "intent_at_least",
             "total_at_least",
+            "likelihood_at_least",
         }
         for i, p in enumerate(spec.qualify.paths):
             path = ("qualify", "paths", i)
@@ -266,6 +268,11 @@ class _Compiler:
                     f"threshold {q.threshold:g} can never be reached "
                     f"(fit cap + intent cap = {best:g})",
                 )
+        if spec.predict.label.reached not in spec.stages:
+            self.error(
+                ("predict", "label", "reached"),
+                f"stage '{spec.predict.label.reached}' is not among the definition's stages",
+            )
         routing, sla = compile_handoff(self, spec, rule_ids, {*path_types, q.default_type})
         if self.errors:
             raise DefinitionError(
@@ -290,6 +297,7 @@ class _Compiler:
                 recycle_cooldown_days=q.recycle_cooldown_days,
                 paths=tuple(paths),
                 default_type=q.default_type,
+                min_likelihood=q.min_likelihood,
             ),
             stages=tuple(spec.stages),
             reasons={
@@ -318,6 +326,16 @@ class _Compiler:
             ),
             routing=routing,
             sla=sla,
+            predict=PredictConfig(
+                label_reached=spec.predict.label.reached,
+                within_days=spec.predict.label.within_days,
+                label_from=spec.predict.label.from_,
+                min_rows=spec.predict.min_rows,
+                traits=tuple(spec.predict.traits),
+                shadow=spec.predict.shadow,
+                drift_warn_psi=spec.predict.drift_warn_psi,
+                drift_window_days=spec.predict.drift_window_days,
+            ),
         )
 
 
@@ -329,6 +347,49 @@ def _rule_refs(condition: Condition) -> list[str]:
     if isinstance(condition, Not):
         return _rule_refs(condition.item)
     return []
+
+
+def likelihood_notes(loaded: LoadedDefinition) -> list[str]:
+    """What the definition does with the predictive likelihood, in words (``mql validate``)."""
+    definition = loaded.definition
+    predict = definition.predict
+    uses = [path.type for path in definition.qualify.paths if _reads_likelihood(path.when)]
+    gate = definition.qualify.min_likelihood
+    if "predict" not in loaded.spec.model_fields_set and not uses and gate is None:
+        return []
+    start = "becoming an MQL" if predict.label_from == "mql" else "first being seen"
+    notes = [
+        f"likelihood: P(reaching {predict.label_reached} or later within "
+        f"{predict.within_days:g} days of {start}), learned by `mql models fit` "
+        f"from at least {predict.min_rows} labelled leads"
+    ]
+    if gate is not None:
+        notes.append(
+            f"  min_likelihood {gate:g}: with a live model, a lead below it does not become "
+            "(or stay) an MQL"
+        )
+    for name in uses:
+        notes.append(
+            f"  path '{name}' asks for the likelihood (never matches without a live model)"
+        )
+    if predict.shadow:
+        notes.append(
+            "  shadow: the newest candidate model scores beside the live one, never deciding"
+        )
+    notes.append(
+        "  without a live model the likelihood is unknown and decisions are the rules' alone"
+    )
+    return notes
+
+
+def _reads_likelihood(condition: Condition) -> bool:
+    if isinstance(condition, ScoreAtLeast):
+        return condition.field is ScoreField.LIKELIHOOD
+    if isinstance(condition, AllOf | AnyOf):
+        return any(_reads_likelihood(item) for item in condition.items)
+    if isinstance(condition, Not):
+        return _reads_likelihood(condition.item)
+    return False
 
 
 def content_hash(text: str) -> str:

@@ -34,7 +34,14 @@ OPERATORS = (
 )
 NULLABLE_OPERATORS = ("equals", "not_equals")  # comparing with null is a question
 SUBJECTS = ("trait", "property")
-SPECIALS = ("rule", "event", "fit_at_least", "intent_at_least", "total_at_least")
+SPECIALS = (
+    "rule",
+    "event",
+    "fit_at_least",
+    "intent_at_least",
+    "total_at_least",
+    "likelihood_at_least",
+)
 
 
 class Strict(BaseModel):
@@ -52,6 +59,7 @@ class LeafCondition(Strict):
     fit_at_least: float | None = None
     intent_at_least: float | None = None
     total_at_least: float | None = None
+    likelihood_at_least: float | None = Field(default=None, ge=0, le=1)
     equals: Any = None
     not_equals: Any = None
     in_: list[Any] | None = Field(default=None, alias="in")
@@ -75,7 +83,7 @@ class LeafCondition(Strict):
         if len(subjects) + len(specials) != 1:
             raise ValueError(
                 "a condition names exactly one subject: trait, property, rule, event, "
-                "fit_at_least, intent_at_least or total_at_least"
+                "fit_at_least, intent_at_least, total_at_least or likelihood_at_least"
             )
         if subjects:
             if len(operators) != 1:
@@ -205,6 +213,7 @@ class QualifySpec(Strict):
     recycle_cooldown_days: float = Field(default=0, ge=0)
     paths: list[PathSpec] = Field(default_factory=list)
     default_type: Identifier = "score"
+    min_likelihood: float | None = Field(default=None, ge=0, le=1)
 
 
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified")
@@ -349,6 +358,35 @@ class HealthSpec(Strict):
     min_mqls: int = Field(default=20, ge=0)
 
 
+LabelStage = Literal["mql", "sal", "sql", "opportunity", "customer"]
+
+
+class LabelSpec(Strict):
+    """The outcome the likelihood predicts: ``reached`` (or a later stage) within
+    ``within_days`` of entering ``from`` (lead: first seen; mql: became an MQL)."""
+
+    reached: LabelStage = "sql"
+    within_days: float = Field(default=90, gt=0, le=3650)
+    from_: Literal["lead", "mql"] = Field(default="mql", alias="from")
+
+
+class PredictSpec(Strict):
+    """The predictive likelihood learned from the store's own outcomes (``mql models``)."""
+
+    label: LabelSpec = Field(default_factory=LabelSpec)
+    min_rows: int = Field(default=200, ge=20)
+    traits: list[str] = Field(default_factory=list)
+    shadow: bool = False
+    drift_warn_psi: float = Field(default=0.2, gt=0)
+    drift_window_days: int = Field(default=30, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _label_after_start(self) -> PredictSpec:
+        if self.label.from_ == "mql" and self.label.reached == "mql":
+            raise ValueError("label.reached must be a stage after label.from (mql)")
+        return self
+
+
 class DefinitionSpec(Strict):
     version: str = Field(min_length=1, max_length=100)
     description: str = ""
@@ -367,6 +405,7 @@ class DefinitionSpec(Strict):
     identity: IdentitySpec = Field(default_factory=IdentitySpec)
     consent: ConsentSpec = Field(default_factory=ConsentSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
+    predict: PredictSpec = Field(default_factory=PredictSpec)
 
     @field_validator("stages")
     @classmethod

@@ -62,6 +62,7 @@ class ScoreField(StrEnum):
     FIT = "fit"
     INTENT = "intent"
     TOTAL = "total"
+    LIKELIHOOD = "likelihood"  # the live model's P(outcome); unknown without one
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,8 @@ class EventSeen:
 
 @dataclass(frozen=True, slots=True)
 class ScoreAtLeast:
-    """``{fit_at_least: N}`` / ``intent_at_least`` / ``total_at_least``."""
+    """``{fit_at_least: N}`` / ``intent_at_least`` / ``total_at_least`` /
+    ``likelihood_at_least``."""
 
     field: ScoreField
     minimum: float

@@ -36,8 +36,9 @@ def contribution_to_dict(item: Contribution, *, with_hits: bool = True) -> dict[
 
 
 def card_to_dict(card: ScoreCard, *, with_hits: bool = True) -> dict[str, Any]:
-    """JSON-ready score card. Sums: fit = Σ fit points + fit_cap_adjustment, etc."""
-    return {
+    """JSON-ready score card. Sums: fit = Σ fit points + fit_cap_adjustment, etc.
+    With a live model: ``likelihood`` (its version and top signed contributions)."""
+    data: dict[str, Any] = {
         "definition_version": card.definition_version,
         "as_of": card.as_of.isoformat(),
         "fit": _r(card.fit),
@@ -57,6 +58,22 @@ def card_to_dict(card: ScoreCard, *, with_hits: bool = True) -> dict[str, Any]:
         "excluded_because": list(card.excluded_because),
         "missing_requirements": list(card.missing_requirements),
         "contributions": [contribution_to_dict(c, with_hits=with_hits) for c in card.contributions],
+    }
+    if card.likelihood is not None:
+        data["likelihood"] = likelihood_to_dict(card)
+    return data
+
+
+def likelihood_to_dict(card: ScoreCard) -> dict[str, Any] | None:
+    """The model's part of a card: P(outcome), the model version, top contributions."""
+    if card.likelihood is None:
+        return None
+    return {
+        "value": _r(card.likelihood),
+        "model_version": card.model_version,
+        "top": [
+            {"feature": name, "contribution": _r(value)} for name, value in card.likelihood_top
+        ],
     }
 
 
@@ -92,6 +109,10 @@ def explain_lines(card: ScoreCard) -> list[str]:
         lines.append("excluded because: " + ", ".join(card.excluded_because))
     if card.missing_requirements:
         lines.append("missing requirements: " + ", ".join(card.missing_requirements))
+    if card.likelihood is not None:
+        lines.append(f"likelihood: {card.likelihood:.3f} (model v{card.model_version})")
+        for name, value in card.likelihood_top:
+            lines.append(f"  {value:+8.3f}  {name}")
     verdict = f"MQL ({card.mql_type})" if card.qualifies else "not an MQL"
     lines.append(f"decision: {verdict}")
     return lines

@@ -67,6 +67,8 @@ class Qualify:
     recycle_cooldown_days: float = 0.0
     paths: tuple[QualifyPath, ...] = ()
     default_type: str = "score"
+    # with a live model, an MQL needs at least this likelihood (None: the model never gates)
+    min_likelihood: float | None = None
 
 
 class CheckAction(StrEnum):
@@ -115,6 +117,31 @@ class IdentityPolicy:
     gmail_normalize: bool = False  # fold Gmail dots/+tags and provider +tags
 
 
+STAGE_ORDER = ("lead", "mql", "sal", "sql", "opportunity", "customer")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictConfig:
+    """The ``predict:`` section: what the likelihood predicts and how it is watched.
+
+    The label: a lead that entered ``label_from`` (lead: first seen; mql: became an MQL)
+    is positive when it reached ``label_reached`` or a later stage of :data:`STAGE_ORDER`
+    within ``within_days``; a lead whose window has not closed yet is not labelled."""
+
+    label_reached: str = "sql"
+    within_days: float = 90.0
+    label_from: str = "mql"
+    min_rows: int = 200
+    traits: tuple[str, ...] = ()  # empty: the traits the fit rules and gates read
+    shadow: bool = False  # the newest candidate model scores beside the live one
+    drift_warn_psi: float = 0.2
+    drift_window_days: int = 30
+
+    def reached_stages(self) -> tuple[str, ...]:
+        """The stages that count as having reached ``label_reached``."""
+        return STAGE_ORDER[STAGE_ORDER.index(self.label_reached) :]
+
+
 @dataclass(frozen=True, slots=True)
 class Definition:
     version: str
@@ -135,6 +162,7 @@ class Definition:
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     identity: IdentityPolicy = field(default_factory=IdentityPolicy)
     consent: ConsentPolicy = field(default_factory=ConsentPolicy)
+    predict: PredictConfig = field(default_factory=PredictConfig)
 
     def intent_half_life(self, rule: IntentRule) -> float:
         return self.half_life_days if rule.half_life_days is None else rule.half_life_days

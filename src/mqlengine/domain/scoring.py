@@ -86,6 +86,16 @@ class Contribution:
 
 
 @dataclass(frozen=True, slots=True)
+class Likelihood:
+    """The live model's calibrated P(outcome) for a person as of a moment, with the
+    features that moved it most (signed log-odds contributions, largest first)."""
+
+    value: float
+    model_version: int
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreCard:
     definition_version: str
     as_of: datetime
@@ -106,6 +116,10 @@ class ScoreCard:
     threshold: float
     min_fit: float
     distance_to_threshold: float
+    # the live model's view (None without a live model): never part of the total
+    likelihood: float | None = None
+    model_version: int | None = None
+    likelihood_top: tuple[tuple[str, float], ...] = ()
 
     @property
     def fit_cap_adjustment(self) -> float:
@@ -220,7 +234,7 @@ class _StaticContext(_TraitContext):
 class _Facts:
     """What the history decided, as the non-trait parts of a path ask it."""
 
-    __slots__ = ("as_of", "by_rule", "intent", "latest", "total")
+    __slots__ = ("as_of", "by_rule", "intent", "latest", "likelihood", "total")
 
     def __init__(
         self,
@@ -229,7 +243,9 @@ class _Facts:
         intent: float,
         total: float,
         by_rule: Mapping[str, Contribution],
+        likelihood: float | None = None,
     ) -> None:
+        self.likelihood = likelihood  # None: no live model
         self.as_of = as_of
         self.latest = latest  # per event name a path asks about: the latest past timestamp
         self.intent = intent
@@ -290,6 +306,10 @@ class _PathCompiler:
             minimum = condition.minimum
             if condition.field is ScoreField.INTENT:
                 return lambda facts, known: facts.intent >= minimum
+            if condition.field is ScoreField.LIKELIHOOD:
+                return lambda facts, known: (
+                    facts.likelihood is not None and facts.likelihood >= minimum
+                )
             return lambda facts, known: facts.total >= minimum
         if isinstance(condition, RuleEarned):
             self.reads_rules = True
@@ -504,6 +524,10 @@ class Scorer:
         self._default_type = qualify.default_type
         self._statics_read_fit_rules = compiler.statics_read_fit_rules
         self._paths_read_rules = compiler.reads_rules
+        self._min_likelihood = qualify.min_likelihood
+        self.reads_likelihood = qualify.min_likelihood is not None or any(
+            _reads_likelihood(path.when) for path in qualify.paths
+        )
 
     def memo_size(self) -> int:
         """Events whose matching rules are memoised (the memo grows with every event
@@ -571,11 +595,14 @@ class Scorer:
         as_of: datetime,
         *,
         verdict: TraitVerdict | None = None,
+        likelihood: Likelihood | None = None,
     ) -> ScoreCard:
         """Score one person as of a moment. See the module docstring for the guarantees.
 
         ``verdict``: :meth:`judge_traits` of these same traits, by a scorer of the same
-        definition; the traits are then not read again.
+        definition; the traits are then not read again. ``likelihood``: the live model's
+        (None: no model; ``min_likelihood`` then gates nothing and paths asking for it do
+        not match).
         """
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
@@ -616,7 +643,7 @@ class Scorer:
                 item = _intent_contribution(plan, matched, as_of_ts)
                 if item is not None:
                     intent_items.append(item)
-        return self._decide(verdict, as_of, intent_items, latest)
+        return self._decide(verdict, as_of, intent_items, latest, likelihood)
 
     def _decide(
         self,
@@ -624,6 +651,7 @@ class Scorer:
         as_of: datetime,
         intent_items: list[Contribution],
         latest: Mapping[str, datetime],
+        likelihood: Likelihood | None = None,
     ) -> ScoreCard:
         # min()/max() spelled out as comparisons: the same values, without the calls
         if intent_items:
@@ -648,7 +676,14 @@ class Scorer:
                     by_rule: Mapping[str, Contribution] = (
                         {c.rule_id: c for c in contributions} if self._paths_read_rules else {}
                     )
-                    facts = _Facts(as_of, latest, intent, total, by_rule)
+                    facts = _Facts(
+                        as_of,
+                        latest,
+                        intent,
+                        total,
+                        by_rule,
+                        likelihood.value if likelihood is not None else None,
+                    )
                 if not test(facts, verdict.path_facts):
                     continue
             matched = self._paths[index]
@@ -658,6 +693,12 @@ class Scorer:
         excluded = verdict.excluded_because
         missing = verdict.missing_requirements
         fit_enough = fit >= self._min_fit
+        if (
+            likelihood is not None
+            and self._min_likelihood is not None
+            and likelihood.value < self._min_likelihood
+        ):
+            fit_enough = False  # gates like min_fit: neither qualifies nor retains
         meets = total >= threshold and fit_enough
         gated = not excluded and not missing
         bypass = matched is not None and matched.bypass_threshold and fit_enough
@@ -687,6 +728,9 @@ class Scorer:
             threshold,
             self._min_fit,
             0.0 if distance < 0.0 else distance,  # = max(distance, 0.0)
+            likelihood.value if likelihood is not None else None,
+            likelihood.model_version if likelihood is not None else None,
+            likelihood.top if likelihood is not None else (),
         )
 
 
@@ -700,6 +744,24 @@ def _predicate(condition: Condition) -> TraitPredicate:
         return evaluate(condition, _TraitContext(traits, _EPOCH))
 
     return interpreted
+
+
+def _reads_likelihood(condition: Condition) -> bool:
+    if isinstance(condition, ScoreAtLeast):
+        return condition.field is ScoreField.LIKELIHOOD
+    if isinstance(condition, AllOf | AnyOf):
+        return any(_reads_likelihood(item) for item in condition.items)
+    if isinstance(condition, Not):
+        return _reads_likelihood(condition.item)
+    return False
+
+
+def with_likelihood(card: ScoreCard, likelihood: Likelihood) -> ScoreCard:
+    """The card with the model's view attached, its decision unchanged (for definitions
+    that do not ask for the likelihood)."""
+    values = [getattr(card, item.name) for item in fields(ScoreCard)]
+    values[-3:] = [likelihood.value, likelihood.model_version, likelihood.top]
+    return _new_card(*values)
 
 
 def _events_named(condition: Condition) -> list[str]:

@@ -22,11 +22,19 @@ from mqlengine.domain.explain import card_to_dict, rule_points
 from mqlengine.domain.lifecycle import Stage, StageChange, decide_on_score
 from mqlengine.domain.person import Person
 from mqlengine.domain.rules import Definition
-from mqlengine.domain.scoring import Event, ScoreCard, Scorer, TraitVerdict
+from mqlengine.domain.scoring import (
+    Event,
+    Likelihood,
+    ScoreCard,
+    Scorer,
+    TraitVerdict,
+    with_likelihood,
+)
 from mqlengine.store import repo
 from mqlengine.store.dialect import bulk_insert, bulk_update
 from mqlengine.store.repositories.persons import persons_by_id
 from mqlengine.store.tables import persons, score_snapshots
+from mqlengine.store.tables_predict import model_shadow_scores
 
 SNAPSHOT_MIN_DELTA = 0.5
 _SCORERS: dict[tuple[str, str], Scorer] = {}
@@ -108,14 +116,43 @@ class OnStageChange(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredPerson:
+    """One person as scoring saw it, for the likelihood model."""
+
+    person_id: int
+    row: Person
+    moment: datetime
+    events: Sequence[Event]
+    card: ScoreCard
+
+
+class LikelihoodSession(Protocol):
+    """The live model (and a shadow candidate) for one transaction."""
+
+    def predict(
+        self, connection: Connection, people: Sequence[ScoredPerson]
+    ) -> tuple[Mapping[int, Likelihood], Mapping[int, Likelihood]]:
+        """The live model's likelihoods and the shadow candidate's (empty without one)."""
+        ...
+
+
+class Likelihoods(Protocol):
+    def session(self, connection: Connection, definition: Definition) -> LikelihoodSession | None:
+        """None when no model is live and none shadows: scoring goes on as without."""
+        ...
+
+
 @dataclass(frozen=True)
 class Handoff:
     """What a committed stage change sets off, on the same transaction: routing and an
     SLA deadline for a new MQL, outbox rows for the change. ``person_columns``: what it
-    reads of the person, returned by the stage UPDATE itself (one statement fewer)."""
+    reads of the person, returned by the stage UPDATE itself (one statement fewer).
+    ``likelihoods``: the registry's live model, asked while scoring (None: no model)."""
 
     person_columns: tuple[ColumnElement[Any], ...]
     on_stage_change: OnStageChange
+    likelihoods: Likelihoods | None = None
 
 
 def _events_for(
@@ -267,6 +304,9 @@ def rescore(
     cooldown = definition.qualify.recycle_cooldown_days
     scorer = scorer_for(definition)
     version = definition.version
+    session = None
+    if handoff is not None and handoff.likelihoods is not None and ids:
+        session = handoff.likelihoods.session(connection, definition)
     for part in repo.chunks(ids):
         held: dict[int, Person] = {}
         if rows is not None:
@@ -278,14 +318,20 @@ def rescore(
         score_rows: list[dict[str, Any]] = []
         seen_rows: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
+        people: list[tuple[ScoredPerson, TraitVerdict | None]] = []
         for pid in part:
             row = held.get(pid)
             if row is None or row.merged_into is not None:
                 continue
             moment = as_of.get(pid, now) if as_of else now
-            profile = row.profile
-            verdict = _verdict(scorer, verdicts, pid, profile)
-            card = scorer.score(profile, events_by_person.get(pid, []), moment, verdict=verdict)
+            verdict = _verdict(scorer, verdicts, pid, row.profile)
+            person_events = events_by_person.get(pid, [])
+            card = scorer.score(row.profile, person_events, moment, verdict=verdict)
+            people.append((ScoredPerson(pid, row, moment, person_events, card), verdict))
+        if session is not None and people:
+            people = _with_likelihoods(connection, session, scorer, people)
+        for item, _ in people:
+            pid, row, moment, card = item.person_id, item.row, item.moment, item.card
             change = None
             if lifecycle:
                 change = decide_on_score(
@@ -341,6 +387,55 @@ def rescore(
         bulk_update(connection, persons, seen_rows)
         bulk_insert(connection, score_snapshots, snapshots)
     return outcomes
+
+
+def _with_likelihoods(
+    connection: Connection,
+    session: LikelihoodSession,
+    scorer: Scorer,
+    scored: list[tuple[ScoredPerson, TraitVerdict | None]],
+) -> list[tuple[ScoredPerson, TraitVerdict | None]]:
+    """Attach the live model's likelihood to each card (scoring again where the
+    definition's decision reads it) and record what a shadow candidate would decide."""
+    live, shadow = session.predict(connection, [item for item, _ in scored])
+    result: list[tuple[ScoredPerson, TraitVerdict | None]] = []
+    shadow_rows: list[dict[str, Any]] = []
+    reads = scorer.reads_likelihood
+    for item, verdict in scored:
+        card = item.card
+        found = live.get(item.person_id)
+        if found is not None:
+            if reads:
+                card = scorer.score(
+                    item.row.profile, item.events, item.moment, verdict=verdict, likelihood=found
+                )
+            else:
+                card = with_likelihood(card, found)
+            item = ScoredPerson(item.person_id, item.row, item.moment, item.events, card)
+        other = shadow.get(item.person_id)
+        if other is not None:
+            decided = (
+                scorer.score(
+                    item.row.profile, item.events, item.moment, verdict=verdict, likelihood=other
+                ).qualifies
+                if reads
+                else card.qualifies
+            )
+            shadow_rows.append(
+                {
+                    "person_id": item.person_id,
+                    "as_of": item.moment,
+                    "live_version": card.model_version,
+                    "live_likelihood": card.likelihood,
+                    "live_qualifies": card.qualifies,
+                    "shadow_version": other.model_version,
+                    "shadow_likelihood": other.value,
+                    "shadow_qualifies": decided,
+                }
+            )
+        result.append((item, verdict))
+    bulk_insert(connection, model_shadow_scores, shadow_rows)
+    return result
 
 
 def _verdict(

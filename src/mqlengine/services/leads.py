@@ -13,6 +13,7 @@ from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard, score
 from mqlengine.errors import NotFoundError, ValidationError
 from mqlengine.ingest.lookup import IDENTITY_KINDS, find_person_id
+from mqlengine.predict.serving import explain_card
 from mqlengine.store import repo
 from mqlengine.store.tables import accounts, events, identities, persons
 
@@ -134,6 +135,7 @@ def person_detail(
         raise NotFoundError(f"person {person_id} does not exist")
     events = repo.load_events(connection, [live_id]).get(live_id, [])
     card = score(definition, row["profile"] or {}, events, as_of)
+    card = explain_card(connection, definition, live_id, events, card, as_of)
     person = lead_row(row)
     person.update(
         traits=row["traits"],

@@ -43,6 +43,7 @@ from mqlengine.store.tables import (
 )
 from mqlengine.store.tables_handoff import assignments, destinations, outbox, sla_breaches, touches
 from mqlengine.store.tables_ingest import quarantine
+from mqlengine.store.tables_predict import model_shadow_scores
 from mqlengine.store.tables_privacy import erasures, suppressions
 
 AFTER_ERASURE = ("fresh", "suppress")
@@ -152,6 +153,9 @@ def erase_person(
     counts["stage_history"] = _delete(connection, stage_history, stage_history.c.person_id, ids)
     counts["score_snapshots"] = _delete(
         connection, score_snapshots, score_snapshots.c.person_id, ids
+    )
+    counts["model_shadow_scores"] = _delete(
+        connection, model_shadow_scores, model_shadow_scores.c.person_id, ids
     )
     counts["merges"] = _delete(connection, merges, merges.c.survivor_id, ids) + _delete(
         connection, merges, merges.c.merged_id, ids
@@ -266,6 +270,7 @@ def export_person(connection: Connection, definition: Definition, person_id: int
                 ("score_snapshots", score_snapshots, (score_snapshots.c.as_of,)),
                 ("assignments", assignments, (assignments.c.assigned_at,)),
                 ("touches", touches, ()),
+                ("model_shadow_scores", model_shadow_scores, (model_shadow_scores.c.as_of,)),
             )
         },
         "sla_breaches": _rows(

@@ -20,9 +20,14 @@ from mqlengine.domain.rules import Definition
 from mqlengine.domain.scoring import ScoreCard, TraitVerdict
 from mqlengine.ingest import qualify as write_path
 from mqlengine.ingest.qualify import EventCache, Handoff, Outcome
+from mqlengine.predict.serving import STORE_LIKELIHOODS
 from mqlengine.services.handoff.hook import PERSON_COLUMNS, on_stage_change
 
-HANDOFF = Handoff(person_columns=PERSON_COLUMNS, on_stage_change=on_stage_change)
+HANDOFF = Handoff(
+    person_columns=PERSON_COLUMNS,
+    on_stage_change=on_stage_change,
+    likelihoods=STORE_LIKELIHOODS,
+)
 
 
 def apply_stage_change(

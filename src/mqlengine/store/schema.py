@@ -5,6 +5,7 @@ from mqlengine.store import (
     tables_access,
     tables_handoff,
     tables_ingest,
+    tables_predict,
     tables_privacy,
     tables_reports,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "tables_access",
     "tables_handoff",
     "tables_ingest",
+    "tables_predict",
     "tables_privacy",
     "tables_reports",
 ]
