@@ -15,15 +15,20 @@ import typer
 from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from mqlengine.cli.common import console, err_console, fail, handle_errors, state, wiring
+from mqlengine.cli.common import console, err_console, escape, fail, handle_errors, state, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _parse_when
 from mqlengine.cli.csvopts import DecimalOpt, DelimiterOpt, EncodingOpt, FileTzOpt
+from mqlengine.cli.options import GlobalOptionsGroup, fix_flag_help
 
+fix_flag_help()
 app = typer.Typer(
     name="mql",
-    help="MQL Engine: explainable Marketing Qualified Leads, as code.",
+    cls=GlobalOptionsGroup,
+    help="MQL Engine: explainable Marketing Qualified Leads, as code. "
+    "--database and --definition may stand before or after the command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -72,7 +77,7 @@ def main_options(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -94,9 +99,7 @@ def init(
     if path.exists() and not force:
         fail(f"{path} already exists (use --force to overwrite)")
     shutil.copyfile(TEMPLATE, path)
-    console.print(
-        f"wrote {path}; check it with [bold]mql validate {path}[/] and [bold]mql test {path}[/]"
-    )
+    console.print(f"wrote {path}; check it with mql validate {path} and mql test {path}")
 
 
 def _definition_path(path: Path | None) -> Path:
@@ -118,10 +121,12 @@ def validate(
         err_console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     d = loaded.definition
     console.print(
-        f"[green]ok[/] {loaded.filename}: version {d.version}, {len(d.fit_rules)} fit rules, "
+        f"[green]ok[/] {escape(str(loaded.filename))}: version {escape(d.version)}, "
+        f"{len(d.fit_rules)} fit rules, "
         f"{len(d.intent_rules)} intent rules, {len(d.exclusions)} exclusions, "
         f"{len(d.requirements)} requirements, threshold {d.qualify.threshold:g}, "
         f"{len(loaded.spec.tests)} tests",
+        markup=True,
         highlight=False,
     )
 
@@ -150,7 +155,7 @@ def test_definition(
     table.add_column("total", justify="right")
     table.add_column("details")
     for r in results:
-        mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        mark = Text("PASS", style="green") if r.passed else Text("FAIL", style="red")
         details = "; ".join(r.failures) if r.failures else (r.card.mql_type or "lead")
         table.add_row(
             mark,
@@ -367,16 +372,18 @@ def explain(
         return
     p = detail.person
     console.print(
-        f"[bold]person {p['id']}[/] {p.get('email') or ''} — stage [bold]{p['stage']}[/]"
-        + (f" ({p['mql_type']})" if p.get("mql_type") else ""),
+        f"[bold]person {p['id']}[/] {escape(p.get('email') or '')} — stage "
+        f"[bold]{escape(p['stage'])}[/]"
+        + (f" ({escape(p['mql_type'])})" if p.get("mql_type") else ""),
+        markup=True,
         highlight=False,
     )
     for line in explain_lines(card):
         console.print(line, highlight=False)
     for note in detail.consent.get("notes", []):
-        console.print(f"[bold]consent:[/] {note}", highlight=False)
+        console.print(f"[bold]consent:[/] {escape(note)}", markup=True, highlight=False)
     if detail.history:
-        console.print("[bold]stage history[/]")
+        console.print("stage history", style="bold")
         for h in detail.history:
             console.print(
                 f"  {h['changed_at'][:19]}  {h['from_stage'] or '-':>12} → {h['to_stage']:<12} "
@@ -435,7 +442,8 @@ def demo(
     console.print(
         "next: [bold]mql leads --stage mql[/], [bold]mql explain ID[/], "
         "[bold]mql report funnel[/], [bold]MQL_READ_KEYS=R mql serve --write-key K[/] "
-        "(log in to the dashboard at / with R)"
+        "(log in to the dashboard at / with R)",
+        markup=True,
     )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mqlengine.errors import DefinitionError, MqlError, exit_code_for
 from mqlengine.logmask import mask
@@ -19,8 +20,12 @@ if TYPE_CHECKING:
     from mqlengine.settings import Settings
     from mqlengine.wiring import Wiring
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Markup is off: user and data text (e-mails, reasons, regexes, `[/]`) prints as it is.
+# Styling is asked for explicitly (``markup=True`` on a line whose user parts are escaped
+# with :func:`escape`, or a ``style=``).
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+__all__ = ["console", "err_console", "escape", "fail", "handle_errors", "json_row", "wiring"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -90,8 +95,19 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
+
+
+def json_row(row: Any) -> dict[str, Any]:
+    """A database row as a JSON-ready dict: plain ``str`` keys (SQLAlchemy's are
+    ``quoted_name``, which orjson refuses) and times as ISO 8601."""
+    return {
+        str(key): (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in row.items()
+    }
 
 
 def handle_errors(func: F) -> F:

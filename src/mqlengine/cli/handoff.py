@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from mqlengine.cli.access import audit_cli
-from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, err_console, escape, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 from mqlengine.cli.csvopts import (
@@ -135,7 +135,10 @@ def reps_set(
         )
         audit_cli(connection, "rep.put", key, {"team": team, "name": name, "active": active})
     console.print(
-        f"rep [bold]{row['key']}[/] in team {row['team']} ({row['timezone']})", highlight=False
+        f"rep [bold]{escape(row['key'])}[/] in team {escape(row['team'])} "
+        f"({escape(row['timezone'])})",
+        markup=True,
+        highlight=False,
     )
 
 
@@ -178,7 +181,7 @@ def reps_team(
             connection, name, now=_now(), manager_name=manager_name, manager_email=manager_email
         )
         audit_cli(connection, "team.put", name, {"manager_email": manager_email})
-    console.print(f"team [bold]{name}[/]", highlight=False)
+    console.print(f"team [bold]{escape(name)}[/]", markup=True, highlight=False)
 
 
 @reps_app.command("teams")
@@ -437,7 +440,7 @@ def outbox_add_destination(
 
     if secret == "generate":
         secret = generate_secret()
-        console.print(f"signing secret: [bold]{secret}[/]", highlight=False)
+        console.print(f"signing secret: [bold]{escape(secret)}[/]", markup=True, highlight=False)
     eng = wiring()
     with eng.db.begin() as connection:
         outbox.add_destination(
@@ -452,7 +455,9 @@ def outbox_add_destination(
             email_to=to or [],
         )
         audit_cli(connection, "destination.add", name, {"kind": kind, "topics": topic or []})
-    console.print(f"destination [bold]{name}[/] ({kind})", highlight=False)
+    console.print(
+        f"destination [bold]{escape(name)}[/] ({escape(kind)})", markup=True, highlight=False
+    )
 
 
 @outbox_app.command("remove-destination")
@@ -473,7 +478,14 @@ def outbox_remove_destination(name: Annotated[str, typer.Argument()]) -> None:
 
 @handle_errors
 def feedback(
-    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    person: Annotated[
+        str,
+        typer.Argument(
+            metavar="PERSON",
+            help="Person id, an e-mail address, or kind:value (user_id:…, anonymous_id:…, "
+            "phone:+…, external_id:…), as `mql explain` takes.",
+        ),
+    ],
     action: Annotated[
         str,
         typer.Argument(
@@ -494,12 +506,16 @@ def feedback(
 ) -> None:
     """Record sales feedback on a lead (lands in stage history with actor and time)."""
     from mqlengine.services.feedback import apply_feedback
+    from mqlengine.services.leads import resolve_person_ref
 
     eng = wiring(create=False)
     definition = eng.definition().definition
     now = _now()
     moment = _when(at, "--at") or now
     with eng.db.begin() as connection:
+        person_id = resolve_person_ref(
+            connection, person, gmail_normalize=definition.identity.gmail_normalize
+        )
         change = apply_feedback(
             connection,
             definition,
@@ -518,7 +534,8 @@ def feedback(
     else:
         console.print(
             f"person {person_id}: {change.from_stage.value} → "
-            f"[bold]{change.to_stage.value}[/] ({change.reason})",
+            f"[bold]{change.to_stage.value}[/] ({escape(change.reason)})",
+            markup=True,
             highlight=False,
         )
 

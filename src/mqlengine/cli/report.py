@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mqlengine.cli.common import console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, escape, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 from mqlengine.cli.csvopts import (
@@ -276,10 +276,20 @@ def _emit(
     for row in rows:
         table.add_row(*(_cell(c, row.get(c)) for c in columns))
     # Piped output is not cut to 80 columns (the terminal's width when there is one).
-    out = console if console.is_terminal else Console(width=240)
+    out = console if console.is_terminal else Console(width=240, markup=False)
     out.print(table)
     for line in _footnotes(rows, columns):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _no_breakdown(report: str, by: str | None, why: str) -> None:
+    """Every report takes ``--by``; the ones without a breakdown say so in one line."""
+    if by is not None:
+        fail(
+            f"--by {by!r}: the {report} report has no breakdown ({why}); "
+            "narrow it with --channel or --campaign",
+            2,
+        )
 
 
 def _run(name: str, filters: Any, by: str | None, rates: Any = None) -> dict[str, Any]:
@@ -399,8 +409,10 @@ def reasons_cmd(
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
     tz: TzOpt = "UTC",
+    by: ByOpt = None,
 ) -> None:
     """Rejection, recycle, disqualification and loss reasons; rules behind rejected MQLs."""
+    _no_breakdown("reasons", by, "it counts per action and reason code")
     result = _run("reasons", _filters(since, until, channel, campaign, tz), None)
     if format is not OutputFormat.table:
         rows = result["reasons"] + [
@@ -433,9 +445,11 @@ def health_cmd(
     ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    by: ByOpt = None,
 ) -> None:
     """Health alerts (rules of thumb from the definition) and the 0–100 health score over
     the definition's window before --as-of (or exactly --since … --until)."""
+    _no_breakdown("health", by, "it judges the whole funnel")
     from mqlengine.reports.service import (
         HEALTH_TOPIC,
         health_rules,
@@ -474,6 +488,7 @@ def health_cmd(
         f"[bold]health score[/] [{colour}]{score if score is not None else '—'}[/]/100 "
         f"from {result['since'][:16]} to {result['until'][:16]} "
         f"({result['window_days']} days, {result['inputs']['mqls']} MQLs)",
+        markup=True,
         highlight=False,
     )
     _emit(
@@ -487,9 +502,13 @@ def health_cmd(
         console.print(f"— {field.replace('_', ' ')}: {reason}", highlight=False, markup=False)
     for alert in result["alerts"]:
         style = "red" if alert["severity"] == "critical" else "yellow"
-        console.print(f"[{style}]{alert['severity']}[/]: {alert['message']}", highlight=False)
+        console.print(
+            f"[{style}]{escape(alert['severity'])}[/]: {escape(alert['message'])}",
+            markup=True,
+            highlight=False,
+        )
     if not result["alerts"]:
-        console.print("[green]no alerts[/]")
+        console.print("no alerts", style="green")
     elif notified:
         console.print(f"{notified} alert(s) written to the outbox", highlight=False)
     elif notify:

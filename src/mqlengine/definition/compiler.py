@@ -50,6 +50,7 @@ from mqlengine.domain.rules import (
     Repeat,
     ValidationPolicy,
 )
+from mqlengine.domain.wording import explain_invalid
 from mqlengine.errors import DefinitionError
 
 SpecCondition = AllCondition | AnyCondition | NotCondition | LeafCondition
@@ -98,9 +99,11 @@ def _message(error: Any, path: Path) -> str:
         return f"unknown key '{path[-1] if path else '?'}'"
     if kind == "missing":
         name = error["loc"][-1]
+        if isinstance(name, int):  # a fixed-length list such as between: [low, high]
+            where = ".".join(str(p) for p in path) or "document"
+            return f"{where}: too few items (item {name + 1} is missing)"
         return f"missing required key '{name}'"
-    message = str(error["msg"])
-    message = message.removeprefix("Value error, ")
+    message = explain_invalid(error)
     where = ".".join(str(p) for p in path) or "document"
     return f"{where}: {message}"
 
