@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from typer import _click
 from typer.core import TyperGroup, TyperOption
 
 GLOBAL_WITH_VALUE = ("--database", "-d", "--definition")
@@ -60,10 +61,10 @@ class GlobalOptionsGroup(TyperGroup):
     """The root group: global options are read wherever they stand on the line, and
     option values are judged in the engine's words."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: _click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except typer.BadParameter as error:
@@ -74,7 +75,7 @@ class GlobalOptionsGroup(TyperGroup):
 _display_type_rich = TyperOption.display_type_rich
 
 
-def _flag_display_type(self: TyperOption, ctx: typer.Context) -> Any:
+def _flag_display_type(self: TyperOption, ctx: _click.Context) -> str | None:
     if self.is_flag and not self.count:
         return None  # a flag takes no value: no type to show
     return _display_type_rich(self, ctx)
