@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,8 +33,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert result.exit_code == 0, result.output
     result = runner.invoke(
         app,
-        ["--database", url, "--definition", str(path / "mql.yaml"), "demo", "--persons", "150"]
-        + ["--days", "30"],
+        [
+            "--database",
+            url,
+            "--definition",
+            str(path / "mql.yaml"),
+            "demo",
+            "--persons",
+            "150",
+            "--days",
+            "30",
+        ],
     )
     assert result.exit_code == 0, result.output
     yield path
@@ -127,9 +137,7 @@ def test_explain_shows_owner_and_history(env: Path) -> None:
     payload = json.loads(out)
     assert payload["person"]["owner"] == owned[0]["owner"]
     timeline = payload["timeline"]
-    assert timeline and all(
-        a["as_of"] <= b["as_of"] for a, b in zip(timeline, timeline[1:], strict=False)
-    )
+    assert timeline and all(a["as_of"] <= b["as_of"] for a, b in itertools.pairwise(timeline))
     assert sum(entry["events_count"] for entry in timeline) > 0
 
 
