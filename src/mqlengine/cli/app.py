@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -33,6 +32,8 @@ from mqlengine.cli.csvopts import DecimalOpt, DelimiterOpt, EncodingOpt, FileTzO
 from mqlengine.cli.options import GlobalOptionsGroup, fix_flag_help
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from mqlengine.domain.rules import Definition
     from mqlengine.services.leads import LeadFilter
     from mqlengine.wiring import Wiring
@@ -90,6 +91,14 @@ def main_options(
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),

@@ -28,8 +28,6 @@ from mqlengine.cli.csvopts import (
     print_ignored,
     print_problems,
 )
-from mqlengine.store.admin import safe_url
-from mqlengine.store.secretbox import mask_url
 
 reps_app = typer.Typer(
     help="Sales reps and teams that routing chooses from.", no_args_is_help=False
@@ -294,6 +292,8 @@ def worker(
         timeout=timeout,
         box=eng.secret_box(),
     )
+    from mqlengine.store.admin import safe_url
+
     err_console.print(f"worker: delivering from {safe_url(eng.db.url)}", highlight=False)
     stats = run_worker(
         eng.db,
@@ -397,6 +397,7 @@ def outbox_replay(
 def outbox_destinations() -> None:
     """List notification destinations."""
     from mqlengine.services import outbox
+    from mqlengine.store.secretbox import mask_url
 
     eng = wiring(create=False)
     with eng.db.read() as connection:

@@ -144,12 +144,15 @@ def _filtered(query: Any, filters: LeadFilter, now: datetime) -> Any:
     return query
 
 
-def _order(sort: str) -> tuple[Any, ...]:
+def _order(sort: str, filters: LeadFilter) -> tuple[Any, ...]:
+    """Each order walks an index of migration 0014 (ties: newest id first)."""
     if sort == "changed":
         return (persons.c.stage_changed_at.desc(), persons.c.id.desc())
     if sort == "sla":
+        if filters.sla is not None:  # only leads with a deadline
+            return (persons.c.sla_due_at, persons.c.id)
         return (persons.c.sla_due_at.is_(None), persons.c.sla_due_at, persons.c.id)
-    return (persons.c.total_score.desc(), persons.c.id)
+    return (persons.c.total_score.desc(), persons.c.id.desc())
 
 
 def _with_owner(query: Any) -> Any:
@@ -182,7 +185,7 @@ def query_leads(
     if limit < 0 or offset < 0:
         raise ValidationError("limit and offset must not be negative")
     query = _filtered(_with_owner(select(persons)), filters, now)
-    query = query.order_by(*_order(sort)).limit(limit).offset(offset)
+    query = query.order_by(*_order(sort, filters)).limit(limit).offset(offset)
     found = list(connection.execute(query).mappings())
     rows = [{**lead_row(r), **desk_fields(r, now)} for r in found]
     if definition is not None:
