@@ -70,8 +70,8 @@ def build(database: Database, persons: int) -> float:
                     1, {stamp}, {stamp},
                     CASE WHEN i % 4 = 0 THEN 1 + i % 40 END,
                     CASE WHEN i % 4 = 0 OR i % 20 = 1 THEN 'team-' || (i % 5) END,
-                    CASE WHEN i % 4 = 0 THEN datetime('2026-11-20 12:00:00',
-                        '+' || ((i * 13 % 96) - 48) || ' hours') END,
+                    CASE WHEN i % 4 = 0 THEN datetime('2026-11-18 12:00:00',
+                        '+' || (i * 13 % 96) || ' hours') END,
                     CASE WHEN i % 8 = 0 THEN datetime('2026-11-19 12:00:00') END
                 FROM n
                 """

@@ -189,3 +189,46 @@ def test_api_persons_carry_the_desk_and_the_timeline(server: LocalServer) -> Non
         assert detail["loc"] == ["body", "capacity_per_day"]
         assert detail["message"] == "expected a whole number, got 'many'"  # not pydantic's text
         assert "pydantic" not in bad.text
+
+
+def test_worker_logs_each_retry_and_dead_letter(env: Path, tmp_path: Path) -> None:
+    """A destination nobody listens on: the first pass logs a retry, the last a dead letter;
+    --quiet prints neither."""
+    from mqlengine.services import outbox
+
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    assert mql("--database", url, "db", "upgrade")[0] == 0
+    code, out = mql(
+        "--database",
+        url,
+        "outbox",
+        "add-destination",
+        "nowhere",
+        "--kind",
+        "webhook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--secret",
+        "generate",
+    )
+    assert code == 0, out
+
+    def enqueue() -> None:
+        database = Database(url)
+        try:
+            with database.begin() as connection:
+                outbox.enqueue(
+                    connection, "mql.created", {"email": "ada@northwind.io"}, now=datetime.now(UTC)
+                )
+        finally:
+            database.dispose()
+
+    worker = ("--database", url, "worker", "--once", "--timeout", "1")
+    enqueue()
+    code, out = mql(*worker, "--quiet", "--max-attempts", "5")
+    assert code == 0 and "retry #" not in out and "1 to retry" in out
+    enqueue()  # the first waits for its backoff; the second is due now
+    code, out = mql(*worker, "--max-attempts", "1")
+    assert code == 0, out
+    assert "worker: dead letter #2 mql.created" in out
+    assert "ada@northwind.io" not in out

@@ -273,8 +273,15 @@ def worker(
             help="Rows claimed per pass (a worker killed mid-pass may send at most these again).",
         ),
     ] = 50,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No line per delivery, retry and dead letter."),
+    ] = False,
 ) -> None:
-    """Deliver outbox notifications (webhooks, Slack, e-mail) and escalate SLA breaches."""
+    """Deliver outbox notifications (webhooks, Slack, e-mail) and escalate SLA breaches;
+    logs one line per delivery, retry and dead letter on stderr."""
+    import logging
+
     from mqlengine.notify.senders import SendOptions
     from mqlengine.notify.worker import run_worker
 
@@ -295,20 +302,34 @@ def worker(
     from mqlengine.store.admin import safe_url
 
     err_console.print(f"worker: delivering from {safe_url(eng.db.url)}", highlight=False)
-    stats = run_worker(
-        eng.db,
-        lambda: eng.definition().definition,
-        clock=eng.clock,
-        stop=stop,
-        once=once,
-        poll=poll,
-        sla_every=sla_every,
-        options=options,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        lease=timedelta(seconds=lease),
-        limit=limit,
-    )
+    from mqlengine.logmask import MaskFilter
+
+    # one line per delivery, retry and dead letter (notify/relay.py logs them once recorded)
+    outbox_log = logging.getLogger("mqlengine.outbox")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s worker: %(message)s"))
+    handler.addFilter(MaskFilter())  # e-mails and keys never reach the line
+    if not quiet:
+        outbox_log.addHandler(handler)
+        outbox_log.setLevel(logging.INFO)
+        outbox_log.propagate = False
+    try:
+        stats = run_worker(
+            eng.db,
+            lambda: eng.definition().definition,
+            clock=eng.clock,
+            stop=stop,
+            once=once,
+            poll=poll,
+            sla_every=sla_every,
+            options=options,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            lease=timedelta(seconds=lease),
+            limit=limit,
+        )
+    finally:
+        outbox_log.removeHandler(handler)
     console.print(
         f"worker: {stats.relay.delivered} delivered, {stats.relay.retried} to retry, "
         f"{stats.relay.dead} dead, {stats.breaches} SLA breaches",

@@ -82,7 +82,9 @@ def serve(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (e-mails, phones and keys masked).")
+    ] = True,
 ) -> None:
     """Run the HTTP API: Segment-compatible ingest, persons, accounts (docs at /docs).
 
