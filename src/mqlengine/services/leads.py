@@ -114,7 +114,19 @@ def desk_fields(row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _filtered(query: Any, filters: LeadFilter, now: datetime) -> Any:
+def _rep_id(connection: Connection, owner: str | None) -> int | None:
+    """The id of the rep named by key or e-mail (-1: none has it, so nothing matches)."""
+    if owner is None or owner == QUEUE:
+        return None
+    found = connection.execute(
+        select(reps.c.id).where(or_(reps.c.key == owner, reps.c.email == owner)).limit(1)
+    ).scalar()
+    return -1 if found is None else int(found)
+
+
+def _filtered(query: Any, filters: LeadFilter, now: datetime, owner_id: int | None = None) -> Any:
+    """``owner_id``: the rep ``filters.owner`` names (:func:`_rep_id`), looked up first so
+    the list walks the (owner, score) index."""
     query = query.where(persons.c.merged_into.is_(None))
     if filters.stage is not None:
         query = query.where(persons.c.stage == filters.stage)
@@ -127,18 +139,11 @@ def _filtered(query: Any, filters: LeadFilter, now: datetime) -> Any:
     if filters.owner == QUEUE:
         query = query.where(persons.c.owner_rep_id.is_(None), persons.c.owner_team.is_not(None))
     elif filters.owner is not None:
-        rep_ids = select(reps.c.id).where(
-            or_(reps.c.key == filters.owner, reps.c.email == filters.owner)
-        )
-        query = query.where(persons.c.owner_rep_id.in_(rep_ids.scalar_subquery()))
+        query = query.where(persons.c.owner_rep_id == owner_id)
     if filters.sla == "breached":
-        query = query.where(
-            persons.c.sla_due_at.is_not(None),
-            or_(
-                and_(persons.c.first_touch_at.is_(None), persons.c.sla_due_at < now),
-                persons.c.first_touch_at > persons.c.sla_due_at,
-            ),
-        )
+        untouched = and_(persons.c.first_touch_at.is_(None), persons.c.sla_due_at < now)
+        late = persons.c.first_touch_at > persons.c.sla_due_at
+        query = query.where(persons.c.sla_due_at.is_not(None), or_(untouched, late))
     elif filters.sla == "due":
         query = query.where(persons.c.first_touch_at.is_(None), persons.c.sla_due_at >= now)
     return query
@@ -184,7 +189,8 @@ def query_leads(
         raise ValidationError(f"unknown sort '{sort}' (use one of: {', '.join(SORTS)})")
     if limit < 0 or offset < 0:
         raise ValidationError("limit and offset must not be negative")
-    query = _filtered(_with_owner(select(persons)), filters, now)
+    owner_id = _rep_id(connection, filters.owner)
+    query = _filtered(_with_owner(select(persons)), filters, now, owner_id)
     query = query.order_by(*_order(sort, filters)).limit(limit).offset(offset)
     found = list(connection.execute(query).mappings())
     rows = [{**lead_row(r), **desk_fields(r, now)} for r in found]
@@ -192,7 +198,7 @@ def query_leads(
         _add_why_not(connection, definition, found, rows, now)
     if count:
         total = connection.execute(
-            _filtered(select(func.count()).select_from(persons), filters, now)
+            _filtered(select(func.count()).select_from(persons), filters, now, owner_id)
         ).scalar_one()
     else:
         total = offset + len(rows)
