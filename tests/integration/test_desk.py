@@ -232,3 +232,31 @@ def test_worker_logs_each_retry_and_dead_letter(env: Path, tmp_path: Path) -> No
     assert code == 0, out
     assert "worker: dead letter #2 mql.created" in out
     assert "ada@northwind.io" not in out
+
+
+def test_validate_warns_on_likely_mistakes(env: Path) -> None:
+    text = (env / "mql.yaml").read_text()
+    for old, new in (
+        ("event: Demo Requested\n", "event: Demo Request\n"),
+        ("  threshold: 70", "  threshold: -5"),
+        ("recycle: [not_now, no_response, timing]", "recycle: [not_now, timing, timing]"),
+        ("excluded_because: [student]}", "excluded_because: [studnet]}"),
+        ("      team: emea\n", "      team: emeaa\n"),
+        ("{trait: seniority, in:", "{trait: senority, in:"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    (env / "mistakes.yaml").write_text(text, encoding="utf-8")
+    code, out = mql("validate", "mistakes.yaml")
+    assert code == 0, out  # warnings, not errors
+    for expected in (
+        "event 'Demo Request' is in no recent event",
+        "threshold -5 is negative",
+        "duplicate reason code 'timing'",
+        "expects exclusion 'studnet', which the definition does not have",
+        "routing team 'emeaa' does not exist",
+        "trait 'senority' is in no recent person's profile",
+    ):
+        assert expected in out, expected
+    code, out = mql("validate")  # the demo's own definition: nothing to warn about
+    assert code == 0 and "warning" not in out, out

@@ -34,6 +34,7 @@ from mqlengine.cli.options import GlobalOptionsGroup, fix_flag_help
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from mqlengine.definition.compiler import LoadedDefinition
     from mqlengine.domain.rules import Definition
     from mqlengine.services.leads import LeadFilter
     from mqlengine.wiring import Wiring
@@ -140,7 +141,8 @@ def validate(
     from mqlengine.definition.compiler import load_definition
 
     loaded = load_definition(_definition_path(path))
-    for warning in loaded.warnings:
+    warnings = [*loaded.warnings, *_database_warnings(loaded)]
+    for warning in warnings:
         err_console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     d = loaded.definition
     console.print(
@@ -152,6 +154,19 @@ def validate(
         markup=True,
         highlight=False,
     )
+
+
+def _database_warnings(loaded: LoadedDefinition) -> list[str]:
+    """Names never seen and teams that do not exist, when a database is there to ask."""
+    from mqlengine.errors import MqlError
+    from mqlengine.services.definition_check import database_warnings
+
+    try:
+        eng = wiring(create=False)
+        with eng.db.read() as connection:
+            return database_warnings(connection, loaded)
+    except MqlError:  # no database (yet): the file alone was checked
+        return []
 
 
 @app.command("test")
