@@ -260,3 +260,18 @@ def test_validate_warns_on_likely_mistakes(env: Path) -> None:
         assert expected in out, expected
     code, out = mql("validate")  # the demo's own definition: nothing to warn about
     assert code == 0 and "warning" not in out, out
+
+
+def test_report_tables_fit_80_columns(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqlengine.cli import common
+
+    monkeypatch.setattr(common.console, "_force_terminal", True)
+    monkeypatch.setattr(common.console, "_width", 80)
+    for report in ("funnel", "channels", "sla", "reasons", "velocity"):
+        code, out = mql("report", report)
+        assert code == 0, out
+        table = [line for line in out.splitlines() if line[:1] in "┏┃│┡└"]
+        assert table and all(len(line) <= 80 for line in table), "\n".join(table)
+        assert "…" not in "\n".join(table), "\n".join(table)  # nothing cut mid-word
+    code, out = mql("report", "channels")
+    assert "--format csv shows every column" in out

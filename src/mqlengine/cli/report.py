@@ -228,13 +228,30 @@ def _footnotes(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[str
     return lines
 
 
+def _fitting(
+    rows: list[dict[str, Any]], columns: tuple[str, ...], width: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The leading columns that fit ``width`` whole (a number is never cut), and the rest."""
+    used = 4  # the table's outer borders
+    shown: list[str] = []
+    for index, column in enumerate(columns):
+        label = LABELS.get(column, column.replace("_", " "))
+        cells = [_cell(column, row.get(column)) for row in rows]
+        need = max([len(label), *(len(c) for c in cells)]) + 3
+        if shown and used + need > width:
+            return tuple(shown), columns[index:]
+        used += need
+        shown.append(column)
+    return tuple(shown), ()
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "—"
     if name in PERCENT and isinstance(value, int | float):
         return f"{value:.1%}"
     if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:,.2f}"  # the same decimals in every row: 1,014.00 beside 91.60
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -265,19 +282,33 @@ def _emit(
         writer.writerows({k: _flat(v) for k, v in row.items()} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
-    table = Table(title=title)
-    for column in columns:
-        text = column in ("key", "rule", "action", "reason")
-        table.add_column(
-            LABELS.get(column, column.replace("_", " ")),
-            justify="left" if text else "right",
-            no_wrap=text,
-        )
-    for row in rows:
-        table.add_row(*(_cell(c, row.get(c)) for c in columns))
     # Piped output is not cut to 80 columns (the terminal's width when there is one).
     out = console if console.is_terminal else Console(width=240, markup=False)
+    shown, hidden = _fitting(rows, columns, out.width)
+    columns = shown
+    table = Table(title=title)
+    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    for index, column in enumerate(columns):
+        text = column in ("key", "rule", "action", "reason")
+        label = LABELS.get(column, column.replace("_", " "))
+        widest = max([len(label), *(len(r[index]) for r in cells)])
+        table.add_column(
+            label,
+            justify="left" if text else "right",
+            no_wrap=True,
+            min_width=widest,  # whole words and numbers, never "1,…" (see _fitting)
+        )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     out.print(table)
+    if hidden:
+        labels = ", ".join(LABELS.get(c, c.replace("_", " ")) for c in hidden)
+        out.print(
+            f"{len(hidden)} more column(s) not shown at this width ({labels}): "
+            "--format csv shows every column",
+            highlight=False,
+            soft_wrap=True,
+        )
     for line in _footnotes(rows, columns):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
 
