@@ -159,9 +159,8 @@ class MqlEngine:
             person_id = resolve_person_ref(
                 connection, str(person), gmail_normalize=definition.identity.gmail_normalize
             )
-            return person_detail(
-                connection, definition, person_id, as_of=as_of or self.wiring.clock()
-            )
+            now = self.wiring.clock()
+            return person_detail(connection, definition, person_id, as_of=as_of or now, now=now)
 
     def report(
         self,

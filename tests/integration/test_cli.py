@@ -193,7 +193,9 @@ def test_demo_then_leads_and_explain_add_up(env: Path) -> None:
     code, out = mql("explain", str(leads[0]["id"]))
     assert "decision:" in out and "stage history" in out
     code, out = mql("leads", "--format", "csv", "--limit", "3")
-    assert out.splitlines()[0].startswith("id,email,stage")
+    lines = [line for line in out.splitlines() if not line.startswith("note:")]
+    assert lines[0].startswith("id,email,stage") and len(lines) == 4
+    assert "--limit 3 cut the export to 3 of" in out  # an export is never cut silently
     code, out = mql("score")
     assert code == 0 and "scored" in out
     # a second demo run replaces the first

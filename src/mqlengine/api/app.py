@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mqlengine.api import auth
-from mqlengine.api.contract import allowed_methods, document, errors
+from mqlengine.api.contract import allowed_methods, document, errors, invalid_details
 from mqlengine.api.ingest import IngestState
 from mqlengine.api.limits import ApiError
 from mqlengine.api.middleware import (
@@ -125,9 +125,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e.get("loc", ())), "message": e.get("msg", "")} for e in error.errors()
-        ]
+        details = invalid_details(error.errors())
         return error_response(422, "invalid_request", "the request is not valid", details)
 
     @app.exception_handler(StarletteHTTPException)

@@ -9,6 +9,7 @@ validation body, which this API never sends.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from starlette.routing import Match
 
 from mqlengine.domain.bounds import BIGINT_MAX, OutOfBounds, utc_moment
+from mqlengine.domain.wording import explain_invalid
 
 
 class ErrorOut(BaseModel):
@@ -45,6 +47,15 @@ DESCRIPTIONS: dict[int, str] = {
 # outside the schema, the key's or the address's rate limit, a database that cannot serve
 # now.
 COMMON = (408, 422, 429, 503)
+
+
+def invalid_details(problems: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A 422's ``details``: where each problem is and what to do, in the engine's words
+    (never pydantic's text or its links)."""
+    return [
+        {"loc": list(p.get("loc", ())), "message": explain_invalid(p), "type": p.get("type")}
+        for p in problems
+    ]
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from mqlengine.services.leads import (
     list_page,
     person_account,
     person_detail,
+    score_timeline,
 )
 from mqlengine.wiring import Wiring
 
@@ -59,6 +60,15 @@ def get_person(person_id: RowId, request: Request) -> dict[str, Any]:
         "stage_history": detail.history,
         "consent": detail.consent,
     }
+
+
+@router.get(
+    "/persons/{person_id}/timeline",
+    summary="A person's score over time, with the events and stage changes that moved it",
+)
+def get_timeline(person_id: RowId, request: Request) -> dict[str, Any]:
+    with _wiring(request).db.read() as connection:
+        return {"person_id": person_id, "timeline": score_timeline(connection, person_id)}
 
 
 def _cursor(value: str | None) -> tuple[datetime, int] | None:
@@ -126,7 +136,13 @@ def list_persons(
                     raise ApiError(400, "invalid_input", str(error), {"parameter": kind}) from None
             ids = [pid for pid in found if pid is not None] if len(found) == 1 else []
         rows, more = list_page(
-            connection, stage=stage, since=moment, after=_cursor(cursor), limit=limit, ids=ids
+            connection,
+            stage=stage,
+            since=moment,
+            after=_cursor(cursor),
+            limit=limit,
+            ids=ids,
+            now=wiring.clock(),
         )
     return {
         "data": rows,

@@ -6,24 +6,45 @@ import csv
 import io
 import shutil
 import sys
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from mqlengine.cli.common import console, err_console, fail, handle_errors, state, wiring
+from mqlengine.cli.common import (
+    console,
+    err_console,
+    escape,
+    fail,
+    fitted_table,
+    handle_errors,
+    state,
+    wiring,
+)
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _parse_when
 from mqlengine.cli.csvopts import DecimalOpt, DelimiterOpt, EncodingOpt, FileTzOpt
+from mqlengine.cli.options import GlobalOptionsGroup, fix_flag_help
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from mqlengine.definition.compiler import LoadedDefinition
+    from mqlengine.domain.rules import Definition
+    from mqlengine.services.leads import LeadFilter
+    from mqlengine.wiring import Wiring
+
+fix_flag_help()
 app = typer.Typer(
     name="mql",
-    help="MQL Engine: explainable Marketing Qualified Leads, as code.",
+    cls=GlobalOptionsGroup,
+    help="MQL Engine: explainable Marketing Qualified Leads, as code. "
+    "--database and --definition may stand before or after the command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -71,8 +92,16 @@ def main_options(
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -94,9 +123,7 @@ def init(
     if path.exists() and not force:
         fail(f"{path} already exists (use --force to overwrite)")
     shutil.copyfile(TEMPLATE, path)
-    console.print(
-        f"wrote {path}; check it with [bold]mql validate {path}[/] and [bold]mql test {path}[/]"
-    )
+    console.print(f"wrote {path}; check it with mql validate {path} and mql test {path}")
 
 
 def _definition_path(path: Path | None) -> Path:
@@ -114,18 +141,34 @@ def validate(
     from mqlengine.definition.compiler import likelihood_notes, load_definition
 
     loaded = load_definition(_definition_path(path))
-    for warning in loaded.warnings:
+    warnings = [*loaded.warnings, *_database_warnings(loaded)]
+    for warning in warnings:
         err_console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     d = loaded.definition
     console.print(
-        f"[green]ok[/] {loaded.filename}: version {d.version}, {len(d.fit_rules)} fit rules, "
+        f"[green]ok[/] {escape(str(loaded.filename))}: version {escape(d.version)}, "
+        f"{len(d.fit_rules)} fit rules, "
         f"{len(d.intent_rules)} intent rules, {len(d.exclusions)} exclusions, "
         f"{len(d.requirements)} requirements, threshold {d.qualify.threshold:g}, "
         f"{len(loaded.spec.tests)} tests",
+        markup=True,
         highlight=False,
     )
     for line in likelihood_notes(loaded):
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _database_warnings(loaded: LoadedDefinition) -> list[str]:
+    """Names never seen and teams that do not exist, when a database is there to ask."""
+    from mqlengine.errors import MqlError
+    from mqlengine.services.definition_check import database_warnings
+
+    try:
+        eng = wiring(create=False)
+        with eng.db.read() as connection:
+            return database_warnings(connection, loaded)
+    except MqlError:  # no database (yet): the file alone was checked
+        return []
 
 
 @app.command("test")
@@ -152,7 +195,7 @@ def test_definition(
     table.add_column("total", justify="right")
     table.add_column("details")
     for r in results:
-        mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        mark = Text("PASS", style="green") if r.passed else Text("FAIL", style="red")
         details = "; ".join(r.failures) if r.failures else (r.card.mql_type or "lead")
         table.add_row(
             mark,
@@ -269,6 +312,37 @@ def score(
     )
 
 
+class SlaFilter(StrEnum):
+    breached = "breached"
+    due = "due"
+
+
+LEAD_FIELDS = (
+    "id",
+    "email",
+    "stage",
+    "mql_type",
+    "fit",
+    "intent",
+    "total",
+    "channel",
+    "owner",
+    "owner_name",
+    "team",
+    "sla_due_at",
+    "first_touch_at",
+    "sla_state",
+    "why_not",
+    "stage_changed_at",
+    "mql_at",
+    "account_id",
+    "scored_at",
+    "definition_version",
+)
+SLA_WORDS = {"on_time": "on time", "due_soon": "due soon", "breached": "breached"}
+EXPORT_PAGE = 1000
+
+
 @app.command()
 @handle_errors
 def leads(
@@ -276,61 +350,122 @@ def leads(
     since: Annotated[
         str | None, typer.Option(help="Stage changed at or after this ISO time.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    owner: Annotated[
+        str | None, typer.Option(help="Owned by this rep (key or e-mail), or 'queue'.")
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="Routed to this team.")] = None,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Total score at least this.")
+    ] = None,
+    sla: Annotated[
+        SlaFilter | None,
+        typer.Option(help="breached: not touched by the deadline; due: waiting, not late yet."),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most this many rows (table default 50; exports: all)."),
+    ] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """List leads, highest score first."""
-    from mqlengine.services.leads import list_leads
+    """List leads, highest score first, with owner, SLA state and why each is not an MQL."""
+    from mqlengine.services.leads import LeadFilter, query_leads
 
     eng = wiring(create=False)
-    moment = _parse_when(since, "--since")
+    definition = eng.definition().definition
+    filters = LeadFilter(
+        stage=stage,
+        since=_parse_when(since, "--since"),
+        owner=owner,
+        team=team,
+        min_score=min_score,
+        sla=sla.value if sla is not None else None,
+    )
+    now = _now()
+    if format is not Format.table:
+        _export_leads(eng, filters, definition, now, limit, format)
+        return
     with eng.db.read() as connection:
-        rows = list_leads(connection, stage=stage, since=moment, limit=limit)
-    if format is Format.json:
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return
-    if format is Format.csv:
-        buffer = io.StringIO()
-        fields = list(rows[0]) if rows else ["id"]
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
-        return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in (
-        "id",
-        "email",
-        "stage",
-        "type",
-        "fit",
-        "intent",
-        "total",
-        "channel",
-        "changed",
-    ):
-        numeric = column in ("id", "fit", "intent", "total")
-        # narrow terminals fold long values onto more lines instead of cutting them
-        table.add_column(
-            column,
-            justify="right" if numeric else "left",
-            overflow="fold",
-            no_wrap=numeric or column == "changed",
-            min_width=22 if column == "email" else None,
-        )
-    for r in rows:
-        table.add_row(
+        page = query_leads(connection, filters, now=now, limit=limit or 50, definition=definition)
+    cells = [
+        (
             str(r["id"]),
             r["email"] or "",
             r["stage"],
-            r["mql_type"] or "",
-            f"{r['fit']:.1f}",
-            f"{r['intent']:.1f}",
-            f"{r['total']:.1f}",
-            r["channel"] or "",
-            (r["stage_changed_at"] or "")[:10],
+            f"{r['total']:,.1f}",
+            r["owner"] or "",
+            SLA_WORDS.get(r["sla_state"] or "", ""),
+            r.get("why_not") or "",
         )
+        for r in page.rows
+    ]
+    table = fitted_table(
+        ("id", "email", "stage", "score", "owner", "SLA", "why not MQL"),
+        cells,
+        numeric={"id", "score"},
+        whole={"stage", "SLA"},
+        flexible={"email": 26, "owner": 10, "why not MQL": None},
+    )
     console.print(table)
+    shown = len(page.rows)
+    note = f"showing {shown:,} of {page.total:,}"
+    if page.cut:
+        note += "; --limit N for more, --format csv for every row and column"
+    else:
+        note += "; --format csv for every column"
+    err_console.print(note, highlight=False)
+
+
+def _export_leads(
+    eng: Wiring,
+    filters: LeadFilter,
+    definition: Definition,
+    now: datetime,
+    limit: int | None,
+    format: Format,
+) -> None:
+    """Every matching lead (or the first --limit, said on stderr), page by page."""
+    from mqlengine.services.leads import query_leads
+
+    db = eng.db
+    wanted = limit
+    rows: list[dict[str, object]] = []
+    total = 0
+    with db.read() as connection:
+        offset = 0
+        while True:
+            size = EXPORT_PAGE if wanted is None else min(EXPORT_PAGE, wanted - len(rows))
+            if size <= 0:
+                break
+            page = query_leads(
+                connection,
+                filters,
+                now=now,
+                offset=offset,
+                limit=size,
+                definition=definition,
+                count=offset == 0,
+            )
+            if offset == 0:
+                total = page.total
+            rows.extend(page.rows)
+            offset += len(page.rows)
+            if len(page.rows) < size:
+                break
+    if format is Format.json:
+        data = [{k: r.get(k) for k in LEAD_FIELDS} for r in rows]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LEAD_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+    if len(rows) < total:
+        err_console.print(
+            f"note: --limit {limit:,} cut the export to {len(rows):,} of {total:,} leads",
+            style="yellow",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -348,14 +483,25 @@ def explain(
     as_of: Annotated[
         str | None, typer.Option(help="Explain the score as of this ISO time.")
     ] = None,
+    history: Annotated[
+        bool,
+        typer.Option("--history", help="Also the score over time and the events that moved it."),
+    ] = False,
 ) -> None:
-    """Show why a person has its score and stage: every rule, event and cap."""
+    """Show why a person has its score and stage: every rule, event and cap; its owner,
+    SLA and (with --history) its score timeline."""
     from mqlengine.domain.explain import card_to_dict, explain_lines
     from mqlengine.facade import MqlEngine
+    from mqlengine.services.leads import score_timeline
 
     moment = _parse_when(as_of, "--as-of")
-    detail = MqlEngine(wiring(create=False)).explain(person, as_of=moment)
+    eng = wiring(create=False)
+    detail = MqlEngine(eng).explain(person, as_of=moment)
     card = detail.card
+    timeline: list[dict[str, Any]] = []
+    if history:
+        with eng.db.read() as connection:
+            timeline = score_timeline(connection, detail.person["id"])
     if format is ExplainFormat.json:
         payload = {
             "person": detail.person,
@@ -363,22 +509,38 @@ def explain(
             "stage_history": detail.history,
             "consent": detail.consent,
         }
+        if history:
+            payload["timeline"] = timeline
         sys.stdout.write(
             orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
         )
         return
     p = detail.person
     console.print(
-        f"[bold]person {p['id']}[/] {p.get('email') or ''} — stage [bold]{p['stage']}[/]"
-        + (f" ({p['mql_type']})" if p.get("mql_type") else ""),
+        f"[bold]person {p['id']}[/] {escape(p.get('email') or '')} — stage "
+        f"[bold]{escape(p['stage'])}[/]"
+        + (f" ({escape(p['mql_type'])})" if p.get("mql_type") else ""),
+        markup=True,
         highlight=False,
     )
+    owner = p.get("owner")
+    if owner or p.get("team"):
+        who = "the team's queue" if owner == "queue" else (p.get("owner_name") or owner)
+        console.print(
+            f"owner {who} (team {p.get('team') or '—'}); SLA due "
+            f"{(p.get('sla_due_at') or '—')[:16]}, first touch "
+            f"{(p.get('first_touch_at') or 'none yet')[:16]}"
+            + (f", {SLA_WORDS[p['sla_state']]}" if p.get("sla_state") else ""),
+            highlight=False,
+        )
+    if p.get("why_not"):
+        console.print(f"not an MQL: {p['why_not']}", highlight=False)
     for line in explain_lines(card):
         console.print(line, highlight=False)
     for note in detail.consent.get("notes", []):
-        console.print(f"[bold]consent:[/] {note}", highlight=False)
+        console.print(f"[bold]consent:[/] {escape(note)}", markup=True, highlight=False)
     if detail.history:
-        console.print("[bold]stage history[/]")
+        console.print("stage history", style="bold")
         for h in detail.history:
             console.print(
                 f"  {h['changed_at'][:19]}  {h['from_stage'] or '-':>12} → {h['to_stage']:<12} "
@@ -386,6 +548,28 @@ def explain(
                 + (f" [{h['definition_version']}]" if h.get("definition_version") else ""),
                 highlight=False,
             )
+    if history:
+        _print_timeline(timeline)
+
+
+def _print_timeline(timeline: list[dict[str, Any]]) -> None:
+    console.print("score timeline", style="bold")
+    if not timeline:
+        console.print("  no score snapshots yet", highlight=False)
+    for entry in timeline:
+        moved = ", ".join(
+            f"{rule} {points:+,.1f}" for rule, points in entry["rules_changed"].items()
+        )
+        names = sorted({e["name"] for e in entry["events"]})
+        console.print(
+            f"  {entry['as_of'][:16]}  total {entry['total']:>7,.1f} "
+            f"(fit {entry['fit']:,.1f}, intent {entry['intent']:,.1f})"
+            + (" MQL" if entry["qualifies"] else "")
+            + (f"; {moved}" if moved else "")
+            + (f"; {entry['events_count']} event(s): {', '.join(names)}" if names else "")
+            + (f"; {', '.join(entry['stage_changes'])}" if entry["stage_changes"] else ""),
+            highlight=False,
+        )
 
 
 @app.command()
@@ -437,7 +621,8 @@ def demo(
     console.print(
         "next: [bold]mql leads --stage mql[/], [bold]mql explain ID[/], "
         "[bold]mql report funnel[/], [bold]MQL_READ_KEYS=R mql serve --write-key K[/] "
-        "(log in to the dashboard at / with R)"
+        "(log in to the dashboard at / with R)",
+        markup=True,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -11,16 +11,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mqlengine.errors import DefinitionError, MqlError, exit_code_for
 from mqlengine.logmask import mask
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from mqlengine.settings import Settings
     from mqlengine.wiring import Wiring
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Markup is off: user and data text (e-mails, reasons, regexes, `[/]`) prints as it is.
+# Styling is asked for explicitly (``markup=True`` on a line whose user parts are escaped
+# with :func:`escape`, or a ``style=``).
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+__all__ = ["console", "err_console", "escape", "fail", "handle_errors", "json_row", "wiring"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -90,8 +97,61 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
+
+
+def fitted_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    numeric: set[str],
+    whole: set[str],
+    flexible: dict[str, int | None],
+) -> Table:
+    """A table that fits the terminal (80 columns too) without folding a word: numbers
+    and ``whole`` columns keep their full width, ``flexible`` ones (at most their given
+    width) are cut with "…" when space runs out. A number is never cut."""
+    from rich import box
+    from rich.table import Table
+
+    longest = {
+        header: max([len(header), *(len(row[index]) for row in rows)])
+        for index, header in enumerate(headers)
+    }
+    widths = {
+        h: longest[h] if h not in flexible else min(longest[h], flexible[h] or longest[h])
+        for h in headers
+    }
+    budget = console.width - 3 * (len(headers) - 1)  # padding and divider between columns
+    while sum(widths.values()) > budget:
+        widest = max((h for h in flexible if widths[h] > 6), key=widths.__getitem__, default=None)
+        if widest is None:
+            break  # the numbers and whole words alone are wider than the terminal
+        widths[widest] -= 1
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in headers:
+        table.add_column(
+            header,
+            justify="right" if header in numeric else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths[header],
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def json_row(row: Any) -> dict[str, Any]:
+    """A database row as a JSON-ready dict: plain ``str`` keys (SQLAlchemy's are
+    ``quoted_name``, which orjson refuses) and times as ISO 8601."""
+    return {
+        str(key): (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in row.items()
+    }
 
 
 def handle_errors(func: F) -> F:

@@ -7,7 +7,7 @@ import sys
 import orjson
 import typer
 
-from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, err_console, escape, fail, handle_errors, wiring
 
 db_app = typer.Typer(help="The store's schema: migrate, show, check.", no_args_is_help=True)
 
@@ -72,7 +72,11 @@ def check() -> None:
         for orphan in state.orphans:
             err_console.print(f"  {orphan}", highlight=False)
         fail(f"{url}: rows refer to persons that do not exist", 1)
-    console.print(f"[green]ok[/] {url}: schema at {', '.join(state.heads)}", highlight=False)
+    console.print(
+        f"[green]ok[/] {escape(url)}: schema at {escape(', '.join(state.heads))}",
+        markup=True,
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from mqlengine.cli.access import audit_cli
-from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, err_console, escape, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 from mqlengine.cli.csvopts import (
@@ -28,8 +28,6 @@ from mqlengine.cli.csvopts import (
     print_ignored,
     print_problems,
 )
-from mqlengine.store.admin import safe_url
-from mqlengine.store.secretbox import mask_url
 
 reps_app = typer.Typer(
     help="Sales reps and teams that routing chooses from.", no_args_is_help=False
@@ -135,7 +133,10 @@ def reps_set(
         )
         audit_cli(connection, "rep.put", key, {"team": team, "name": name, "active": active})
     console.print(
-        f"rep [bold]{row['key']}[/] in team {row['team']} ({row['timezone']})", highlight=False
+        f"rep [bold]{escape(row['key'])}[/] in team {escape(row['team'])} "
+        f"({escape(row['timezone'])})",
+        markup=True,
+        highlight=False,
     )
 
 
@@ -178,7 +179,7 @@ def reps_team(
             connection, name, now=_now(), manager_name=manager_name, manager_email=manager_email
         )
         audit_cli(connection, "team.put", name, {"manager_email": manager_email})
-    console.print(f"team [bold]{name}[/]", highlight=False)
+    console.print(f"team [bold]{escape(name)}[/]", markup=True, highlight=False)
 
 
 @reps_app.command("teams")
@@ -272,8 +273,15 @@ def worker(
             help="Rows claimed per pass (a worker killed mid-pass may send at most these again).",
         ),
     ] = 50,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No line per delivery, retry and dead letter."),
+    ] = False,
 ) -> None:
-    """Deliver outbox notifications (webhooks, Slack, e-mail) and escalate SLA breaches."""
+    """Deliver outbox notifications (webhooks, Slack, e-mail) and escalate SLA breaches;
+    logs one line per delivery, retry and dead letter on stderr."""
+    import logging
+
     from mqlengine.notify.senders import SendOptions
     from mqlengine.notify.worker import run_worker
 
@@ -291,21 +299,37 @@ def worker(
         timeout=timeout,
         box=eng.secret_box(),
     )
+    from mqlengine.store.admin import safe_url
+
     err_console.print(f"worker: delivering from {safe_url(eng.db.url)}", highlight=False)
-    stats = run_worker(
-        eng.db,
-        lambda: eng.definition().definition,
-        clock=eng.clock,
-        stop=stop,
-        once=once,
-        poll=poll,
-        sla_every=sla_every,
-        options=options,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        lease=timedelta(seconds=lease),
-        limit=limit,
-    )
+    from mqlengine.logmask import MaskFilter
+
+    # one line per delivery, retry and dead letter (notify/relay.py logs them once recorded)
+    outbox_log = logging.getLogger("mqlengine.outbox")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s worker: %(message)s"))
+    handler.addFilter(MaskFilter())  # e-mails and keys never reach the line
+    if not quiet:
+        outbox_log.addHandler(handler)
+        outbox_log.setLevel(logging.INFO)
+        outbox_log.propagate = False
+    try:
+        stats = run_worker(
+            eng.db,
+            lambda: eng.definition().definition,
+            clock=eng.clock,
+            stop=stop,
+            once=once,
+            poll=poll,
+            sla_every=sla_every,
+            options=options,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            lease=timedelta(seconds=lease),
+            limit=limit,
+        )
+    finally:
+        outbox_log.removeHandler(handler)
     console.print(
         f"worker: {stats.relay.delivered} delivered, {stats.relay.retried} to retry, "
         f"{stats.relay.dead} dead, {stats.breaches} SLA breaches",
@@ -394,6 +418,7 @@ def outbox_replay(
 def outbox_destinations() -> None:
     """List notification destinations."""
     from mqlengine.services import outbox
+    from mqlengine.store.secretbox import mask_url
 
     eng = wiring(create=False)
     with eng.db.read() as connection:
@@ -437,7 +462,7 @@ def outbox_add_destination(
 
     if secret == "generate":
         secret = generate_secret()
-        console.print(f"signing secret: [bold]{secret}[/]", highlight=False)
+        console.print(f"signing secret: [bold]{escape(secret)}[/]", markup=True, highlight=False)
     eng = wiring()
     with eng.db.begin() as connection:
         outbox.add_destination(
@@ -452,7 +477,9 @@ def outbox_add_destination(
             email_to=to or [],
         )
         audit_cli(connection, "destination.add", name, {"kind": kind, "topics": topic or []})
-    console.print(f"destination [bold]{name}[/] ({kind})", highlight=False)
+    console.print(
+        f"destination [bold]{escape(name)}[/] ({escape(kind)})", markup=True, highlight=False
+    )
 
 
 @outbox_app.command("remove-destination")
@@ -473,7 +500,14 @@ def outbox_remove_destination(name: Annotated[str, typer.Argument()]) -> None:
 
 @handle_errors
 def feedback(
-    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    person: Annotated[
+        str,
+        typer.Argument(
+            metavar="PERSON",
+            help="Person id, an e-mail address, or kind:value (user_id:…, anonymous_id:…, "
+            "phone:+…, external_id:…), as `mql explain` takes.",
+        ),
+    ],
     action: Annotated[
         str,
         typer.Argument(
@@ -494,12 +528,16 @@ def feedback(
 ) -> None:
     """Record sales feedback on a lead (lands in stage history with actor and time)."""
     from mqlengine.services.feedback import apply_feedback
+    from mqlengine.services.leads import resolve_person_ref
 
     eng = wiring(create=False)
     definition = eng.definition().definition
     now = _now()
     moment = _when(at, "--at") or now
     with eng.db.begin() as connection:
+        person_id = resolve_person_ref(
+            connection, person, gmail_normalize=definition.identity.gmail_normalize
+        )
         change = apply_feedback(
             connection,
             definition,
@@ -518,7 +556,8 @@ def feedback(
     else:
         console.print(
             f"person {person_id}: {change.from_stage.value} → "
-            f"[bold]{change.to_stage.value}[/] ({change.reason})",
+            f"[bold]{change.to_stage.value}[/] ({escape(change.reason)})",
+            markup=True,
             highlight=False,
         )
 

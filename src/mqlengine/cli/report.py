@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mqlengine.cli.common import console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, escape, fail, handle_errors, wiring
 from mqlengine.cli.common import now as _now
 from mqlengine.cli.common import parse_when as _when
 from mqlengine.cli.csvopts import (
@@ -228,13 +228,30 @@ def _footnotes(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[str
     return lines
 
 
+def _fitting(
+    rows: list[dict[str, Any]], columns: tuple[str, ...], width: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The leading columns that fit ``width`` whole (a number is never cut), and the rest."""
+    used = 4  # the table's outer borders
+    shown: list[str] = []
+    for index, column in enumerate(columns):
+        label = LABELS.get(column, column.replace("_", " "))
+        cells = [_cell(column, row.get(column)) for row in rows]
+        need = max([len(label), *(len(c) for c in cells)]) + 3
+        if shown and used + need > width:
+            return tuple(shown), columns[index:]
+        used += need
+        shown.append(column)
+    return tuple(shown), ()
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "—"
     if name in PERCENT and isinstance(value, int | float):
         return f"{value:.1%}"
     if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:,.2f}"  # the same decimals in every row: 1,014.00 beside 91.60
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -265,21 +282,45 @@ def _emit(
         writer.writerows({k: _flat(v) for k, v in row.items()} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
-    table = Table(title=title)
-    for column in columns:
-        text = column in ("key", "rule", "action", "reason")
-        table.add_column(
-            LABELS.get(column, column.replace("_", " ")),
-            justify="left" if text else "right",
-            no_wrap=text,
-        )
-    for row in rows:
-        table.add_row(*(_cell(c, row.get(c)) for c in columns))
     # Piped output is not cut to 80 columns (the terminal's width when there is one).
-    out = console if console.is_terminal else Console(width=240)
+    out = console if console.is_terminal else Console(width=240, markup=False)
+    shown, hidden = _fitting(rows, columns, out.width)
+    columns = shown
+    table = Table(title=title)
+    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    for index, column in enumerate(columns):
+        text = column in ("key", "rule", "action", "reason")
+        label = LABELS.get(column, column.replace("_", " "))
+        widest = max([len(label), *(len(r[index]) for r in cells)])
+        table.add_column(
+            label,
+            justify="left" if text else "right",
+            no_wrap=True,
+            min_width=widest,  # whole words and numbers, never "1,…" (see _fitting)
+        )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     out.print(table)
+    if hidden:
+        labels = ", ".join(LABELS.get(c, c.replace("_", " ")) for c in hidden)
+        out.print(
+            f"{len(hidden)} more column(s) not shown at this width ({labels}): "
+            "--format csv shows every column",
+            highlight=False,
+            soft_wrap=True,
+        )
     for line in _footnotes(rows, columns):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _no_breakdown(report: str, by: str | None, why: str) -> None:
+    """Every report takes ``--by``; the ones without a breakdown say so in one line."""
+    if by is not None:
+        fail(
+            f"--by {by!r}: the {report} report has no breakdown ({why}); "
+            "narrow it with --channel or --campaign",
+            2,
+        )
 
 
 def _run(name: str, filters: Any, by: str | None, rates: Any = None) -> dict[str, Any]:
@@ -399,8 +440,10 @@ def reasons_cmd(
     channel: ChannelOpt = None,
     campaign: CampaignOpt = None,
     tz: TzOpt = "UTC",
+    by: ByOpt = None,
 ) -> None:
     """Rejection, recycle, disqualification and loss reasons; rules behind rejected MQLs."""
+    _no_breakdown("reasons", by, "it counts per action and reason code")
     result = _run("reasons", _filters(since, until, channel, campaign, tz), None)
     if format is not OutputFormat.table:
         rows = result["reasons"] + [
@@ -433,9 +476,11 @@ def health_cmd(
     ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    by: ByOpt = None,
 ) -> None:
     """Health alerts (rules of thumb from the definition) and the 0–100 health score over
     the definition's window before --as-of (or exactly --since … --until)."""
+    _no_breakdown("health", by, "it judges the whole funnel")
     from mqlengine.reports.service import (
         HEALTH_TOPIC,
         health_rules,
@@ -474,6 +519,7 @@ def health_cmd(
         f"[bold]health score[/] [{colour}]{score if score is not None else '—'}[/]/100 "
         f"from {result['since'][:16]} to {result['until'][:16]} "
         f"({result['window_days']} days, {result['inputs']['mqls']} MQLs)",
+        markup=True,
         highlight=False,
     )
     _emit(
@@ -487,9 +533,13 @@ def health_cmd(
         console.print(f"— {field.replace('_', ' ')}: {reason}", highlight=False, markup=False)
     for alert in result["alerts"]:
         style = "red" if alert["severity"] == "critical" else "yellow"
-        console.print(f"[{style}]{alert['severity']}[/]: {alert['message']}", highlight=False)
+        console.print(
+            f"[{style}]{escape(alert['severity'])}[/]: {escape(alert['message'])}",
+            markup=True,
+            highlight=False,
+        )
     if not result["alerts"]:
-        console.print("[green]no alerts[/]")
+        console.print("no alerts", style="green")
     elif notified:
         console.print(f"{notified} alert(s) written to the outbox", highlight=False)
     elif notify:

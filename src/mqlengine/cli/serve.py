@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from mqlengine.cli.common import console, err_console, fail, handle_errors, wiring
+from mqlengine.cli.common import console, err_console, fail, handle_errors, json_row, wiring
 
 
 def serve(
@@ -82,7 +82,9 @@ def serve(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (e-mails, phones and keys masked).")
+    ] = True,
 ) -> None:
     """Run the HTTP API: Segment-compatible ingest, persons, accounts (docs at /docs).
 
@@ -161,15 +163,13 @@ def quarantine(
         if row is None:
             fail(f"no quarantined payload {show}", 5)
             return
-        data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(orjson.dumps(json_row(row), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     with eng.db.read() as connection:
         total, rows = quarantined(connection, limit=limit)
     if as_json:
         for row in rows:
-            data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-            sys.stdout.write(orjson.dumps(data).decode() + "\n")
+            sys.stdout.write(orjson.dumps(json_row(row)).decode() + "\n")
     else:
         view = Table(title=f"quarantine: {total} payload(s), newest first")
         for column in ("id", "received", "endpoint", "code", "index", "messageId", "reason"):

@@ -26,6 +26,7 @@ from mqlengine.definition.yamlsource import Path, SourceMap, YamlProblem, load_y
 from mqlengine.domain.conditions import (
     AllOf,
     AnyOf,
+    Compare,
     Condition,
     EventSeen,
     Not,
@@ -51,6 +52,7 @@ from mqlengine.domain.rules import (
     Repeat,
     ValidationPolicy,
 )
+from mqlengine.domain.wording import explain_invalid
 from mqlengine.errors import DefinitionError
 
 SpecCondition = AllCondition | AnyCondition | NotCondition | LeafCondition
@@ -99,9 +101,11 @@ def _message(error: Any, path: Path) -> str:
         return f"unknown key '{path[-1] if path else '?'}'"
     if kind == "missing":
         name = error["loc"][-1]
+        if isinstance(name, int):  # a fixed-length list such as between: [low, high]
+            where = ".".join(str(p) for p in path) or "document"
+            return f"{where}: too few items (item {name + 1} is missing)"
         return f"missing required key '{name}'"
-    message = str(error["msg"])
-    message = message.removeprefix("Value error, ")
+    message = explain_invalid(error)
     where = ".".join(str(p) for p in path) or "document"
     return f"{where}: {message}"
 
@@ -130,6 +134,35 @@ class _Compiler:
 
     def warn(self, path: Path, message: str) -> None:
         self.warnings.append(f"{self.source.where(path)}: warning: {message}")
+
+    def likely_mistakes(self) -> None:
+        """Warnings for what is valid but almost certainly a mistake."""
+        spec = self.spec
+        if spec.qualify.threshold < 0:
+            self.warn(
+                ("qualify", "threshold"),
+                f"threshold {spec.qualify.threshold:g} is negative: every lead qualifies",
+            )
+        for kind in ("reject", "recycle", "disqualify", "lost"):
+            codes: list[str] = getattr(spec.reasons, kind)
+            for index, code in enumerate(codes):
+                if code in codes[:index]:
+                    self.warn(("reasons", kind, index), f"duplicate reason code '{code}'")
+        exclusions = {g.id for g in spec.exclude}
+        requirements = {g.id for g in spec.require}
+        for index, test in enumerate(spec.tests):
+            expect = test.expect
+            for field, known, what in (
+                ("excluded_because", exclusions, "exclusion"),
+                ("missing", requirements, "requirement"),
+            ):
+                for gate in getattr(expect, field) or []:
+                    if gate not in known:
+                        self.warn(
+                            ("tests", index, "expect", field),
+                            f"test '{test.name}' expects {what} '{gate}', which the "
+                            f"definition does not have",
+                        )
 
     def condition(self, spec: SpecCondition, path: Path, allowed: set[str]) -> Condition:
         if isinstance(spec, AllCondition):
@@ -274,6 +307,7 @@ class _Compiler:
                 f"stage '{spec.predict.label.reached}' is not among the definition's stages",
             )
         routing, sla = compile_handoff(self, spec, rule_ids, {*path_types, q.default_type})
+        self.likely_mistakes()
         if self.errors:
             raise DefinitionError(
                 f"{len(self.errors)} problem(s) in {self.source.filename}", diagnostics=self.errors
@@ -337,6 +371,41 @@ class _Compiler:
                 drift_window_days=spec.predict.drift_window_days,
             ),
         )
+
+
+def condition_names(condition: Condition | None) -> tuple[set[str], set[str]]:
+    """The trait names and event names a condition reads (``{trait: …}``, ``{event: …}``)."""
+    traits: set[str] = set()
+    names: set[str] = set()
+    if isinstance(condition, Compare) and condition.subject is Subject.TRAIT:
+        traits.add(condition.name)
+    elif isinstance(condition, EventSeen):
+        names.add(condition.event)
+    elif isinstance(condition, AllOf | AnyOf):
+        for item in condition.items:
+            more_traits, more_names = condition_names(item)
+            traits |= more_traits
+            names |= more_names
+    elif isinstance(condition, Not):
+        return condition_names(condition.item)
+    return traits, names
+
+
+def definition_names(definition: Definition) -> tuple[set[str], set[str]]:
+    """Every trait and event name a definition reads: what `mql validate` looks for in
+    the database."""
+    traits: set[str] = set()
+    names = {rule.event for rule in definition.intent_rules}
+    conditions = [
+        *(r.when for r in definition.fit_rules),
+        *(g.when for g in (*definition.exclusions, *definition.requirements)),
+        *(p.when for p in definition.qualify.paths),
+    ]
+    for condition in conditions:
+        more_traits, more_names = condition_names(condition)
+        traits |= more_traits
+        names |= more_names
+    return traits, names
 
 
 def _rule_refs(condition: Condition) -> list[str]:

@@ -116,3 +116,19 @@ def explain_lines(card: ScoreCard) -> list[str]:
     verdict = f"MQL ({card.mql_type})" if card.qualifies else "not an MQL"
     lines.append(f"decision: {verdict}")
     return lines
+
+
+def why_not_mql(card: ScoreCard) -> str | None:
+    """Why a lead is not an MQL, in one short phrase (None when it qualifies): the
+    exclusions that hold it back, the requirements it misses, or the points it is short."""
+    if card.qualifies:
+        return None
+    if card.excluded_because:
+        return "excluded: " + ", ".join(card.excluded_because)
+    if card.missing_requirements:
+        return "missing: " + ", ".join(card.missing_requirements)
+    if not card.meets_threshold:
+        return f"{card.distance_to_threshold:,.1f} points short"
+    if card.fit < card.min_fit:
+        return f"fit {card.fit:,.1f} below {card.min_fit:,.1f}"
+    return "no MQL path matched"

@@ -84,3 +84,29 @@ def check_breach(
         if not (a is Escalation.REASSIGN and (late or reassignments >= policy.max_reassignments))
     )
     return BreachDecision(due, actions, late)
+
+
+class SlaState(StrEnum):
+    ON_TIME = "on_time"  # touched by the deadline, or the deadline is more than `soon` away
+    DUE_SOON = "due_soon"  # not touched, the deadline within `soon`
+    BREACHED = "breached"  # not touched by the deadline (or touched after it)
+
+
+DUE_SOON = timedelta(hours=1)
+
+
+def sla_state(
+    due: datetime | None,
+    first_touch_at: datetime | None,
+    now: datetime,
+    *,
+    soon: timedelta = DUE_SOON,
+) -> SlaState | None:
+    """Where a lead's first-touch SLA stands at ``now`` (None: no SLA clock)."""
+    if due is None:
+        return None
+    if first_touch_at is not None:
+        return SlaState.ON_TIME if first_touch_at <= due else SlaState.BREACHED
+    if now > due:
+        return SlaState.BREACHED
+    return SlaState.DUE_SOON if due - now <= soon else SlaState.ON_TIME

@@ -12,6 +12,7 @@ always with the same message id.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,8 @@ from mqlengine.services import outbox
 from mqlengine.store.db import Database
 
 DEFAULT_LEASE = outbox.DEFAULT_LEASE
+# One line per delivery, retry and dead letter (`mql worker` prints them; --quiet silences)
+log = logging.getLogger("mqlengine.outbox")
 
 
 @dataclass
@@ -142,12 +145,18 @@ def _record(
     rng: random.Random | None,
     stats: RelayStats,
 ) -> None:
+    lines: list[tuple[int, str]] = []
     with db.begin() as connection:
         now = clock()
         for row, (ok, status, error) in finished:
+            what = (
+                f"#{row['id']} {row.get('topic', '?')} to destination "
+                f"{row.get('destination_id', '?')}"
+            )
             if ok:
                 outbox.mark_delivered(connection, row["id"], now=now, status_code=status)
                 stats.delivered += 1
+                lines.append((logging.INFO, f"delivered {what} ({status or 'ok'})"))
                 continue
             state = outbox.mark_failed(
                 connection,
@@ -159,8 +168,15 @@ def _record(
                 max_attempts=max_attempts,
                 rng=rng,
             )
+            attempt = int(row.get("attempts") or 0) + 1
             if state == "dead":
                 stats.dead += 1
+                lines.append(
+                    (logging.ERROR, f"dead letter {what} after {attempt} attempt(s): {error}")
+                )
             else:
                 stats.retried += 1
+                lines.append((logging.WARNING, f"retry {what} (attempt {attempt}): {error}"))
     stats.records += 1
+    for level, line in lines:  # once committed: a logged result is a recorded one
+        log.log(level, line)

@@ -94,6 +94,24 @@ persons = Table(
         sqlite_where=text("owner_rep_id IS NOT NULL AND merged_into IS NULL"),
         postgresql_where=text("owner_rep_id IS NOT NULL AND merged_into IS NULL"),
     ),
+    # migration 0014: the lead lists' first pages (services/leads.py), live persons only
+    *(
+        Index(
+            name,
+            *columns,
+            sqlite_where=text("merged_into IS NULL"),
+            postgresql_where=text("merged_into IS NULL"),
+        )
+        for name, columns in (
+            ("ix_persons_live_score", ("total_score", "id")),
+            ("ix_persons_live_stage_score", ("stage", "total_score", "id")),
+            ("ix_persons_live_team_score", ("owner_team", "total_score", "id")),
+            ("ix_persons_live_owner_score", ("owner_rep_id", "total_score", "id")),
+            ("ix_persons_live_changed", ("stage_changed_at", "id")),
+            ("ix_persons_live_stage_changed", ("stage", "stage_changed_at", "id")),
+            ("ix_persons_live_sla_due", ("sla_due_at", "first_touch_at")),
+        )
+    ),
 )
 
 identities = Table(
