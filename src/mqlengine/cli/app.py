@@ -521,6 +521,10 @@ from mqlengine.cli import privacy as _privacy  # noqa: E402
 
 _privacy.register(app)
 
+from mqlengine.cli import desk as _desk  # noqa: E402
+
+_desk.register(app)
+
 
 def main() -> None:
     from mqlengine.logmask import install

@@ -95,9 +95,9 @@ def week_mqls(
             )
             .order_by(stage_history.c.person_id, stage_history.c.changed_at, stage_history.c.id)
         )
-        for r in found:
-            if r.person_id not in verdicts and r.changed_at >= entries[r.person_id][0]:
-                verdicts[r.person_id] = _STRATUM_OF[r.action]
+        for h in found:
+            if h.person_id not in verdicts and h.changed_at >= entries[h.person_id][0]:
+                verdicts[h.person_id] = _STRATUM_OF[h.action]
     for person_id, (mql_at, card, touched) in entries.items():
         stratum = verdicts.get(person_id)
         if stratum is None and touched is None:
