@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from test_dashboard import shot  # the same Chromium, launched once per module
 
 from support.localserver import LocalServer, local_server
 from support.paths import EXAMPLE
-from test_dashboard import browser, shot  # the same Chromium, launched once per module
 
 pytestmark = pytest.mark.browser
 ADMIN = "desk-admin"

@@ -75,19 +75,18 @@ def test_lead_list_filters_orders_counts_and_exports(db) -> None:  # type: ignor
 
 def test_manual_corrections_are_never_silent(db, definition) -> None:  # type: ignore[no-untyped-def]
     ids = _seed(db, 4)
-    with db.begin() as c:
-        with pytest.raises(ValidationError, match="needs a reason"):
-            correct(
-                c,
-                definition,
-                ids[0],
-                kind="stage",
-                value="nurture",
-                reason=" ",
-                actor="boss",
-                key_id=None,
-                now=NOW,
-            )
+    with db.begin() as c, pytest.raises(ValidationError, match="needs a reason"):
+        correct(
+            c,
+            definition,
+            ids[0],
+            kind="stage",
+            value="nurture",
+            reason=" ",
+            actor="boss",
+            key_id=None,
+            now=NOW,
+        )
     with db.begin() as c:
         correct(
             c,

@@ -29,7 +29,9 @@ def score_timeline_svg(timeline: dict[str, Any], *, threshold: float | None = No
     ]
     start, end = min(moments), max(moments)
     span = max((end - start).total_seconds(), 3600.0)
-    totals: list[float] = [float(p["total"]) for p in points] + ([threshold] if threshold is not None else [])
+    totals: list[float] = [float(p["total"]) for p in points] + (
+        [threshold] if threshold is not None else []
+    )
     top = max([*totals, 10.0]) * 1.1
     bottom = min([*totals, 0.0])
 
