@@ -211,11 +211,13 @@ def _conditions(connection: Connection, f: LeadFilters, now: datetime) -> list[A
         where.append(
             {
                 "none": due.is_(None),
-                "breached": or_(
-                    and_(touched.is_not(None), touched > due),
-                    and_(touched.is_(None), due < now),
+                # a late touch lies in the past, so every breach has its deadline before
+                # now: that range is what the sla_due_at index reads
+                "breached": and_(
+                    due < now,
+                    or_(and_(touched.is_not(None), touched > due), touched.is_(None)),
                 ),
-                "due_soon": and_(touched.is_(None), due >= now, due < now + DUE_SOON),
+                "due_soon": and_(due >= now, due < now + DUE_SOON, touched.is_(None)),
                 "on_time": or_(
                     and_(touched.is_not(None), touched <= due),
                     and_(touched.is_(None), due >= now + DUE_SOON),
