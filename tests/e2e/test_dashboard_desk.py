@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from test_dashboard import shot  # the same Chromium, launched once per module
+import test_dashboard
+from test_dashboard import shot
 
 from support.localserver import LocalServer, local_server
 from support.paths import EXAMPLE
 
 pytestmark = pytest.mark.browser
+browser = test_dashboard.browser  # the same Chromium fixture, launched once per module
 ADMIN = "desk-admin"
 READER = "desk-reader"
 
