@@ -89,6 +89,8 @@ def create_app(
         version=__version__,
         description="Segment-compatible ingest, explainable lead scores, MQL lifecycle.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by mqlengine.dashboard.docs
+        redoc_url=None,
     )
     app.state.wiring = eng
     verifier = auth.install(
@@ -157,6 +159,10 @@ def create_app(
 
     app.include_router(reports.router)
     app.include_router(dashboard_router)
+    from mqlengine.dashboard import desk, docs
+
+    app.include_router(desk.router)
+    app.include_router(docs.router)
     from mqlengine.api import feedback, reps
 
     app.include_router(feedback.router)
@@ -168,6 +174,9 @@ def create_app(
     from mqlengine.api import privacy
 
     app.include_router(privacy.router)
+    from mqlengine.api import corrections
+
+    app.include_router(corrections.router)
 
     document(app)
     return app

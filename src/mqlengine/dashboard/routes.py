@@ -34,7 +34,9 @@ from mqlengine.dashboard.formatting import (
     to_json,
     why,
 )
+from mqlengine.domain.conditions import describe
 from mqlengine.domain.explain import card_to_dict
+from mqlengine.domain.lifecycle import Stage
 from mqlengine.errors import (
     AuthError,
     ForbiddenError,
@@ -67,16 +69,32 @@ STATIC_FILES = {
     "dashboard.js": "text/javascript",
     "dashboard.css": "text/css",
     "chart.js.LICENSE.txt": "text/plain",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js.LICENSE.txt": "text/plain",
+    "swagger-ui.LICENSE.txt": "text/plain",
 }
 NAV = (
     ("overview", "/", "Overview"),
+    ("leads", "/leads", "Leads"),
     ("cohorts", "/cohorts", "Cohorts"),
     ("channels", "/channels", "Channels & campaigns"),
     ("reps", "/reps", "Reps & queues"),
+    ("review", "/review", "Review"),
     ("definition", "/definition", "Definition"),
 )
 FILTER_KEYS = ("since", "until", "channel", "campaign", "tz")
 COOKIE = "mql_session"
+SALES_ACTIONS = (
+    ("touch", "Touch (first contact)"),
+    ("accept", "Accept"),
+    ("reject", "Reject"),
+    ("recycle", "Recycle"),
+    ("disqualify", "Disqualify"),
+    ("convert", "Convert to SQL"),
+    ("won", "Won"),
+    ("lost", "Lost"),
+)
 MAX_FORM_BYTES = 4096
 
 _env: Environment | None = None
@@ -98,6 +116,7 @@ def templates() -> Environment:
         env.filters["tojson_safe"] = to_json
         env.filters["footnotes"] = footnotes
         env.filters["why"] = why
+        env.filters["cond"] = describe
         _env = env
     return _env
 
@@ -179,9 +198,8 @@ def _secure(request: Request) -> bool:
     )
 
 
-def dashboard_reader(request: Request) -> Principal:
-    """The dependency of every dashboard page (scope ``read``): the session's key, still
-    valid (not revoked, not expired) and allowed to read."""
+def session_principal(request: Request, scope: str) -> Principal:
+    """The session's key, still valid (not revoked, not expired) and holding ``scope``."""
     token = _cookie_token(request)
     if token is None:
         raise AuthError("log in with a read key")
@@ -192,13 +210,27 @@ def dashboard_reader(request: Request) -> Principal:
     principal = verifier.by_id(key_id) if key_id is not None else None
     if principal is None:
         raise AuthError("the session has ended: log in again")
-    if not principal.allows("read"):
-        raise ForbiddenError(f"key {principal.name!r} lacks the 'read' scope the dashboard needs")
+    if not principal.allows(scope):
+        raise ForbiddenError(
+            f"key {principal.name!r} lacks the {scope!r} scope "
+            + ("the dashboard needs" if scope == "read" else "this needs")
+        )
     request.state.principal = principal
+    request.state.csrf = csrf_token(request.app.state.session_secret, token)
     return principal
 
 
-dashboard_reader.mql_scope = "read"  # type: ignore[attr-defined]
+def dashboard_reader(request: Request) -> Principal:
+    """The dependency of every dashboard page (scope ``read``)."""
+    return session_principal(request, "read")
+
+
+def csrf_token(secret: bytes, session_token: str) -> str:
+    """The forms' CSRF token: bound to the session (an HMAC of its token under the
+    cookie-signing key), so a page of another site can neither read nor forge it."""
+    return _sign(secret, "csrf:" + session_token)
+
+
 Reader = Annotated[Principal, Depends(dashboard_reader)]
 
 
@@ -243,6 +275,7 @@ def _page(request: Request, template: str, active: str, **context: Any) -> Respo
                 query=_query(request),
                 request_path=request.url.path,
                 principal=getattr(request.state, "principal", None),
+                csrf=getattr(request.state, "csrf", ""),
                 **{k: (v() if callable(v) else v) for k, v in context.items()},
             )
         )
@@ -377,13 +410,18 @@ def find_person(request: Request, _reader: Reader, q: str = "") -> Response:
 @router.get("/persons/{person_id}", response_class=HTMLResponse)
 def person_page(request: Request, _reader: Reader, person_id: int) -> Response:
     def context() -> dict[str, Any]:
+        from mqlengine.dashboard.svg import score_timeline_svg
+        from mqlengine.services.desk import person_handoff, score_timeline
         from mqlengine.services.leads import person_detail
 
         wiring = _wiring(request)
         definition = wiring.definition().definition
+        now = wiring.clock()
         with wiring.db.read() as connection:
-            detail = person_detail(connection, definition, person_id, as_of=wiring.clock())
+            detail = person_detail(connection, definition, person_id, as_of=now)
             rows = lookups.latest_events(connection, detail.person["id"], limit=200)
+            handoff = person_handoff(connection, detail.person["id"], now=now)
+            timeline = score_timeline(connection, detail.person["id"])
         card = card_to_dict(detail.card, with_hits=False)
         rule_sum = sum(c["points"] for c in card["contributions"])
         adjustments = (
@@ -399,6 +437,12 @@ def person_page(request: Request, _reader: Reader, person_id: int) -> Response:
             "adjustments": adjustments,
             "history": detail.history,
             "consent": detail.consent,
+            "handoff": handoff,
+            "timeline": score_timeline_svg(timeline, threshold=definition.qualify.threshold),
+            "timeline_points": len(timeline["points"]),
+            "actions": SALES_ACTIONS,
+            "reasons": {a: definition.reason_codes(a) for a, _label in SALES_ACTIONS},
+            "stages": [s.value for s in Stage if s.value != detail.person["stage"]],
             "events": [
                 {
                     "timestamp": r.timestamp,

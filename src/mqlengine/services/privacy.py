@@ -41,6 +41,7 @@ from mqlengine.store.tables import (
     score_snapshots,
     stage_history,
 )
+from mqlengine.store.tables_desk import manual_corrections, review_items
 from mqlengine.store.tables_handoff import assignments, destinations, outbox, sla_breaches, touches
 from mqlengine.store.tables_ingest import quarantine
 from mqlengine.store.tables_predict import model_shadow_scores
@@ -148,6 +149,10 @@ def erase_person(
         connection, sla_breaches, sla_breaches.c.person_id, ids
     ) + _delete(connection, sla_breaches, sla_breaches.c.assignment_id, assignment_ids)
     counts["touches"] = _delete(connection, touches, touches.c.person_id, ids)
+    counts["manual_corrections"] = _delete(
+        connection, manual_corrections, manual_corrections.c.person_id, ids
+    )
+    counts["review_items"] = _delete(connection, review_items, review_items.c.person_id, ids)
     counts["assignments"] = _delete(connection, assignments, assignments.c.person_id, ids)
     counts["outbox"] = _delete(connection, outbox, outbox.c.person_id, ids)
     counts["stage_history"] = _delete(connection, stage_history, stage_history.c.person_id, ids)
@@ -271,6 +276,8 @@ def export_person(connection: Connection, definition: Definition, person_id: int
                 ("assignments", assignments, (assignments.c.assigned_at,)),
                 ("touches", touches, ()),
                 ("model_shadow_scores", model_shadow_scores, (model_shadow_scores.c.as_of,)),
+                ("manual_corrections", manual_corrections, (manual_corrections.c.corrected_at,)),
+                ("review_items", review_items, ()),
             )
         },
         "sla_breaches": _rows(

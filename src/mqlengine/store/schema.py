@@ -3,6 +3,7 @@
 from mqlengine.store import (
     tables,
     tables_access,
+    tables_desk,
     tables_handoff,
     tables_ingest,
     tables_predict,
@@ -15,6 +16,7 @@ __all__ = [
     "metadata",
     "tables",
     "tables_access",
+    "tables_desk",
     "tables_handoff",
     "tables_ingest",
     "tables_predict",
