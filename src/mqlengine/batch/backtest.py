@@ -96,7 +96,7 @@ def load_history(connection: Connection) -> History:
         history.first_seen[row.id] = _utc(row.first_seen_at)
         history.profiles[row.id] = row.profile or {}
         history.accounts[row.id] = row.account_id
-    rows = connection.execute(
+    steps = connection.execute(
         select(
             stage_history.c.person_id,
             stage_history.c.to_stage,
@@ -106,22 +106,22 @@ def load_history(connection: Connection) -> History:
             stage_history.c.amount,
         ).order_by(stage_history.c.changed_at, stage_history.c.id)
     )
-    for row in rows:
-        if row.person_id not in history.first_seen:
+    for step in steps:
+        if step.person_id not in history.first_seen:
             continue
-        at = _utc(row.changed_at)
-        if row.to_stage in CONVERTED:
-            history.converted_at.setdefault(row.person_id, at)
-        if row.to_stage == "customer":
-            history.won_at.setdefault(row.person_id, at)
-        if row.amount is not None and row.to_stage in ("opportunity", "customer"):
-            history.amounts[row.person_id] = max(
-                history.amounts.get(row.person_id, 0.0), float(row.amount)
+        at = _utc(step.changed_at)
+        if step.to_stage in CONVERTED:
+            history.converted_at.setdefault(step.person_id, at)
+        if step.to_stage == "customer":
+            history.won_at.setdefault(step.person_id, at)
+        if step.amount is not None and step.to_stage in ("opportunity", "customer"):
+            history.amounts[step.person_id] = max(
+                history.amounts.get(step.person_id, 0.0), float(step.amount)
             )
-        if row.actor == SYSTEM_ACTOR:
+        if step.actor == SYSTEM_ACTOR:
             continue
-        if row.to_stage in SALES_STAGES or row.action == "reopen":
-            history.steps.setdefault(row.person_id, []).append((at, row.to_stage))
+        if step.to_stage in SALES_STAGES or step.action == "reopen":
+            history.steps.setdefault(step.person_id, []).append((at, step.to_stage))
     return history
 
 
@@ -171,7 +171,8 @@ class Replay:
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
 
 
 def replay(
@@ -419,9 +420,7 @@ def flips(replay_: Replay, baseline: Track, candidate: Track) -> dict[str, Any]:
             "mql_type": None if card is None else card.get("mql_type"),
             "total": None if card is None else round(card["total"], 2),
             "why": "—" if card is None else why(card),
-            "other_total": (
-                round(cards[other.name]["total"], 2) if other.name in cards else None
-            ),
+            "other_total": (round(cards[other.name]["total"], 2) if other.name in cards else None),
             "why_not_other": why_not(cards.get(other.name), other.definition),
         }
 
@@ -469,7 +468,7 @@ def routing_load(
 
     if routing_definition.routing is None:
         return {"reps": None, "teams": None, "queued": None, "reason": "no routing section"}
-    values, _rows_ = load_reps(connection)
+    values, _ = load_reps(connection)
     if not values:
         return {"reps": None, "teams": None, "queued": None, "reason": "no reps are stored"}
     state = RoutingState()
@@ -509,8 +508,12 @@ def routing_load(
             per_rep[decision.rep] += 1
             if account is not None:
                 owners.setdefault(account, decision.rep)
-    return {"reps": dict(sorted(per_rep.items())), "teams": dict(sorted(per_team.items())),
-            "queued": queued, "reason": None}
+    return {
+        "reps": dict(sorted(per_rep.items())),
+        "teams": dict(sorted(per_team.items())),
+        "queued": queued,
+        "reason": None,
+    }
 
 
 # -- the backtest ------------------------------------------------------------------------------
@@ -592,7 +595,9 @@ def stage_flips_now(
         cand_to = other["next_stage"] or stage
         if live_to == cand_to:
             continue
-        reason = why(other) if other["qualifies"] and cand_to == "mql" else why_not(other, candidate)
+        reason = (
+            why(other) if other["qualifies"] and cand_to == "mql" else why_not(other, candidate)
+        )
         changed.append(
             {
                 "person_id": pid,

@@ -521,6 +521,12 @@ from mqlengine.cli import privacy as _privacy  # noqa: E402
 
 _privacy.register(app)
 
+from mqlengine.cli import backtest as _backtest  # noqa: E402
+from mqlengine.cli import definition as _definition  # noqa: E402
+
+_definition.register(app)
+_backtest.register(app)
+
 
 def main() -> None:
     from mqlengine.logmask import install

@@ -49,9 +49,7 @@ def stored(connection: Connection, version: str) -> LoadedDefinition:
     row = repo.definition_version(connection, version)
     if row is None:
         known = ", ".join(r["version"] for r in repo.definition_versions_listed(connection))
-        raise NotFoundError(
-            f"no stored definition version '{version}' (stored: {known or 'none'})"
-        )
+        raise NotFoundError(f"no stored definition version '{version}' (stored: {known or 'none'})")
     return parse_definition(row["content"], f"<stored {version}>")
 
 
@@ -69,15 +67,14 @@ def apply_version(
     author: str,
     message: str | None,
     now: datetime,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Store ``loaded`` (content, hash, author, message, time) and make it live, with an
     audit entry, on the caller's transaction. A changed definition needs a new
     ``version:``; applying the live version again is a conflict."""
     d = loaded.definition
+    check_storable(connection, loaded)
     current = repo.active_definition(connection)
-    if current is not None and current["content_hash"] == d.content_hash:
-        if repo.definitions_applied(connection):
-            raise ConflictError(f"{d.version} is already the live version: nothing to apply")
     previous = None if current is None else current["version"]
     _, conflict = repo.save_definition(
         connection,
@@ -93,7 +90,7 @@ def apply_version(
     repo.mark_applied(connection, d.version, now=now, author=author, message=message or "")
     record_audit(
         connection,
-        actor=author,
+        actor=actor or author,
         key_id=None,
         action="definition.apply",
         target=f"definition:{d.version}",
@@ -101,6 +98,26 @@ def apply_version(
         at=now,
     )
     return {"version": d.version, "previous": previous, "hash": d.content_hash}
+
+
+def check_storable(connection: Connection, loaded: LoadedDefinition) -> None:
+    """Refuse, before any preview, what apply would refuse: a version name stored with
+    other content, or the version that is live already."""
+    d = loaded.definition
+    row = repo.definition_version(connection, d.version)
+    if row is not None and row["content_hash"] != d.content_hash:
+        message = (
+            f"definition version '{d.version}' is already stored with different content; "
+            "give the changed definition a new `version:`"
+        )
+        raise DefinitionError(message, diagnostics=[f"{loaded.filename}:1:1: {message}"])
+    current = repo.active_definition(connection)
+    if (
+        current is not None
+        and current["content_hash"] == d.content_hash
+        and repo.definitions_applied(connection)
+    ):
+        raise ConflictError(f"{d.version} is already the live version: nothing to apply")
 
 
 def rollback(connection: Connection, version: str, *, actor: str, now: datetime) -> dict[str, Any]:
@@ -147,8 +164,10 @@ def show_version(connection: Connection, version: str) -> dict[str, Any]:
     if row is None:
         stored(connection, version)  # raises the error naming what is stored
     assert row is not None
-    return {**next(v for v in list_versions(connection) if v["version"] == version),
-            "content": row["content"]}
+    return {
+        **next(v for v in list_versions(connection) if v["version"] == version),
+        "content": row["content"],
+    }
 
 
 def drift_warning(connection: Connection, file: LoadedDefinition) -> str | None:

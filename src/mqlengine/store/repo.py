@@ -291,7 +291,5 @@ def mark_applied(
         values["message"] = message
     connection.execute(update(definition_versions).values(active=False))
     connection.execute(
-        update(definition_versions)
-        .where(definition_versions.c.version == version)
-        .values(**values)
+        update(definition_versions).where(definition_versions.c.version == version).values(**values)
     )
