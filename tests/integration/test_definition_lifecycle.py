@@ -118,3 +118,37 @@ def test_a_reused_version_name_is_refused_before_the_preview(env: Path) -> None:
     path = candidate(env, "2026-11-b2b-v1")  # same name, other threshold
     code, out = mql("definition", "apply", str(path), "--yes")
     assert code == 3 and "already stored with different content" in out
+
+
+def test_dashboard_lists_versions_and_diffs_two(env: Path) -> None:
+    import httpx
+
+    from support.localserver import local_server
+
+    code, out = mql(
+        "definition",
+        "apply",
+        str(candidate(env, "v2")),
+        "--yes",
+        "--author",
+        "alice",
+        "-m",
+        "fewer MQLs",
+        "--days",
+        "1",
+    )
+    assert code == 0, out
+    url = f"sqlite:///{env / 'cli.db'}"
+    with (
+        local_server(url, env / "mql.yaml", log=env / "server.log") as server,
+        httpx.Client(base_url=server.url) as browser,
+    ):
+        assert browser.get("/definition/versions").status_code == 401
+        assert browser.post("/login", data={"key": server.read_key}).status_code == 303
+        page = browser.get("/definition/versions")
+        assert page.status_code == 200
+        assert 'v2 <span class="pill met">live</span>' in page.text
+        assert "alice" in page.text and "fewer MQLs" in page.text
+        assert "threshold: 70 → 90" in page.text and "+  threshold: 90" in page.text
+        assert browser.get("/definition/versions", params={"before": "v9"}).status_code == 404
+        assert "/definition/versions" in browser.get("/definition").text
