@@ -93,28 +93,56 @@ class Wiring:
             tuple(enrichers) if enrichers is not None else build_enrichers(self.settings)
         )
         self._definition: LoadedDefinition | None = None
+        self.warnings: list[str] = []
+        self.on_warning: Callable[[str], None] | None = None
 
     # -- the definition in force ---------------------------------------------------------
     def definition(self, path: Path | None = None) -> LoadedDefinition:
-        """The definition in force: the file (registered as a version when new), else the
-        version last activated in the store."""
+        """The definition in force. Before any ``mql definition apply``: the file
+        (registered as a version when new), else the version last activated in the store.
+        Once a version has been applied, the store's live version, whatever the file says
+        (a file that differs from it is reported through :meth:`warn`)."""
         if self._definition is not None and path is None:
             return self._definition
         file = path or self.settings.definition_path
-        if file.exists():
+        with self.db.read() as connection:
+            applied = repo.definitions_applied(connection)
+            row = repo.active_definition(connection) if applied or not file.exists() else None
+        if row is not None:
+            loaded = parse_definition(row["content"], f"<stored {row['version']}>")
+            if applied and file.exists():
+                self._check_drift(file, row["version"], row["content_hash"])
+        elif file.exists():
             loaded = load_definition(file)
             self.register(loaded)
         else:
-            with self.db.read() as connection:
-                row = repo.active_definition(connection)
-            if row is None:
-                raise ConfigError(
-                    f"no definition: {file} does not exist and none is stored "
-                    "(create one with `mql init`, or run `mql demo`)"
-                )
-            loaded = parse_definition(row["content"], f"<stored {row['version']}>")
+            raise ConfigError(
+                f"no definition: {file} does not exist and none is stored "
+                "(create one with `mql init`, or run `mql demo`)"
+            )
         self._definition = loaded
         return loaded
+
+    def _check_drift(self, file: Path, live_version: str, live_hash: str) -> None:
+        try:
+            on_disk = load_definition(file)
+        except MqlError as error:
+            self.warn(
+                f"{file} is not a valid definition ({error.message}); "
+                f"the live version {live_version} is in force"
+            )
+            return
+        if on_disk.definition.content_hash != live_hash:
+            self.warn(
+                f"{file} differs from live version {live_version}: "
+                f"preview and apply it with `mql definition apply {file}`"
+            )
+
+    def warn(self, message: str) -> None:
+        """A warning for whoever runs this wiring (the CLI prints it; others collect it)."""
+        self.warnings.append(message)
+        if self.on_warning is not None:
+            self.on_warning(message)
 
     def definition_or_none(self) -> LoadedDefinition | None:
         """The definition in force, or None when there is none yet (reports still run)."""

@@ -718,6 +718,11 @@ _model_registry.register(app)
 from mqlengine.cli import desk as _desk  # noqa: E402
 
 _desk.register(app)
+from mqlengine.cli import backtest as _backtest  # noqa: E402
+from mqlengine.cli import definition as _definition  # noqa: E402
+
+_definition.register(app)
+_backtest.register(app)
 
 
 def main() -> None:

@@ -61,7 +61,12 @@ def wiring(*, create: bool = True, migrate: bool = True) -> Wiring:
 
     if state.wiring is None:
         state.wiring = Wiring(settings(), create=create, migrate=migrate)
+        state.wiring.on_warning = _warn
     return state.wiring
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True)
 
 
 def close_wiring() -> None:

@@ -488,6 +488,36 @@ def definition_page(request: Request, _reader: Reader) -> Response:
     return _page(request, "definition.html", "definition", x=context)
 
 
+@router.get("/definition/versions", response_class=HTMLResponse)
+def definition_versions_page(
+    request: Request, _reader: Reader, before: str = "", after: str = ""
+) -> Response:
+    """Every stored version (live marked, author, message, time) and the diff of two."""
+
+    def context() -> dict[str, Any]:
+        from mqlengine.services import definitions
+
+        wiring = _wiring(request)
+        with wiring.db.read() as connection:
+            versions = definitions.list_versions(connection)
+            names = [v["version"] for v in versions]
+            live = next((v["version"] for v in versions if v["live"]), None)
+            new = after or live or (names[0] if names else "")
+            old = before or next((n for n in names if n != new), "")
+            diff = None
+            if old and new and old != new:
+                result = definitions.diff(
+                    definitions.stored(connection, old), definitions.stored(connection, new)
+                )
+                diff = {
+                    "changes": [definitions.describe_change(c) for c in result.changes],
+                    "unified": result.unified.splitlines(),
+                }
+        return {"versions": versions, "before": old, "after": new, "diff": diff}
+
+    return _page(request, "definition_versions.html", "definition", x=context)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
     return _login_page(request, status=200, next_path=next)

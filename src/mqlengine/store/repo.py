@@ -252,3 +252,44 @@ def active_definition(connection: Connection) -> RowMapping | None:
         .mappings()
         .first()
     )
+
+
+def definition_version(connection: Connection, version: str) -> RowMapping | None:
+    """One stored definition version (with its content), or None."""
+    query = select(definition_versions).where(definition_versions.c.version == version)
+    return connection.execute(query).mappings().first()
+
+
+def definition_versions_listed(connection: Connection) -> list[RowMapping]:
+    """Every stored definition version, oldest first (content included)."""
+    query = select(definition_versions).order_by(
+        definition_versions.c.created_at, definition_versions.c.id
+    )
+    return list(connection.execute(query).mappings())
+
+
+def definitions_applied(connection: Connection) -> bool:
+    """Whether ``mql definition apply`` (or rollback) has ever made a version live: from
+    then on the store's live version is the one in force, not the file."""
+    query = select(definition_versions.c.id).where(definition_versions.c.applied_at.is_not(None))
+    return connection.execute(query.limit(1)).first() is not None
+
+
+def mark_applied(
+    connection: Connection,
+    version: str,
+    *,
+    now: datetime,
+    author: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Make a stored version the live one, recording when (and, when given, who and why)."""
+    values: dict[str, Any] = {"active": True, "activated_at": now, "applied_at": now}
+    if author is not None:
+        values["author"] = author
+    if message is not None:
+        values["message"] = message
+    connection.execute(update(definition_versions).values(active=False))
+    connection.execute(
+        update(definition_versions).where(definition_versions.c.version == version).values(**values)
+    )

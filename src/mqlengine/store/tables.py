@@ -195,6 +195,11 @@ definition_versions = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("activated_at", UTCDateTime(), nullable=True),
     Column("active", Boolean, nullable=False, default=False),
+    # migration 0013: who applied the version, why, and when it was last made live by
+    # `mql definition apply|rollback` (once any version has that, the store decides)
+    Column("author", String(255), nullable=True),
+    Column("message", Text, nullable=True),
+    Column("applied_at", UTCDateTime(), nullable=True),
     UniqueConstraint("version"),
 )
 
