@@ -196,7 +196,7 @@ def compare_sql(op: Op, v: str, expected: object, pattern: str | None = None) ->
         )
         outcome = f"(NOT {found})" if negate else found
         # a list is tested even when empty; anything else must be present
-        return f"COALESCE({value.type} = 'ARRAY' OR {value.present}, FALSE) AND {outcome}"
+        return f"(COALESCE({value.type} = 'ARRAY' OR {value.present}, FALSE) AND {outcome})"
     body: str
     if op in (Op.EQUALS, Op.NOT_EQUALS):
         body = value.equal(expected)
@@ -218,7 +218,7 @@ def compare_sql(op: Op, v: str, expected: object, pattern: str | None = None) ->
         else:
             symbol = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<="}[op]
             body = f"({number} {symbol} {lit(float(expected))})"  # type: ignore[arg-type]
-    return f"COALESCE({value.present} AND {body}, FALSE)"
+    return f"COALESCE({value.present} AND {body}, FALSE)"  # a function call: no precedence
 
 
 @dataclass(frozen=True)
