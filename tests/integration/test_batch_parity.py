@@ -36,8 +36,8 @@ from support.batchfixtures import (
     assert_same_cards,
     demo_like_definition_yaml,
     edge_case_input,
-    every_kind_definition,
     events_table,
+    every_kind_definition,
     histories,
     persons_table,
 )
@@ -184,10 +184,14 @@ def test_every_condition_kind_compiles() -> None:
         pattern = re.compile("^x") if op is Op.REGEX else None
         for subject in Subject:
             value = values.get(op, 1)
-            sql = condition_sql(make_compare(subject, "a.b", op, value, pattern), Scope("j", subject))
+            sql = condition_sql(
+                make_compare(subject, "a.b", op, value, pattern), Scope("j", subject)
+            )
             # valid SQL, answering as the domain does (never NULL) when the value is missing
             answer = duckdb.sql(f"SELECT {sql} FROM (SELECT CAST('{{}}' AS JSON) AS j)")
-            assert answer.fetchall() == [(conditions.compare(op, conditions.MISSING, value, pattern),)]
+            assert answer.fetchall() == [
+                (conditions.compare(op, conditions.MISSING, value, pattern),)
+            ]
 
 
 def test_every_rule_field_is_known() -> None:
@@ -228,7 +232,7 @@ qualify: {threshold: 1}
 """,
         "x.yaml",
     ).definition
-    with pytest.raises(SqlUnsupported, match="fit rule lookahead.*python engine"):
+    with pytest.raises(SqlUnsupported, match=r"fit rule lookahead.*python engine"):
         SqlCompiler(definition)
     assert issubclass(sqlcompile.SqlUnsupported, ValidationError)
 

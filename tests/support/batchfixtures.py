@@ -206,7 +206,13 @@ def edge_case_input(as_of: datetime = NOW) -> BatchInput:
     # negative points: bounces twice a day (once_per_day), then an unsubscribe
     for day in range(3):
         for k in range(2):
-            add(7, f"7-bo{day}{k}", "Email Bounced", as_of - timedelta(days=day, hours=k), bounce_type="hard")
+            add(
+                7,
+                f"7-bo{day}{k}",
+                "Email Bounced",
+                as_of - timedelta(days=day, hours=k),
+                bounce_type="hard",
+            )
     add(7, "7-u", "Unsubscribed", as_of - timedelta(days=40))
     add(7, "7-q", "Quote Viewed", as_of - timedelta(days=1), amount="2500")
     add(7, "7-q2", "Quote Viewed", as_of - timedelta(days=1), amount=999)

@@ -275,7 +275,7 @@ def condition_sql(condition: Condition, scope: Scope) -> str:
             ScoreField.TOTAL: scope.total,
         }[condition.field]
         if field is None:
-            return lit(0.0 >= condition.minimum)
+            return lit(condition.minimum <= 0.0)
         return f"({field} >= {lit(float(condition.minimum))})"
     raise SqlUnsupported(f"condition {type(condition).__name__} has no SQL form")
 
@@ -311,7 +311,8 @@ def _untracked(definition: Definition) -> str:
         )
     else:
         value = exact
-    return f"COALESCE(json_type({value}) = 'BOOLEAN' AND json_extract_string({value}, '$') = 'false', FALSE)"
+    is_false = f"json_type({value}) = 'BOOLEAN' AND json_extract_string({value}, '$') = 'false'"
+    return f"COALESCE({is_false}, FALSE)"
 
 
 def _list(items: Sequence[str], element_type: str) -> str:
@@ -418,10 +419,7 @@ class SqlCompiler:
             " 0.0 AS points, 0.0 AS half_life, CAST(NULL AS DOUBLE) AS cap WHERE FALSE"
         )
         age = f"(GREATEST({as_of_us} - us, 0) / {float(US_PER_DAY)!r})"
-        hit = (
-            f"(CASE WHEN half_life > 0 THEN points * pow(0.5, {age} / half_life)"
-            " ELSE points END)"
-        )
+        hit = f"(CASE WHEN half_life > 0 THEN points * pow(0.5, {age} / half_life) ELSE points END)"
 
         # 3. what the qualification paths ask of the history
         intent_index = {r.id: i for i, r in enumerate(intent_rules)}
@@ -454,7 +452,9 @@ class SqlCompiler:
             pairs = list(zip(tests, q.paths, strict=True))
             matched_type = "CASE " + " ".join(f"WHEN {t} THEN {lit(p.type)}" for t, p in pairs)
             matched_type += " END"
-            bypass = "CASE " + " ".join(f"WHEN {t} THEN {lit(p.bypass_threshold)}" for t, p in pairs)
+            bypass = "CASE " + " ".join(
+                f"WHEN {t} THEN {lit(p.bypass_threshold)}" for t, p in pairs
+            )
             bypass += " ELSE FALSE END"
         excluded = _list(
             [f"CASE WHEN x{i} THEN {lit(g.id)} END" for i, g in enumerate(d.exclusions)],

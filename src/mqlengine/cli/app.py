@@ -235,40 +235,6 @@ def import_(
 
 @app.command()
 @handle_errors
-def score(
-    as_of: Annotated[
-        str | None, typer.Option(help="Score as of this ISO time (default: now).")
-    ] = None,
-) -> None:
-    """Rescore every person with the definition in force (applies stage changes)."""
-    from mqlengine.batch.rescore import rescore_all
-
-    eng = wiring()
-    loaded = eng.definition()
-    moment = _parse_when(as_of, "--as-of")
-    from mqlengine.store import repo
-    from mqlengine.store.tables import persons
-
-    with eng.db.read() as connection:
-        total = repo.count(connection, persons)
-    with _progress() as bar:
-        task = bar.add_task("scoring", total=total)
-        report = rescore_all(
-            eng.db,
-            loaded.definition,
-            now=_now(),
-            as_of=moment,
-            progress=lambda n: bar.advance(task, n),
-        )
-    console.print(
-        f"scored {report.persons} persons with {loaded.definition.version}: "
-        f"{report.mqls_entered} became MQL, {report.mqls_left} left MQL",
-        highlight=False,
-    )
-
-
-@app.command()
-@handle_errors
 def leads(
     stage: Annotated[str | None, typer.Option(help="Only this stage (lead, mql, sal, …).")] = None,
     since: Annotated[
@@ -520,6 +486,10 @@ _access.register(app)
 from mqlengine.cli import privacy as _privacy  # noqa: E402
 
 _privacy.register(app)
+
+from mqlengine.cli import score as _score  # noqa: E402
+
+_score.register(app)
 
 
 def main() -> None:

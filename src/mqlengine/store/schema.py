@@ -3,6 +3,7 @@
 from mqlengine.store import (
     tables,
     tables_access,
+    tables_batch,
     tables_handoff,
     tables_ingest,
     tables_privacy,
@@ -14,6 +15,7 @@ __all__ = [
     "metadata",
     "tables",
     "tables_access",
+    "tables_batch",
     "tables_handoff",
     "tables_ingest",
     "tables_privacy",
