@@ -275,7 +275,7 @@ def full_rescore(
             total = connection.execute(
                 select(func.count()).select_from(persons).where(persons.c.merged_into.is_(None))
             ).scalar_one()
-            run_id = connection.execute(
+            inserted = connection.execute(
                 insert(rescore_runs).values(
                     status="running",
                     engine=engine.name,
@@ -290,7 +290,9 @@ def full_rescore(
                     started_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            run_id = inserted[0]
         cursor, done = 0, 0
     report = RunReport(run_id, moment, engine.name, resumed_from=done)
     timing = {"read": 0.0, "score": 0.0, "write": 0.0}

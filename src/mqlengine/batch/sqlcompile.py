@@ -94,13 +94,23 @@ def json_path(parts: Sequence[str]) -> str:
     return lit("$." + ".".join(quoted))
 
 
-def lookup(doc: str, name: str) -> str:
+def lookup(doc: str, name: str, paths: dict[str, int] | None = None) -> str:
     """SQL for ``lookup_path(doc, name)``: JSON (SQL NULL when missing). An exact key with
-    dots wins over nesting, even when its value is null."""
-    exact = f"json_extract({doc}, {json_path([name])})"
+    dots wins over nesting, even when its value is null.
+
+    With ``paths``, the JSON paths are registered there and read as elements of the list
+    ``{doc}_paths`` (one ``json_extract`` of all paths: the document is parsed once)."""
+
+    def extract(path: str) -> str:
+        if paths is None:
+            return f"json_extract({doc}, {path})"
+        index = paths.setdefault(path, len(paths) + 1)
+        return f"{doc}_paths[{index}]"
+
+    exact = extract(json_path([name]))
     if "." not in name:
         return exact
-    return f"COALESCE({exact}, json_extract({doc}, {json_path(name.split('.'))}))"
+    return f"COALESCE({exact}, {extract(json_path(name.split('.')))})"
 
 
 def fold(text: str) -> str:
@@ -213,7 +223,8 @@ def compare_sql(op: Op, v: str, expected: object, pattern: str | None = None) ->
     else:
         number = value.number
         if op is Op.BETWEEN:
-            low, high = expected  # type: ignore[misc]
+            bounds: Sequence[float] = expected  # type: ignore[assignment]
+            low, high = bounds[0], bounds[1]
             body = f"({number} BETWEEN {lit(float(low))} AND {lit(float(high))})"
         else:
             symbol = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<="}[op]
@@ -234,6 +245,7 @@ class Scope:
     earned: dict[str, str] | None = None  # rule id -> SQL boolean (earned > 0)
     seen: dict[str, str] | None = None  # event name -> SQL expression: latest epoch µs
     as_of_us: int = 0
+    paths: dict[str, int] | None = None  # JSON paths read once per document (see lookup)
 
 
 def condition_sql(condition: Condition, scope: Scope) -> str:
@@ -242,7 +254,7 @@ def condition_sql(condition: Condition, scope: Scope) -> str:
         pattern = condition.pattern.pattern if condition.pattern is not None else None
         # a trait context knows no properties, an event's no traits: missing there
         actual = (
-            lookup(scope.doc, condition.name)
+            lookup(scope.doc, condition.name, scope.paths)
             if condition.subject is scope.subject
             else "CAST(NULL AS JSON)"
         )
@@ -362,7 +374,9 @@ class SqlCompiler:
         d = self.definition
         q = d.qualify
         as_of_us = epoch_us(as_of)
-        traits = Scope("j", Subject.TRAIT)
+        trait_paths: dict[str, int] = {}
+        prop_paths: dict[str, int] = {}
+        traits = Scope("j", Subject.TRAIT, paths=trait_paths)
         fit_rules = list(d.fit_rules)
         intent_rules = list(d.intent_rules)
 
@@ -387,7 +401,7 @@ class SqlCompiler:
         path_events = sorted({n for p in q.paths for n in events_named(p.when)})
         names = sorted({r.event for r in intent_rules} | set(path_events))
         name_list = ", ".join(lit(n) for n in names) or "NULL"
-        props = Scope("props", Subject.PROPERTY)
+        props = Scope("props", Subject.PROPERTY, paths=prop_paths)
         matchers = []
         for index, rule in enumerate(intent_rules):
             test = f"name = {lit(rule.event)}"
@@ -444,6 +458,7 @@ class SqlCompiler:
             earned=earned,
             seen=seen,
             as_of_us=as_of_us,
+            paths=trait_paths,
         )
         tests = [condition_sql(p.when, path_scope) for p in q.paths]
         matched_type = "CAST(NULL AS VARCHAR)"
@@ -487,11 +502,15 @@ class SqlCompiler:
         fact_columns = "".join(f", COALESCE(ri.e_{k}, FALSE) AS e_{k}" for k in range(len(asked)))
         fact_columns += "".join(f", ls.s_{k}" for k in range(len(path_events)))
         cooldown_us = _micros(timedelta(days=q.recycle_cooldown_days))
+        j_paths, props_paths = _extract_all("j", trait_paths), _extract_all("props", prop_paths)
         return f"""
 WITH
 pt AS MATERIALIZED (
-  SELECT person_id, stage, recycled_at, j, {", ".join(trait_columns)}
-  FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
+  SELECT person_id, stage, recycled_at, j, j_paths, {", ".join(trait_columns)}
+  FROM (
+    SELECT *, {j_paths} AS j_paths
+    FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
+  )
 ),
 ev AS (
   SELECT person_id, event_id, name, epoch_us("timestamp") AS us, properties
@@ -504,7 +523,10 @@ hits AS MATERIALIZED (
   SELECT person_id, rule, us
   FROM (
     SELECT person_id, us, unnest({rule_list}) AS rule
-    FROM (SELECT *, CAST(properties AS JSON) AS props FROM ev)
+    FROM (
+      SELECT *, {props_paths} AS props_paths
+      FROM (SELECT *, CAST(properties AS JSON) AS props FROM ev)
+    )
   )
 ),
 kept AS (
@@ -585,6 +607,14 @@ SELECT
 FROM s5
 ORDER BY person_id
 """
+
+
+def _extract_all(doc: str, paths: dict[str, int]) -> str:
+    """All registered paths of a document in one ``json_extract`` (one parse)."""
+    if not paths:
+        return "CAST([] AS JSON[])"
+    ordered = sorted(paths, key=paths.__getitem__)
+    return f"json_extract({doc}, [{', '.join(ordered)}])"
 
 
 def _walk(condition: Condition) -> list[Condition]:
