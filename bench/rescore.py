@@ -71,7 +71,8 @@ COPY (
   SELECT i AS person_id,
     '{{"email": "p' || i || '@' || (['acme.com','gmail.com','initech.io','globex.de'])[1 + i % 4]
     || '", "seniority": "' || (['vp','director','manager','individual','c_level'])[1 + h(i, 5)]
-    || '", "department": "' || (['marketing','sales','engineering','revenue_operations'])[1 + h(i + 1, 4)]
+    || '", "department": "'
+    || (['marketing','sales','engineering','revenue_operations'])[1 + h(i + 1, 4)]
     || '", "country": "' || (['US','DE','GB','BR','FR','IN'])[1 + h(i + 2, 6)]
     || '", "email_flags": [' || CASE WHEN i % 4 = 1 THEN '"free_mail"' ELSE '' END
     || '], "company": {{"employees": ' || h(i + 3, 20000)
@@ -170,8 +171,10 @@ def main(argv: list[str] | None = None) -> None:
         big.mkdir()
         started = time.perf_counter()
         persons_path, events_path = generate(big, args.persons, args.events_per_person)
+        seconds = time.perf_counter() - started
+        total_events = args.persons * args.events_per_person
         notes.append(
-            f"generated {args.persons:,} persons / {args.persons * args.events_per_person:,} events in {time.perf_counter() - started:.1f} s"
+            f"generated {args.persons:,} persons / {total_events:,} events in {seconds:.1f} s"
         )
         wiring = Wiring(
             Settings(
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"duckdb, parquet → sqlite ({label})",
                     args.persons,
                     n_events,
-                    lambda moment=moment: notes.append(
+                    lambda moment=moment, label=label: notes.append(
                         f"{label}: "
                         + str(
                             full_rescore(
