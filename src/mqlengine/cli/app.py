@@ -278,40 +278,6 @@ def import_(
         raise typer.Exit(4)
 
 
-@app.command()
-@handle_errors
-def score(
-    as_of: Annotated[
-        str | None, typer.Option(help="Score as of this ISO time (default: now).")
-    ] = None,
-) -> None:
-    """Rescore every person with the definition in force (applies stage changes)."""
-    from mqlengine.batch.rescore import rescore_all
-
-    eng = wiring()
-    loaded = eng.definition()
-    moment = _parse_when(as_of, "--as-of")
-    from mqlengine.store import repo
-    from mqlengine.store.tables import persons
-
-    with eng.db.read() as connection:
-        total = repo.count(connection, persons)
-    with _progress() as bar:
-        task = bar.add_task("scoring", total=total)
-        report = rescore_all(
-            eng.db,
-            loaded.definition,
-            now=_now(),
-            as_of=moment,
-            progress=lambda n: bar.advance(task, n),
-        )
-    console.print(
-        f"scored {report.persons} persons with {loaded.definition.version}: "
-        f"{report.mqls_entered} became MQL, {report.mqls_left} left MQL",
-        highlight=False,
-    )
-
-
 class SlaFilter(StrEnum):
     breached = "breached"
     due = "due"
@@ -723,6 +689,9 @@ from mqlengine.cli import definition as _definition  # noqa: E402
 
 _definition.register(app)
 _backtest.register(app)
+from mqlengine.cli import score as _score  # noqa: E402
+
+_score.register(app)
 
 
 def main() -> None:

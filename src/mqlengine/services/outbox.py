@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +28,21 @@ from mqlengine.store.tables_handoff import destinations, outbox
 
 TOPICS = ("person.stage_changed", "mql.assigned", "sla.breached")
 KINDS = ("webhook", "slack", "email")
-STATUSES = ("pending", "delivered", "dead")
+STATUSES = ("pending", "delivered", "dead", "suppressed")
+_SUPPRESSED: ContextVar[bool] = ContextVar("outbox_suppressed", default=False)
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """Rows prepared inside are written as ``suppressed``: recorded, never delivered (a
+    full rescore's historical stage changes, unless it is asked to notify)."""
+    token = _SUPPRESSED.set(True)
+    try:
+        yield
+    finally:
+        _SUPPRESSED.reset(token)
+
+
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(hours=1)
@@ -132,7 +148,7 @@ def prepare(
                 "person_id": person_id,
                 "destination_id": dest["id"],
                 "payload": payload,
-                "status": "pending",
+                "status": "suppressed" if _SUPPRESSED.get() else "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
