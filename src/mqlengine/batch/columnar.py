@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pyarrow as pa
-
 from mqlengine.batch.engine import EVENTS_SCHEMA, PERSONS_SCHEMA, BatchInput
 from mqlengine.store.columnar import ColumnarCopy, RefreshStats, copy_for
 from mqlengine.store.db import Database

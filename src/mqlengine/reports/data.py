@@ -201,7 +201,9 @@ ENTRIES_SQL = "CREATE OR REPLACE TABLE entries AS " + ENTRIES_SELECT.format(pers
 LEADS_SELECT = """
 SELECT p.*, f.first_mql_at
 FROM persons p
-LEFT JOIN (SELECT person_id, min(mql_at) AS first_mql_at FROM entries {persons} GROUP BY person_id) f
+LEFT JOIN (
+    SELECT person_id, min(mql_at) AS first_mql_at FROM entries {persons} GROUP BY person_id
+) f
   ON f.person_id = p.id
 """
 LEADS_SQL = "CREATE OR REPLACE TABLE leads AS " + LEADS_SELECT.format(persons="")

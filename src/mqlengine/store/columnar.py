@@ -368,7 +368,7 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
         con.execute(f"INSERT INTO {name} SELECT {', '.join(casts)} FROM _incoming")
     finally:
         con.unregister("_incoming")
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def _load(con: duckdb.DuckDBPyConnection, name: str, tables: Iterable[pa.Table]) -> int:
@@ -660,7 +660,8 @@ class ColumnarCopy:
         self._reload_per_person(con, sc, queries, None)
         stats.new_events = _load(con, "events", _fetch(sc, queries.events()))
         con.execute(
-            "INSERT INTO events_daily SELECT CAST(timestamp AS DATE), count(*) FROM events GROUP BY 1"
+            "INSERT INTO events_daily "
+            "SELECT CAST(timestamp AS DATE), count(*) FROM events GROUP BY 1"
         )
         _load(
             con,
@@ -736,7 +737,7 @@ class ColumnarCopy:
         dirty: set[int] = set()
         moved: set[int] = set()
         # new events (and the persons they name)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _fresh AS SELECT * FROM events LIMIT 0")
+        con.execute("CREATE OR REPLACE TEMP TABLE _fresh AS SELECT * FROM events LIMIT 0")
         for table in _fetch(sc, queries.events(above=since("events"))):
             con.register("_new", table)
             try:
@@ -767,19 +768,18 @@ class ColumnarCopy:
         ):
             moved.update((row.survivor_id, row.merged_id))
         known_undone = {r[0] for r in con.execute("SELECT id FROM merges_undone").fetchall()}
-        for row in sc.execute(
+        for undone in sc.execute(
             select(merges.c.id, merges.c.survivor_id, merges.c.merged_id).where(
                 merges.c.undone_at.is_not(None)
             )
         ):
-            if row.id not in known_undone:
-                moved.update((row.survivor_id, row.merged_id))
-                con.execute("INSERT INTO merges_undone VALUES (?)", [row.id])
+            if undone.id not in known_undone:
+                moved.update((undone.survivor_id, undone.merged_id))
+                con.execute("INSERT INTO merges_undone VALUES (?)", [undone.id])
         for person_id in list(moved):
-            try:
+            # an erased person has no live holder: the erasure check below handles it
+            with contextlib.suppress(Exception):
                 moved.add(repo.live_person_id(sc, person_id))
-            except Exception:  # noqa: BLE001 - an erased person: the erasure check below
-                pass
         dirty |= moved
         # erasures: persons the store no longer has
         erased: set[int] = set()
@@ -803,7 +803,8 @@ class ColumnarCopy:
         _ids(con, "_moved", moved)
         con.execute("DELETE FROM events WHERE person_id IN (SELECT person_id FROM _moved)")
         con.execute(
-            "INSERT INTO events SELECT * FROM _fresh WHERE person_id NOT IN (SELECT person_id FROM _moved)"
+            "INSERT INTO events SELECT * FROM _fresh "
+            "WHERE person_id NOT IN (SELECT person_id FROM _moved)"
         )
         for part in repo.chunks(sorted(moved), CHUNK):
             _load(con, "events", _fetch(sc, queries.events(ids=part)))
@@ -920,8 +921,9 @@ class ColumnarCopy:
                     con.unregister("_s")
             differ = _scalar(
                 con,
-                f"SELECT (SELECT count(*) FROM (SELECT * FROM _small EXCEPT ALL SELECT * FROM {name})) "
-                f"+ (SELECT count(*) FROM (SELECT * FROM {name} EXCEPT ALL SELECT * FROM _small))",
+                f"SELECT (SELECT count(*) FROM "
+                f"(SELECT * FROM _small EXCEPT ALL SELECT * FROM {name})) + "
+                f"(SELECT count(*) FROM (SELECT * FROM {name} EXCEPT ALL SELECT * FROM _small))",
             )
             if differ:
                 changed = True
