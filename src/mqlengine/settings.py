@@ -18,6 +18,7 @@ This is the only module that reads ``MQL_*`` variables; everything else receives
 | ``MQL_DEBUG`` | set to show tracebacks of unexpected CLI errors |
 | ``MQL_SECRET_KEY`` | encrypts stored secrets (webhook secrets, Slack URLs, SMTP passwords) |
 | ``MQL_AFTER_ERASURE`` | ``fresh`` (default) or ``suppress``: events of erased identifiers |
+| ``MQL_COLUMNAR_PATH`` | the store's columnar copy (default: beside a SQLite file; ``off``) |
 | ``MQL_WRITER_MEMORY_MB`` | bound of what the API's writer remembers between batches (default 96) |
 | ``MQL_CORS_ORIGINS`` | comma-separated origins whose pages may send events (CORS; off) |
 | ``MQL_TRUSTED_PROXIES`` | proxy addresses whose ``X-Forwarded-For`` is believed (none) |
@@ -142,6 +143,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     after_erasure: str = "fresh"
     writer_memory_mb: int = DEFAULT_WRITER_MEMORY_MB
+    columnar_path: str | None = None  # None: beside a SQLite file; "off": no copy
     web: WebSettings = WebSettings()
 
     @classmethod
@@ -168,5 +170,6 @@ class Settings:
             secret_key=env.get("MQL_SECRET_KEY", "").strip() or None,
             after_erasure=after_erasure,
             writer_memory_mb=_megabytes(env.get("MQL_WRITER_MEMORY_MB", "")),
+            columnar_path=env.get("MQL_COLUMNAR_PATH", "").strip() or None,
             web=WebSettings.from_env(env),
         )

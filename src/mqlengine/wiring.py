@@ -19,7 +19,7 @@ from mqlengine.definition.compiler import LoadedDefinition, load_definition, par
 from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConfigError, DefinitionError, MqlError
 from mqlengine.settings import Settings
-from mqlengine.store import repo
+from mqlengine.store import columnar, repo
 from mqlengine.store.admin import open_store
 from mqlengine.store.db import Database
 from mqlengine.store.secretbox import SecretBox
@@ -89,6 +89,7 @@ class Wiring:
                 secret_key=self.settings.secret_key,
             )
         )
+        columnar.configure(self.db.url, self.settings.columnar_path)
         self.enrichers: tuple[Enricher, ...] = (
             tuple(enrichers) if enrichers is not None else build_enrichers(self.settings)
         )

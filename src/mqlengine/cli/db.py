@@ -9,7 +9,9 @@ import typer
 
 from mqlengine.cli.common import console, err_console, escape, fail, handle_errors, wiring
 
-db_app = typer.Typer(help="The store's schema: migrate, show, check.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The store's schema: migrate, show, check; its columnar copy.", no_args_is_help=True
+)
 
 
 @db_app.command("upgrade")
@@ -75,6 +77,35 @@ def check() -> None:
     console.print(
         f"[green]ok[/] {escape(url)}: schema at {escape(', '.join(state.heads))}",
         markup=True,
+        highlight=False,
+    )
+
+
+@db_app.command("columnar")
+@handle_errors
+def columnar(
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Build the copy again from scratch (corrupted, or reshaped)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
+) -> None:
+    """Bring the columnar copy the reports read up to date (incrementally), or rebuild it."""
+    from mqlengine.reports.data import refresh_columnar
+    from mqlengine.store.columnar import columnar_path
+
+    eng = wiring(create=False, migrate=False)
+    path = columnar_path(eng.db)
+    stats = refresh_columnar(eng.db, rebuild=rebuild)
+    if path is None or stats is None:
+        fail("this store has no columnar copy: set MQL_COLUMNAR_PATH to give it one", 8)
+        return
+    if as_json:
+        sys.stdout.write(orjson.dumps({"path": str(path), **stats.as_dict()}).decode() + "\n")
+        return
+    what = "rebuilt" if stats.rebuilt else ("refreshed" if stats.changed else "up to date")
+    console.print(
+        f"{path}: {what} in {stats.seconds:.2f} s ({stats.new_events:,} new events, "
+        f"{stats.dirty_persons:,} changed persons, {stats.erased_persons:,} erased)",
         highlight=False,
     )
 

@@ -1,5 +1,10 @@
 """The reports' data: the store's funnel columns in an in-memory DuckDB database.
 
+With a columnar copy of the store (:mod:`mqlengine.store.columnar`; beside a SQLite file,
+or at ``MQL_COLUMNAR_PATH``), the copy is refreshed incrementally, the derived ``entries``
+and ``leads`` are kept in it (again only for the persons that changed), and the report
+tables are read from it. Without one, the paragraph below applies.
+
 DuckDB's sqlite/postgres scanners cannot be downloaded here, so the columns the metrics read
 are fetched with SQLAlchemy (no type processing), handed over as Arrow tables and copied
 into DuckDB, where one pass derives ``entries``: one row per MQL entry with every outcome
@@ -13,6 +18,7 @@ The benchmark builds the same tables from Parquet (:meth:`ReportData.from_tables
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -35,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from mqlengine.domain.funnel import IMPORT_ACTORS, NON_SALES_ACTORS
+from mqlengine.store.columnar import ColumnarCopy, RefreshStats, columnar_path, reading
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons, stage_history
 from mqlengine.store.tables_reports import spend
@@ -109,8 +116,7 @@ _IMPORTERS = ", ".join(f"'{actor}'" for actor in IMPORT_ACTORS)
 # Recycled, rejected, disqualified and lost are the sales actions of those names (lost is not
 # recycled, though both move the lead to nurture). Touches and the first sales action count
 # only rows of real sales actors: scoring and imported history are no touch.
-ENTRIES_SQL = f"""
-CREATE OR REPLACE TABLE entries AS
+ENTRIES_SELECT = f"""
 WITH m AS (
     SELECT h.id AS entry_id, h.person_id, h.changed_at AS mql_at,
            coalesce(h.mql_type, 'unknown') AS mql_type,
@@ -122,7 +128,7 @@ WITH m AS (
                AS next_mql_at,
            lag(h.changed_at) OVER (PARTITION BY h.person_id ORDER BY h.changed_at, h.id)
                AS previous_mql_at
-    FROM history h WHERE h.to_stage = 'mql'
+    FROM history h WHERE h.to_stage = 'mql' {{persons}}
 ),
 o AS (
     SELECT m.entry_id,
@@ -190,14 +196,17 @@ LEFT JOIN w USING (entry_id)
 LEFT JOIN t USING (entry_id)
 LEFT JOIN c USING (entry_id)
 """
+ENTRIES_SQL = "CREATE OR REPLACE TABLE entries AS " + ENTRIES_SELECT.format(persons="")
 
-LEADS_SQL = """
-CREATE OR REPLACE TABLE leads AS
+LEADS_SELECT = """
 SELECT p.*, f.first_mql_at
 FROM persons p
-LEFT JOIN (SELECT person_id, min(mql_at) AS first_mql_at FROM entries GROUP BY person_id) f
+LEFT JOIN (
+    SELECT person_id, min(mql_at) AS first_mql_at FROM entries {persons} GROUP BY person_id
+) f
   ON f.person_id = p.id
 """
+LEADS_SQL = "CREATE OR REPLACE TABLE leads AS " + LEADS_SELECT.format(persons="")
 
 RULES_FROM_CARDS_SQL = """
 CREATE OR REPLACE TABLE mql_rules AS
@@ -242,19 +251,44 @@ class ReportData:
             con.execute("DROP TABLE cards")
         con.execute(ENTRIES_SQL)
         con.execute(LEADS_SQL)
-        found = dict(features or {})
-        for name in ("touches", "sla_clocks", "spend"):
-            found.setdefault(name, _has_rows(con, name))
-        # touches by sales (recorded touches, or any sales action on an MQL)
-        found.setdefault(
-            "sales_touches", _scalar(con, "SELECT count(first_touch_at) FROM entries") > 0
-        )
-        # does the data know an SQL stage apart from the opportunity?
-        found.setdefault(
-            "sql_stage", _scalar(con, "SELECT count(*) FROM history WHERE to_stage = 'sql'") > 0
-        )
-        found.setdefault("owners", _scalar(con, "SELECT count(owner) FROM entries") > 0)
+        found = _features(con, features)
         return cls(con, found, time.perf_counter() - started)
+
+    @classmethod
+    def from_columnar(cls, connection: duckdb.DuckDBPyConnection) -> ReportData:
+        """Copy the report tables (with the derived ``entries`` and ``leads``) out of the
+        store's columnar copy into memory: the file is read under its shared lock only for
+        this copy, so a cached ``ReportData`` never holds up the next refresh."""
+        started = time.perf_counter()
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        for name in (*SCHEMAS, "entries", "leads"):
+            columns = SCHEMAS.get(name)
+            select_list = ", ".join(columns) if columns else "*"
+            table = connection.sql(f"SELECT {select_list} FROM {name}").to_arrow_table()
+            con.register("_part", table)
+            try:
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM _part")
+            finally:
+                con.unregister("_part")
+        found = _features(con, None)
+        return cls(con, found, time.perf_counter() - started)
+
+
+def _features(
+    con: duckdb.DuckDBPyConnection, features: Mapping[str, bool] | None
+) -> dict[str, bool]:
+    found = dict(features or {})
+    for name in ("touches", "sla_clocks", "spend"):
+        found.setdefault(name, _has_rows(con, name))
+    # touches by sales (recorded touches, or any sales action on an MQL)
+    found.setdefault("sales_touches", _scalar(con, "SELECT count(first_touch_at) FROM entries") > 0)
+    # does the data know an SQL stage apart from the opportunity?
+    found.setdefault(
+        "sql_stage", _scalar(con, "SELECT count(*) FROM history WHERE to_stage = 'sql'") > 0
+    )
+    found.setdefault("owners", _scalar(con, "SELECT count(owner) FROM entries") > 0)
+    return found
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
@@ -499,8 +533,64 @@ class _Cache:
 _CACHE = _Cache()
 
 
-def report_data(database: Database, *, refresh: bool = False) -> ReportData:
-    """The report tables for this database, rebuilt only when the store changed."""
+def derive_report_tables(con: duckdb.DuckDBPyConnection, full: bool) -> None:
+    """The reports' derived tables in the columnar copy: ``entries`` and ``leads`` for
+    everyone (``full``), or again for the persons in ``_pending`` only (a person's entries
+    depend on nothing but its own rows)."""
+    if full:
+        con.execute(ENTRIES_SQL)
+        con.execute(LEADS_SQL)
+        return
+    chosen = "AND h.person_id IN (SELECT person_id FROM _pending)"
+    con.execute("DELETE FROM entries WHERE person_id IN (SELECT person_id FROM _pending)")
+    con.execute("INSERT INTO entries " + ENTRIES_SELECT.format(persons=chosen))
+    con.execute("DELETE FROM leads WHERE id IN (SELECT person_id FROM _pending)")
+    leads = LEADS_SELECT.format(persons="WHERE person_id IN (SELECT person_id FROM _pending)")
+    con.execute(
+        f"INSERT INTO leads SELECT * FROM ({leads}) WHERE id IN (SELECT person_id FROM _pending)"
+    )
+
+
+# The derived tables' version: a change of their SQL rebuilds them in every copy.
+DERIVED_VERSION = hashlib.sha256((ENTRIES_SELECT + LEADS_SELECT).encode()).hexdigest()[:16]
+
+
+def refresh_columnar(database: Database, *, rebuild: bool = False) -> RefreshStats | None:
+    """Bring the store's columnar copy (and the reports' tables in it) up to date; None
+    when the store has no copy."""
+    path = columnar_path(database)
+    if path is None:
+        return None
+    return ColumnarCopy(database, path).refresh(
+        rebuild=rebuild, derive=derive_report_tables, derive_version=DERIVED_VERSION
+    )
+
+
+def report_data(
+    database: Database, *, refresh: bool = False, columnar: bool | None = None
+) -> ReportData:
+    """The report tables for this database, rebuilt only when the store changed.
+
+    With a columnar copy (beside a SQLite file, or ``MQL_COLUMNAR_PATH``) the copy is
+    refreshed incrementally and the tables are read from it; otherwise (or with
+    ``columnar=False``) they are copied from the store."""
+    path = columnar_path(database) if columnar is not False else None
+    if path is not None:
+        stats = ColumnarCopy(database, path).refresh(
+            rebuild=refresh, derive=derive_report_tables, derive_version=DERIVED_VERSION
+        )
+        fingerprint = ("columnar", str(path), stats.generation)
+        with _CACHE.lock:
+            cached = _CACHE.entries.get(database.url)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached
+        with reading(path) as connection:
+            data = ReportData.from_columnar(connection)
+        data.fingerprint = fingerprint
+        data.load_seconds += stats.seconds
+        with _CACHE.lock:
+            _CACHE.entries[database.url] = data
+        return data
     with database.read() as connection:
         fingerprint = _fingerprint(connection)
         with _CACHE.lock:
