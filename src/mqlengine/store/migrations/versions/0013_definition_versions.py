@@ -20,7 +20,7 @@ from alembic import op
 from mqlengine.store.types import UTCDateTime
 
 revision: str = "0013_definition_versions"
-down_revision: str | Sequence[str] | None = "0011_privacy"
+down_revision: str | Sequence[str] | None = "0012_models"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_desk_cli"
-down_revision: str | Sequence[str] | None = "0011_privacy"
+down_revision: str | Sequence[str] | None = "0013_definition_versions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

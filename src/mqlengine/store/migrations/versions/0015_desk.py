@@ -20,7 +20,7 @@ from alembic import op
 from mqlengine.store.types import JsonType, UTCDateTime
 
 revision: str = "0015_desk"
-down_revision: str | Sequence[str] | None = "0011_privacy"
+down_revision: str | Sequence[str] | None = "0014_desk_cli"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

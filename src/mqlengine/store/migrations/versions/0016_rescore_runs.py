@@ -13,7 +13,7 @@ from alembic import op
 from mqlengine.store.types import UTCDateTime
 
 revision: str = "0016_rescore_runs"
-down_revision: str | Sequence[str] | None = "0011_privacy"
+down_revision: str | Sequence[str] | None = "0015_desk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
