@@ -8,7 +8,7 @@
   changed ``mql.yaml`` is no longer made live by other commands.
 
 Revision ID: 0013_definition_versions
-Revises: 0011_privacy
+Revises: 0012_models
 Create Date: 2026-12-04 09:00:00
 """
 

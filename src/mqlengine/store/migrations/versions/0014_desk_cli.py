@@ -6,7 +6,7 @@ pages through them in stage-change order. Without these indexes every first page
 and sorted every person.
 
 Revision ID: 0014_desk_cli
-Revises: 0011_privacy
+Revises: 0013_definition_versions
 Create Date: 2026-12-03 16:30:00
 """
 

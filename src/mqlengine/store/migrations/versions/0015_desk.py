@@ -8,7 +8,7 @@
   channel each with score order; first seen and SLA due.
 
 Revision ID: 0015_desk
-Revises: 0011_privacy
+Revises: 0014_desk_cli
 Create Date: 2026-12-10 10:00:00
 """
 

@@ -1,7 +1,7 @@
 """rescore runs: full rescores with a cursor, so a killed one resumes where it stopped
 
 Revision ID: 0016_rescore_runs
-Revises: 0011_privacy
+Revises: 0015_desk
 Create Date: 2026-12-03 16:00:00
 """
 
