@@ -208,6 +208,7 @@ def test_every_rule_field_is_known() -> None:
         rules.Qualify: {
             "threshold", "min_fit", "hysteresis", "total_cap", "recycle_cooldown_days",
             "paths", "default_type",
+            "min_likelihood",  # gates nothing without a model: batch engines score rules only
         },
     }  # fmt: skip
     for cls, fields in handled.items():

@@ -125,7 +125,7 @@ def test_features_use_only_what_was_known_at_the_moment(store: Path) -> None:
 def test_train_promote_serve_shadow_drift_rollback(store: Path, tmp_path: Path) -> None:
     code, out = mql("validate")
     assert code == 0 and "likelihood: P(reaching opportunity" in out
-    code, out = mql("models", "fit", "--budget", "5", "--json")
+    code, out = mql("model", "train", "--budget", "5", "--json")
     assert code == 0, out
     entry = json.loads(out)
     # person 1 became an MQL on its late demo request, so its imported MQL date was
@@ -136,7 +136,7 @@ def test_train_promote_serve_shadow_drift_rollback(store: Path, tmp_path: Path) 
     with mqlengine.open() as engine:
         result = engine.ingest([_identify(100, "vp", NOW - timedelta(hours=1))])
         assert result.outcomes and all(o.card.likelihood is None for o in result.outcomes)
-    code, out = mql("models", "promote", str(entry["version"]))
+    code, out = mql("model", "promote", str(entry["version"]))
     assert code == 0 and "is live" in out, out
     code, out = mql("audit", "--action", "model.promote", "--json")
     assert code == 0 and "model.promote" in out
@@ -196,27 +196,27 @@ def test_train_promote_serve_shadow_drift_rollback(store: Path, tmp_path: Path) 
     assert served["top"] and served["model_version"] == entry["version"]
 
     # shadow: a second candidate scores beside the live one, never deciding
-    code, out = mql("models", "fit", "--budget", "5", "--seed", "1", "--json")
+    code, out = mql("model", "train", "--budget", "5", "--seed", "1", "--json")
     assert code == 0, out
     second = json.loads(out)["version"]
     with mqlengine.open() as engine:
         card = engine.ingest([_identify(105, "vp", NOW - timedelta(hours=1))]).outcomes[0].card
         assert card.model_version == entry["version"]
-    code, out = mql("models", "shadow-report", "--json")
+    code, out = mql("model", "shadow-report", "--json")
     assert code == 0, out
     report = json.loads(out)
     assert report["shadow_version"] == second and report["scorings"] >= 1
     assert report["agreement"] == 1.0
 
-    code, out = mql("models", "drift", "--json")
+    code, out = mql("model", "drift", "--json")
     assert code == 0, out
     drift = json.loads(out)
     assert drift["model_version"] == entry["version"] and drift["rows"] > 0
     assert feature_name("trait", "seniority") in drift["features"]
 
-    code, out = mql("models", "promote", str(second))
+    code, out = mql("model", "promote", str(second))
     assert code == 0, out
-    code, out = mql("models", "rollback")
+    code, out = mql("model", "rollback")
     assert code == 0 and f"v{entry['version']} is live again" in out, out
     db = Database(db_url)
     try:
@@ -235,6 +235,6 @@ def test_too_few_labelled_leads_is_a_clear_error(
     monkeypatch.setenv("MQL_DATABASE_URL", f"sqlite:///{tmp_path / 'e.db'}")
     code, out = mql("init")
     assert code == 0
-    code, out = mql("models", "fit", "--budget", "1")
+    code, out = mql("model", "train", "--budget", "1")
     assert code == 4, out
     assert "too few labelled leads" in out and "min_rows is 200" in out

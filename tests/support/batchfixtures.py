@@ -84,8 +84,12 @@ qualify:
   hysteresis: 10
   total_cap: 90
   recycle_cooldown_days: 7
+  min_likelihood: 0.2          # no model in batch: gates nothing, as online without one
   default_type: score
   paths:
+    - type: predicted          # no model in batch: never matches, as online without one
+      bypass_threshold: true
+      when: {likelihood_at_least: 0.5}
     - type: hand_raiser
       bypass_threshold: true
       when: {all: [{event: Demo Requested, within_days: 14}, {fit_at_least: 10}]}

@@ -221,6 +221,18 @@ def _describe(run: RowMapping) -> str:
     )
 
 
+def _needs_online_path(database: Database, definition: Definition) -> bool:
+    """Whether this definition's decisions read a live model's likelihood, which the batch
+    engines do not compute: then every person is written through the online path."""
+    from mqlengine.domain.scoring import Scorer
+    from mqlengine.predict.registry import live_version
+
+    if not Scorer(definition).reads_likelihood:
+        return False
+    with database.read() as connection:
+        return live_version(connection) is not None
+
+
 def full_rescore(
     database: Database,
     definition: Definition,
@@ -241,6 +253,7 @@ def full_rescore(
     continued with ``resume``. An unfinished run makes a new one refuse to start (unless
     ``restart``, which abandons it). ``progress(done, total)`` after each slice."""
     source = source or StoreSource(database)
+    online = _needs_online_path(database, definition)
     found = unfinished_run(database)
     if found is not None and not (resume or restart):
         raise ConflictError(
@@ -313,7 +326,13 @@ def full_rescore(
             last = part.column("person_id")[-1].as_py()
             with database.begin() as connection:
                 written = write_slice(
-                    connection, definition, part, as_of=moment, now=now, notify=notify
+                    connection,
+                    definition,
+                    part,
+                    as_of=moment,
+                    now=now,
+                    notify=notify,
+                    online=online,
                 )
                 done += part.num_rows
                 connection.execute(

@@ -403,6 +403,8 @@ class SparkEngine:
             return F.coalesce(latest >= F.lit(since), F.lit(False))
 
         def score(item: ScoreAtLeast) -> Column:
+            if item.field is ScoreField.LIKELIHOOD:
+                return F.lit(False)  # batch engines score rules only: no likelihood
             column = {ScoreField.FIT: "fit", ScoreField.INTENT: "intent"}.get(item.field, "total")
             return F.col(column) >= F.lit(item.minimum)
 

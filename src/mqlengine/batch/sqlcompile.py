@@ -281,6 +281,8 @@ def condition_sql(condition: Condition, scope: Scope) -> str:
             return "FALSE"
         return f"COALESCE({latest} >= {since}, FALSE)"
     if isinstance(condition, ScoreAtLeast):
+        if condition.field is ScoreField.LIKELIHOOD:
+            return "FALSE"  # batch engines score rules only: no likelihood (as online, no model)
         field = {
             ScoreField.FIT: scope.fit,
             ScoreField.INTENT: scope.intent,

@@ -44,8 +44,11 @@ def write_slice(
     as_of: datetime,
     now: datetime,
     notify: bool,
+    online: bool = False,
 ) -> SliceResult:
-    """Write one slice of cards (ordered by person) on the caller's transaction."""
+    """Write one slice of cards (ordered by person) on the caller's transaction.
+    ``online``: every person of the slice goes through the online path (a definition that
+    reads the likelihood of a live model: the batch engines score rules only)."""
     result = SliceResult()
     if cards.num_rows == 0:
         return result
@@ -65,10 +68,14 @@ def write_slice(
             )
         )
     }
-    moving = set(
-        pa.compute.filter(
-            cards.column("person_id"), pa.compute.is_valid(cards["next_stage"])
-        ).to_pylist()
+    moving = (
+        set(ids)
+        if online
+        else set(
+            pa.compute.filter(
+                cards.column("person_id"), pa.compute.is_valid(cards["next_stage"])
+            ).to_pylist()
+        )
     )
     version = definition.version
     score_rows: list[dict[str, Any]] = []

@@ -678,9 +678,6 @@ from mqlengine.cli import model as _model  # noqa: E402
 
 _model.register(app)
 
-from mqlengine.cli import model_registry as _model_registry  # noqa: E402
-
-_model_registry.register(app)
 from mqlengine.cli import desk as _desk  # noqa: E402
 
 _desk.register(app)

@@ -27,9 +27,14 @@ model_app = typer.Typer(
 )
 
 CsvOpt = Annotated[
-    Path, typer.Option("--csv", help="The table: a CSV file (or .parquet), one row per lead.")
+    Path | None,
+    typer.Option(
+        "--csv",
+        help="The table: a CSV file (or .parquet), one row per lead. Without it: the "
+        "store's own labelled leads (the definition's `predict:` label).",
+    ),
 ]
-LabelOpt = Annotated[str, typer.Option("--label", help="The outcome column.")]
+LabelOpt = Annotated[str | None, typer.Option("--label", help="The outcome column (with --csv).")]
 PositiveOpt = Annotated[
     str | None,
     typer.Option("--positive", help="The label's positive value (default: yes/1/true/won…)."),
@@ -128,11 +133,21 @@ def train(
     ] = Path("model.json"),
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Store training: print the registry entry as JSON.")
+    ] = False,
 ) -> None:
-    """Train a tuned, calibrated LightGBM on a table and write it as JSON."""
+    """Train a tuned, calibrated LightGBM: on a table (`--csv`, written as JSON), or on
+    the store's labelled leads (registered as a candidate: `mql model promote`)."""
     from mqlengine.predict.modeling import fit_best
 
     seconds = parse_budget(budget)
+    if csv is None:
+        from mqlengine.cli.model_registry import fit
+
+        fit(budget=seconds, seed=seed, as_json=as_json)
+        return
+    label = _need_label(label)
     table = _table(csv, label, positive, drop, keep, time_column, delimiter, encoding)
     model = fit_best(
         table.X, table.y, budget_s=seconds, seed=seed, progress=_say, max_trials=trials
@@ -207,6 +222,12 @@ def evaluate(
     from mqlengine.predict.evaluate import cross_validate, report
 
     seconds = parse_budget(budget)
+    if csv is None:
+        from mqlengine.cli.model_registry import evaluate as evaluate_store
+
+        evaluate_store(seed=seed, folds=5, budget=seconds, as_json=format is ReportFormat.json)
+        return
+    label = _need_label(label)
     table = _table(csv, label, positive, drop, keep, None, delimiter, encoding)
     definition = _definition()
     evaluation = cross_validate(
@@ -256,6 +277,12 @@ def scorecard(
     from mqlengine.predict.scorecard import fit_scorecard
 
     seconds = parse_budget(budget)
+    if csv is None:
+        from mqlengine.cli.model_registry import evaluate as evaluate_store
+
+        evaluate_store(seed=seed, folds=5, budget=seconds, as_json=format is ReportFormat.json)
+        return
+    label = _need_label(label)
     table = _table(csv, label, positive, drop, keep, None, delimiter, encoding)
     features = list(table.X.features)
     source = table.source[features]
@@ -309,5 +336,16 @@ def scorecard(
     console.print(f"wrote {out}", highlight=False)
 
 
+def _need_label(label: str | None) -> str:
+    if label is None:
+        from mqlengine.errors import ValidationError
+
+        raise ValidationError("--csv needs --label COLUMN: the column holding the outcome")
+    return label
+
+
 def register(app: typer.Typer) -> None:
+    from mqlengine.cli.model_registry import register_model_commands
+
+    register_model_commands(model_app)
     app.add_typer(model_app, name="model")

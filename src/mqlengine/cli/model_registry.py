@@ -1,4 +1,4 @@
-"""`mql models …`: train the likelihood on the store's own outcomes, and the registry.
+"""`mql model …`: train the likelihood on the store's own outcomes, and the registry.
 
 `fit` trains and registers a candidate, `evaluate` cross-validates it against logistic
 regression and the rules, `list`/`show` read the registry, `promote`/`rollback` change
@@ -68,7 +68,7 @@ def fit(
     console.print(
         f"model v{entry.version} ({entry.kind}) registered as a candidate: {entry.rows} leads, "
         f"{entry.positives} positive; held out: {metrics}. "
-        f"`mql models promote {entry.version}` makes it live.",
+        f"`mql model promote {entry.version}` makes it live.",
         highlight=False,
     )
 
@@ -241,20 +241,9 @@ def drift(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 
 def register_model_commands(group: typer.Typer) -> None:
     """Add the store-backed commands to a `model` command group."""
-    group.command("fit")(fit)
-    group.command("evaluate")(evaluate)
     group.command("list")(list_models)
     group.command("show")(show)
     group.command("promote")(promote)
     group.command("rollback")(rollback)
     group.command("shadow-report")(shadow_report)
     group.command("drift")(drift)
-
-
-def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help="The predictive likelihood: train from the store, registry, shadow, drift.",
-        no_args_is_help=True,
-    )
-    register_model_commands(group)
-    app.add_typer(group, name="models")

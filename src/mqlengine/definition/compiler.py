@@ -429,7 +429,7 @@ def likelihood_notes(loaded: LoadedDefinition) -> list[str]:
     start = "becoming an MQL" if predict.label_from == "mql" else "first being seen"
     notes = [
         f"likelihood: P(reaching {predict.label_reached} or later within "
-        f"{predict.within_days:g} days of {start}), learned by `mql models fit` "
+        f"{predict.within_days:g} days of {start}), learned by `mql model train` "
         f"from at least {predict.min_rows} labelled leads"
     ]
     if gate is not None:

@@ -371,7 +371,7 @@ class LabelSpec(Strict):
 
 
 class PredictSpec(Strict):
-    """The predictive likelihood learned from the store's own outcomes (``mql models``)."""
+    """The predictive likelihood learned from the store's own outcomes (``mql model``)."""
 
     label: LabelSpec = Field(default_factory=LabelSpec)
     min_rows: int = Field(default=200, ge=20)

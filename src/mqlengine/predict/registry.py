@@ -142,7 +142,7 @@ def register(
 def get(connection: Connection, version: int) -> ModelEntry:
     row = connection.execute(select(*_ENTRY_COLUMNS).where(models.c.id == version)).first()
     if row is None:
-        raise NotFoundError(f"no model version {version} (see `mql models list`)")
+        raise NotFoundError(f"no model version {version} (see `mql model list`)")
     return _entry(row)
 
 
@@ -179,7 +179,7 @@ def load(connection: Connection, version: int) -> FittedModel:
 
         data = connection.execute(select(models.c.artifact).where(models.c.id == version)).scalar()
         if data is None:
-            raise NotFoundError(f"no model version {version} (see `mql models list`)")
+            raise NotFoundError(f"no model version {version} (see `mql model list`)")
         if len(_LOADED) >= 8:
             _LOADED.clear()
         found = _LOADED[version] = FittedModel.from_bytes(bytes(data))
