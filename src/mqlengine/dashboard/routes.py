@@ -225,6 +225,9 @@ def dashboard_reader(request: Request) -> Principal:
     return session_principal(request, "read")
 
 
+dashboard_reader.mql_scope = "read"  # type: ignore[attr-defined]
+
+
 def csrf_token(secret: bytes, session_token: str) -> str:
     """The forms' CSRF token: bound to the session (an HMAC of its token under the
     cookie-signing key), so a page of another site can neither read nor forge it."""

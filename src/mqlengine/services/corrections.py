@@ -43,6 +43,8 @@ def _reason(reason: str | None) -> str:
         raise ValidationError("a correction needs a reason (what was wrong and why)")
     if len(text) > 500:
         raise ValidationError(f"the reason is {len(text)} characters long (at most 500)")
+    if "\x00" in text:
+        raise ValidationError("the reason holds a NUL character")
     return text
 
 

@@ -229,7 +229,11 @@ def _conditions(connection: Connection, f: LeadFilters, now: datetime) -> list[A
 
 def _select(connection: Connection, f: LeadFilters, now: datetime) -> Any:
     p = persons.c
-    key = SORTS[f.sort]
+    key: Any = SORTS[f.sort]
+    if f.sla not in (None, "none") and f.sort in ("total", "fit", "intent", "id"):
+        # the deadline range is the selective part: `+ 0` (numbers only) keeps SQLite
+        # from walking the whole score index instead (PostgreSQL plans by cost anyway)
+        key = key + 0
     direction = key.desc() if f.order == "desc" else key.asc()
     tie = p.id.desc() if f.order == "desc" else p.id.asc()
     # NULLs (no MQL date, no deadline) last in either direction

@@ -253,6 +253,8 @@ def mark(
     text = (note or "").strip() or None
     if text is not None and len(text) > 2000:
         raise ValidationError(f"the note is {len(text)} characters long (at most 2000)")
+    if text is not None and "\x00" in text:
+        raise ValidationError("the note holds a NUL character")
     if verdict == "wrong" and text is None:
         raise ValidationError("a wrong call needs a note saying what was wrong")
     get_sample(connection, sample_id)  # 404 for an unknown sample
