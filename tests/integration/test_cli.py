@@ -171,7 +171,7 @@ def test_demo_then_leads_and_explain_add_up(env: Path) -> None:
     assert "Funnel" in out and "MQLs by type" in out
     code, out = mql("leads", "--stage", "mql", "--limit", "5", "--format", "json")
     assert code == 0
-    leads = json.loads(out)
+    leads = json.loads(out[out.index("[") :])  # after the note that --limit cut the export
     assert leads, "the demo should produce MQLs"
     code, out = mql("explain", str(leads[0]["id"]), "--format", "json")
     payload = json.loads(out)

@@ -100,8 +100,11 @@ def test_person_rows_are_imported_or_reported(
     mapping = {c: c for c in COLUMNS if c not in ("event", "message_id")}
     report = engine.import_file(path, kind="persons", mapping=mapping)
     _summed(report, len(rows))
+    lines = path.read_bytes().count(b"\n")
     for problem in report.problems:
-        assert 2 <= problem.row <= len(rows) + 1  # CSV rows count the header as row 1
+        # a problem names the line its row starts on (the header is line 1); a quoted field
+        # may hold line breaks, so a row can start past line len(rows) + 1
+        assert 2 <= problem.row <= lines
 
 
 @SETTINGS
