@@ -278,10 +278,9 @@ def scorecard(
 
     seconds = parse_budget(budget)
     if csv is None:
-        from mqlengine.cli.model_registry import evaluate as evaluate_store
+        from mqlengine.errors import ValidationError
 
-        evaluate_store(seed=seed, folds=5, budget=seconds, as_json=format is ReportFormat.json)
-        return
+        raise ValidationError("scorecard needs a table: --csv FILE --label COLUMN")
     label = _need_label(label)
     table = _table(csv, label, positive, drop, keep, None, delimiter, encoding)
     features = list(table.X.features)

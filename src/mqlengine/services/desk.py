@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,12 +20,13 @@ from pydantic import ValidationError as PydanticError
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from mqlengine.domain.sla import DUE_SOON
+from mqlengine.domain.sla import sla_state as domain_sla_state
 from mqlengine.errors import ValidationError
 from mqlengine.services.leads import STAGES
 from mqlengine.store.tables import events, persons, score_snapshots, stage_history
 from mqlengine.store.tables_handoff import reps
 
-DUE_SOON = timedelta(hours=2)  # an untouched MQL whose deadline is this close is "due soon"
 SLA_STATES = ("on_time", "due_soon", "breached", "none")
 COUNT_CAP = 10_000
 PAGE_SIZES = (25, 50, 100, 200)
@@ -161,7 +162,7 @@ def sla_state_sql(now: datetime) -> ColumnElement[Any]:
         (touched.is_not(None) & (touched > due), literal("breached")),
         (touched.is_not(None), literal("on_time")),
         (due < now, literal("breached")),
-        (due < now + DUE_SOON, literal("due_soon")),
+        (due <= now + DUE_SOON, literal("due_soon")),
         else_=literal("on_time"),
     )
 
@@ -169,13 +170,8 @@ def sla_state_sql(now: datetime) -> ColumnElement[Any]:
 def sla_state(due: datetime | None, first_touch: datetime | None, now: datetime) -> str:
     """``none`` (no deadline), ``breached`` (touched late, or untouched past the deadline),
     ``due_soon`` (untouched, the deadline within :data:`DUE_SOON`), else ``on_time``."""
-    if due is None:
-        return "none"
-    if first_touch is not None:
-        return "breached" if first_touch > due else "on_time"
-    if due < now:
-        return "breached"
-    return "due_soon" if due < now + DUE_SOON else "on_time"
+    state = domain_sla_state(due, first_touch, now)
+    return "none" if state is None else state.value
 
 
 def _conditions(connection: Connection, f: LeadFilters, now: datetime) -> list[Any]:
@@ -217,10 +213,10 @@ def _conditions(connection: Connection, f: LeadFilters, now: datetime) -> list[A
                     due < now,
                     or_(and_(touched.is_not(None), touched > due), touched.is_(None)),
                 ),
-                "due_soon": and_(due >= now, due < now + DUE_SOON, touched.is_(None)),
+                "due_soon": and_(due >= now, due <= now + DUE_SOON, touched.is_(None)),
                 "on_time": or_(
                     and_(touched.is_not(None), touched <= due),
-                    and_(touched.is_(None), due >= now + DUE_SOON),
+                    and_(touched.is_(None), due > now + DUE_SOON),
                 ),
             }[f.sla]
         )

@@ -9,7 +9,17 @@ keeps the score card it was judged on and the team's verdict.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 from mqlengine.store.tables import Id, metadata, persons
 from mqlengine.store.types import JsonType, UTCDateTime
@@ -57,12 +67,21 @@ review_items = Table(
     UniqueConstraint("sample_id", "person_id"),
 )
 
-# The Leads page: the default order (score), and the filters it sorts within.
+# The Leads page: the filters that 0014's live-person indexes (store/tables.py) do not
+# cover, in score order. Live persons only, like every lead list's query.
 LEAD_INDEXES = (
-    Index("ix_persons_total_score", persons.c.total_score, persons.c.id),
-    Index("ix_persons_stage_score", persons.c.stage, persons.c.total_score),
-    Index("ix_persons_team_score", persons.c.owner_team, persons.c.total_score),
-    Index("ix_persons_channel_score", persons.c.channel, persons.c.total_score),
-    Index("ix_persons_first_seen_at", persons.c.first_seen_at),
-    Index("ix_persons_sla_due_at", persons.c.sla_due_at),
+    Index(
+        "ix_persons_live_channel_score",
+        persons.c.channel,
+        persons.c.total_score,
+        persons.c.id,
+        sqlite_where=text("merged_into IS NULL"),
+        postgresql_where=text("merged_into IS NULL"),
+    ),
+    Index(
+        "ix_persons_live_first_seen",
+        persons.c.first_seen_at,
+        sqlite_where=text("merged_into IS NULL"),
+        postgresql_where=text("merged_into IS NULL"),
+    ),
 )

@@ -25,9 +25,7 @@ INDEXES: dict[str, list[str]] = {
     "ix_persons_live_score": ["total_score", "id"],
     "ix_persons_live_stage_score": ["stage", "total_score", "id"],
     "ix_persons_live_team_score": ["owner_team", "total_score", "id"],
-    "ix_persons_live_owner_score": ["owner_rep_id", "total_score", "id"],
     "ix_persons_live_changed": ["stage_changed_at", "id"],
-    "ix_persons_live_stage_changed": ["stage", "stage_changed_at", "id"],
     "ix_persons_live_sla_due": ["sla_due_at", "first_touch_at"],
 }
 
