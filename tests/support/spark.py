@@ -90,8 +90,10 @@ def standalone_cluster(tmp: Path, *, timeout: float = 120.0) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
         master_log = stack.enter_context((tmp / "logs" / "master.log").open("wb"))
         master = subprocess.Popen(
-            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--webui-port", str(ui_port)],
+            [
+                *(spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"),
+                *("--port", str(port), "--webui-port", str(ui_port)),
+            ],
             env=env,
             stdout=master_log,
             stderr=subprocess.STDOUT,
@@ -99,9 +101,11 @@ def standalone_cluster(tmp: Path, *, timeout: float = 120.0) -> Iterator[str]:
         stack.callback(_stop, master)
         worker_log = stack.enter_context((tmp / "logs" / "worker.log").open("wb"))
         worker = subprocess.Popen(
-            [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1"]
-            + ["--cores", "1", "--memory", "768m", "--webui-port", str(_free_port())]
-            + [master_url],
+            [
+                *(spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1"),
+                *("--cores", "1", "--memory", "768m", "--webui-port", str(_free_port())),
+                master_url,
+            ],
             env=env,
             stdout=worker_log,
             stderr=subprocess.STDOUT,
