@@ -157,11 +157,8 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         cards = to_cards(engine.score_frames(definition, persons, events, AS_OF))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        jvm_peak = (
-            spark.sparkContext._jvm.java.lang.management.ManagementFactory.getMemoryMXBean()
-            .getHeapMemoryUsage()
-            .getMax()
-        )  # type: ignore[union-attr]
+        jvm = spark.sparkContext._jvm  # the local-mode JVM: its peak resident memory
+        jvm_peak = _peak_rss_mb(int(jvm.java.lang.ProcessHandle.current().pid()))  # type: ignore[union-attr]
         rows.append(
             {
                 "step": f"spark score ({master})",
@@ -197,9 +194,10 @@ def main() -> None:
                 "projected_s_all_events": per_event * n_events,
             }
         )
+        columns = list(dict.fromkeys(key for row in rows for key in row))
         report(
             "spark_score",
-            rows,
+            [{key: row.get(key, "") for key in columns} for row in rows],
             notes=f"peak RSS of this Python process: {_self_peak_mb():.0f} MB (the JVM's is "
             "jvm_peak_rss_mb); the machine is shared, so wall times are noisy",
         )
