@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the full test suite uses, only when they are missing:
 # a PostgreSQL server (integration tests start their own throw-away cluster, see
-# tests/support/pg.py) and Chromium (dashboard tests drive it headless through Playwright).
+# tests/support/pg.py), Chromium (dashboard tests drive it headless through Playwright) and
+# a Java runtime (the Spark engine's tests run PySpark locally and on a standalone cluster).
 set -euo pipefail
 need=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -9,6 +10,7 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ] || [ ! -x "$pg_bin/postgres" ] 
   need+=(postgresql)
 fi
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

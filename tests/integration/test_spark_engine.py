@@ -35,8 +35,8 @@ from support import spark as harness
 from support.clock import NOW
 
 pytest.importorskip("pyspark")
-from mqlengine.batch.spark_engine import SparkEngine  # noqa: E402
-from mqlengine.batch.sparkcompile import SparkCompileError  # noqa: E402
+from mqlengine.batch.spark_engine import SparkEngine
+from mqlengine.batch.sparkcompile import SparkCompileError
 
 pytestmark = pytest.mark.spark
 
@@ -514,5 +514,5 @@ def test_what_has_no_spark_form_is_refused_when_compiled(engine: SparkEngine) ->
     listed = parse_definition(
         EVERYTHING.replace("{trait: tags, contains: analytics}", "{trait: tags, equals: [1, 2]}")
     ).definition
-    with pytest.raises(SparkCompileError, match="fit rule tags: .*list"):
+    with pytest.raises(SparkCompileError, match=r"fit rule tags: .*list"):
         engine.check(listed)

@@ -289,9 +289,9 @@ class SparkEngine:
                 "__epoch",
                 F.explode(F.filter(F.array(*matches), lambda x: x.isNotNull())).alias("rule"),
             )
-            rule = F.col("rule")
-            half_life = _pick(rule, [float(definition.intent_half_life(r)) for r in rules])
-            points = _pick(rule, [float(r.points) for r in rules])
+            rule_col = F.col("rule")
+            half_life = _pick(rule_col, [float(definition.intent_half_life(r)) for r in rules])
+            points = _pick(rule_col, [float(r.points) for r in rules])
             starts = [
                 None if r.within_days is None else as_of_ts - r.within_days * SECONDS_PER_DAY
                 for r in rules
@@ -310,7 +310,7 @@ class SparkEngine:
                 ).alias("hit"),
             )
             if any(s is not None for s in starts):
-                start = _pick(rule, [s if s is not None else float("-inf") for s in starts])
+                start = _pick(rule_col, [s if s is not None else float("-inf") for s in starts])
                 hits = hits.where(F.col("hit.epoch") >= start)
             repeats = [r.repeat for r in rules]
             if any(r is not Repeat.EVERY_TIME for r in repeats):
@@ -320,9 +320,9 @@ class SparkEngine:
                 bucket = F.lit(None).cast("long")
                 for index, repeat in enumerate(repeats):
                     if repeat is Repeat.ONCE:
-                        bucket = F.when(rule == index, F.lit(0).cast("long")).otherwise(bucket)
+                        bucket = F.when(rule_col == index, F.lit(0).cast("long")).otherwise(bucket)
                     elif repeat is Repeat.ONCE_PER_DAY:
-                        bucket = F.when(rule == index, day).otherwise(bucket)
+                        bucket = F.when(rule_col == index, day).otherwise(bucket)
                 hits = hits.withColumn("__bucket", bucket)
                 latest = (
                     hits.where(F.col("__bucket").isNotNull())
@@ -344,18 +344,18 @@ class SparkEngine:
             caps = [r.cap for r in rules]
             capped = F.col("earned")
             if any(c is not None for c in caps):
-                cap = _pick(rule, [float(c) if c is not None else float("inf") for c in caps])
+                cap = _pick(rule_col, [float(c) if c is not None else float("inf") for c in caps])
                 capped = F.when(cap < capped, cap).otherwise(capped)
                 capped = F.when(-cap > capped, -cap).otherwise(capped)
             per_rule = per_rule.select("person_id", "rule", "earned", capped.alias("capped"))
             aggregates.append(
                 per_rule.groupBy("person_id").agg(
                     *[
-                        F.max(F.when(rule == i, F.col("earned"))).alias(f"__earned{i}")
+                        F.max(F.when(rule_col == i, F.col("earned"))).alias(f"__earned{i}")
                         for i in range(len(rules))
                     ],
                     *[
-                        F.max(F.when(rule == i, F.col("capped"))).alias(f"__points{i}")
+                        F.max(F.when(rule_col == i, F.col("capped"))).alias(f"__points{i}")
                         for i in range(len(rules))
                     ],
                 )
@@ -418,14 +418,14 @@ class SparkEngine:
             test = condition(qualify.paths[index].when, traits)
             matched = F.when(test, F.lit(index)).otherwise(matched)
         cards = cards.withColumn("__path", matched)
-        path = F.col("__path")
+        path_col = F.col("__path")
         fit_enough = F.col("fit") >= F.lit(qualify.min_fit)
         meets = (F.col("total") >= F.lit(qualify.threshold)) & fit_enough
         gated = (F.size("excluded_because") == 0) & (F.size("missing_requirements") == 0)
         bypass: Column = F.lit(False)
-        for index, item in enumerate(qualify.paths):
-            if item.bypass_threshold:
-                bypass = bypass | (path == index)
+        for index, qualify_path in enumerate(qualify.paths):
+            if qualify_path.bypass_threshold:
+                bypass = bypass | (path_col == index)
         bypass = F.coalesce(bypass, F.lit(False)) & fit_enough
         retain_from = qualify.threshold - qualify.hysteresis
         cards = cards.select(
@@ -438,7 +438,7 @@ class SparkEngine:
         )
         types: Column = F.lit(qualify.default_type)
         for index in range(len(qualify.paths) - 1, -1, -1):
-            types = F.when(path == index, F.lit(qualify.paths[index].type)).otherwise(types)
+            types = F.when(path_col == index, F.lit(qualify.paths[index].type)).otherwise(types)
         mql_type = F.when(F.col("qualifies"), types)
 
         entries: list[tuple[str, Column]] = []

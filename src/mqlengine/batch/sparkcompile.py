@@ -366,10 +366,10 @@ def compare(op: Op, actual: Value, expected: object, pattern: str | None, where:
         options = expected if isinstance(expected, list | tuple) else (expected,)
         for option in options:
             _scalar(option, where, op)
-        found: Column = F.lit(False)
+        any_equal: Column = F.lit(False)
         for option in options:
-            found = found | equal(actual, option)
-        return present & (found if op is Op.IN else ~found)
+            any_equal = any_equal | equal(actual, option)
+        return present & (any_equal if op is Op.IN else ~any_equal)
     if op is Op.REGEX:
         assert pattern is not None
         java = java_pattern(pattern, where)
