@@ -4,12 +4,14 @@ transactions, resumable after a kill (``--resume``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mqlengine.cli.common import console, err_console, fail, handle_errors, now, parse_when, wiring
+
+if TYPE_CHECKING:
+    from mqlengine.batch.engine import BatchEngine
 
 
 @handle_errors
@@ -18,7 +20,11 @@ def score(
         str | None, typer.Option(help="Score as of this ISO time (default: now).")
     ] = None,
     engine: Annotated[
-        str, typer.Option(help="Batch engine: duckdb (compiled SQL) or python (the online scorer).")
+        str,
+        typer.Option(
+            help="Batch engine: duckdb (compiled SQL), spark (PySpark) or python (the online "
+            "scorer)."
+        ),
     ] = "duckdb",
     notify: Annotated[
         bool,
@@ -43,9 +49,29 @@ def score(
         Path | None, typer.Option(help="Read persons from this Parquet export (with --events).")
     ] = None,
     chunk: Annotated[int, typer.Option(min=1, help="Persons scored per engine call.")] = 20_000,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(help="With --engine spark: local[N] (default local[*]) or spark://host:port."),
+    ] = None,
+    spark_remote: Annotated[
+        str | None,
+        typer.Option(help="With --engine spark: a Spark Connect server, sc://host:port."),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(help="With --engine spark: a Spark setting KEY=VALUE (repeatable)."),
+    ] = None,
 ) -> None:
     """Rescore every person with the definition in force and apply stage changes (e.g.
     nightly, so decay applies, or after a definition change)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from mqlengine.batch.engines import engine_by_name
     from mqlengine.batch.rescore import ChunkSource, FileSource, full_rescore
 
@@ -59,7 +85,15 @@ def score(
     source: ChunkSource | None = None
     if events is not None and persons is not None:
         source = FileSource(events, persons)
-    batch_engine = engine_by_name(engine)
+    batch_engine: BatchEngine
+    if engine == "spark":
+        from mqlengine.batch.sparkopts import spark_engine, spark_options
+
+        batch_engine = spark_engine(spark_options(spark_master, spark_remote, spark_conf))
+    elif spark_master or spark_remote or spark_conf:
+        fail("--spark-master, --spark-remote and --spark-conf go with --engine spark", 2)
+    else:
+        batch_engine = engine_by_name(engine)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
