@@ -90,7 +90,7 @@ def test_apply_list_show_diff_rollback_and_what_scores(env: Path) -> None:
 
     # mql.yaml (still v1) is not made live: the live version scores, with a warning
     code, out = mql("score")
-    assert code == 0 and "with v2:" in out
+    assert code == 0 and "with v2 on duckdb" in out
     assert "mql.yaml differs from live version v2" in out and "mql definition apply" in out
 
     code, out = mql("definition", "show", "v2")
@@ -108,7 +108,7 @@ def test_apply_list_show_diff_rollback_and_what_scores(env: Path) -> None:
     code, out = mql("definition", "rollback", "2026-11-b2b-v1", "--yes")
     assert code == 0 and "rolled back to 2026-11-b2b-v1" in out
     code, out = mql("score")
-    assert code == 0 and "with 2026-11-b2b-v1:" in out and "differs" not in out
+    assert code == 0 and "with 2026-11-b2b-v1 on duckdb" in out and "differs" not in out
     code, out = mql("audit", "--json")
     actions = [json.loads(line)["action"] for line in out.splitlines() if line.strip()]
     assert "definition.apply" in actions and "definition.rollback" in actions

@@ -124,7 +124,7 @@ def print_report(report: dict[str, Any], *, examples: int = 10, to: Console | No
         ("MQL under the candidate only", "examples_in", flips["in"]),
         ("MQL under the baseline only", "examples_out", flips["out"]),
     ):
-        c.print(f"[bold]{label}: {count}[/]", highlight=False)
+        c.print(f"{label}: {count}", style="bold", highlight=False)
         for row in flips[key][:examples]:
             c.print(
                 f"  {row['person_id']} ({row['at']}): {row['why']} — other: {row['why_not_other']}",
@@ -132,9 +132,9 @@ def print_report(report: dict[str, Any], *, examples: int = 10, to: Console | No
             )
     for who in ("baseline", "candidate"):
         for figure, reason in report[who]["notes"].items():
-            c.print(f"[dim]{who} {figure}: — {reason}[/]", highlight=False)
+            c.print(f"{who} {figure}: — {reason}", style="dim", highlight=False)
     for figure, reason in report["notes"].items():
-        c.print(f"[dim]{figure}: — {reason}[/]", highlight=False)
+        c.print(f"{figure}: — {reason}", style="dim", highlight=False)
 
 
 @handle_errors
@@ -254,15 +254,15 @@ def suggest(
     console.print(table)
     best = result["expected"]
     console.print(
-        f"suggested threshold [bold]{result['suggested']:g}[/] (live {result['live_threshold']:g}):"
+        f"suggested threshold {result['suggested']:g} (live {result['live_threshold']:g}):"
         f" {best['per_week']:.1f} MQLs/week, precision {_pct(best['precision'])}, "
         f"recall {_pct(best['recall'])}",
         highlight=False,
     )
     for note in result["notes"]:
-        console.print(f"[yellow]{note}[/]", highlight=False)
+        console.print(note, style="yellow", highlight=False)
     for figure, reason in best["notes"].items():
-        console.print(f"[dim]{figure}: — {reason}[/]", highlight=False)
+        console.print(f"{figure}: — {reason}", style="dim", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from rich import box
 from rich.table import Table
 
 from mqlengine.cli.access import cli_actor
-from mqlengine.cli.common import console, err_console, fail, handle_errors, now, wiring
+from mqlengine.cli.common import console, err_console, escape, fail, handle_errors, now, wiring
 
 if TYPE_CHECKING:
     from mqlengine.definition.compiler import LoadedDefinition
@@ -103,7 +103,9 @@ def apply(
     results = definitions.run_definition_tests(loaded, moment)
     definitions.require_passing(loaded, results)
     if results:
-        console.print(f"[green]ok[/] {len(results)} definition test(s) pass", highlight=False)
+        console.print(
+            f"[green]ok[/] {len(results)} definition test(s) pass", markup=True, highlight=False
+        )
     else:
         err_console.print(
             f"warning: {loaded.filename} has no tests: add a `tests:` section",
@@ -142,8 +144,10 @@ def apply(
             actor=cli_actor(),
         )
     console.print(
-        f"[green]applied[/] {done['version']} (was {done['previous'] or 'none'}); "
+        f"[green]applied[/] {escape(str(done['version']))} "
+        f"(was {escape(str(done['previous'] or 'none'))}); "
         "stages change when you run [bold]mql score[/]",
+        markup=True,
         highlight=False,
     )
 
@@ -234,7 +238,7 @@ def diff(
         sys.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
         return
-    console.print(f"[bold]{result.before} → {result.after}[/]", highlight=False)
+    console.print(f"{result.before} → {result.after}", style="bold", highlight=False)
     print_changes(result.changes)
     console.print()
     sys.stdout.flush()
@@ -257,8 +261,10 @@ def rollback(
     with eng.db.begin() as connection:
         done = definitions.rollback(connection, version, actor=cli_actor(), now=now())
     console.print(
-        f"[green]rolled back[/] to {done['version']} (was {done['previous'] or 'none'}); "
+        f"[green]rolled back[/] to {escape(str(done['version']))} "
+        f"(was {escape(str(done['previous'] or 'none'))}); "
         "stages change when you run [bold]mql score[/]",
+        markup=True,
         highlight=False,
     )
 

@@ -80,7 +80,7 @@ def parse_budget(text: str) -> float:
 
 
 def _say(message: str) -> None:
-    err_console.print(f"[dim]{message}[/]", highlight=False)
+    err_console.print(message, style="dim", highlight=False)
 
 
 def _table(
@@ -119,8 +119,8 @@ def _table(
 @model_app.command("train")
 @handle_errors
 def train(
-    csv: CsvOpt,
-    label: LabelOpt,
+    csv: CsvOpt = None,
+    label: LabelOpt = None,
     positive: PositiveOpt = None,
     drop: DropOpt = None,
     keep: KeepOpt = None,
@@ -189,8 +189,8 @@ def _definition() -> LoadedDefinition | None:
 @model_app.command("evaluate")
 @handle_errors
 def evaluate(
-    csv: CsvOpt,
-    label: LabelOpt,
+    csv: CsvOpt = None,
+    label: LabelOpt = None,
     positive: PositiveOpt = None,
     drop: DropOpt = None,
     keep: KeepOpt = None,
@@ -256,8 +256,8 @@ def evaluate(
 @model_app.command("scorecard")
 @handle_errors
 def scorecard(
-    csv: CsvOpt,
-    label: LabelOpt,
+    csv: CsvOpt = None,
+    label: LabelOpt = None,
     positive: PositiveOpt = None,
     drop: DropOpt = None,
     keep: KeepOpt = None,

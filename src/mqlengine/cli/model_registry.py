@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from mqlengine.cli.access import audit_cli, cli_actor
-from mqlengine.cli.common import console, handle_errors, wiring
+from mqlengine.cli.common import console, escape, handle_errors, wiring
 
 
 def _json(data: Any) -> None:
@@ -236,7 +236,7 @@ def drift(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     worst = sorted(data["features"].items(), key=lambda item: -item[1])[:10]
     for name, value in worst:
         flag = "  [yellow]drift[/]" if value > data["warn_psi"] else ""
-        console.print(f"  {value:8.3f}  {name}{flag}", highlight=False)
+        console.print(f"  {value:8.3f}  {escape(name)}{flag}", markup=True, highlight=False)
 
 
 def register_model_commands(group: typer.Typer) -> None:
