@@ -283,11 +283,15 @@ def _emit(
 
 
 def _run(name: str, filters: Any, by: str | None, rates: Any = None) -> dict[str, Any]:
+    from mqlengine.reports.data import open_report_data
     from mqlengine.reports.service import health_rules, run_report
 
     eng = wiring(create=False)
     rules = health_rules(eng.definition_or_none())
-    return run_report(eng.db, name, filters, now=eng.clock(), rules=rules, by=by, rates=rates)
+    with open_report_data(eng.db) as data:  # one report: the columnar copy read in place
+        return run_report(
+            eng.db, name, filters, now=eng.clock(), rules=rules, by=by, rates=rates, data=data
+        )
 
 
 def _tabular(

@@ -18,7 +18,8 @@ for PostgreSQL the path in ``MQL_COLUMNAR_PATH``) and brings it up to date incre
   read again. As a safety net for updates that leave no such trace (a CRM history import
   moving a first-seen date), the copy compares the persons' ``count`` and
   ``sum(row_version)`` with the store's and, when they differ, finds the changed rows by
-  ``(id, row_version)``.
+  ``(id, row_version)``. That check reads every person row, so a report runs it only when
+  the last one is :data:`CHECK_EVERY` seconds old; ``mql db columnar`` always runs it.
 - **deletions**: an erasure leaves a row in ``erasures``; a new one makes the refresh
   compare person ids with the store and delete, from every table of the copy, the rows of
   persons the store no longer has.
@@ -73,6 +74,10 @@ still open at the last refresh commit later)."""
 
 FULL_FRACTION = 0.2
 """Past this share of dirty persons, the per-person tables are read whole, not by id."""
+
+CHECK_EVERY = 300.0
+"""Seconds a refresh for a report trusts the last full check of person row versions (a
+scan of every person); an explicit refresh (``mql db columnar``) always checks."""
 
 CHUNK = 500
 FETCH = 100_000
@@ -201,6 +206,7 @@ class RefreshStats:
     moved_persons: int = 0
     erased_persons: int = 0
     unexplained: int = 0
+    checked: bool = False
     full_reload: bool = False
     derived: str = ""
     small_tables: bool = False
@@ -229,6 +235,7 @@ class RefreshStats:
             "moved_persons": self.moved_persons,
             "erased_persons": self.erased_persons,
             "unexplained_changes": self.unexplained,
+            "checked": self.checked,
             "full_reload": self.full_reload,
             "derived": self.derived,
             "generation": self.generation,
@@ -556,13 +563,19 @@ class ColumnarCopy:
         rebuild: bool = False,
         derive: Derive | None = None,
         derive_version: str = "",
+        check: bool | None = True,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> RefreshStats:
         """Bring the copy up to date (from scratch with ``rebuild``, or when its version or
-        store differs), then run ``derive`` for the persons changed since it last ran."""
+        store differs), then run ``derive`` for the persons changed since it last ran.
+
+        ``check``: compare every person's row version with the store's (True), not
+        (False), or only when the last comparison is :data:`CHECK_EVERY` seconds old
+        (None). ``lock_timeout``: how long to wait for readers to let go."""
         started = time.perf_counter()
         stats = RefreshStats()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path, exclusive=True):
+        with _locked(self.path, exclusive=True, timeout=lock_timeout):
             con = self._open_for_writing()
             try:
                 meta = _meta(con)
@@ -573,6 +586,10 @@ class ColumnarCopy:
                 ):
                     stats.rebuilt = True
                 generation = meta.get("generation", "0")
+                if check is None:
+                    last = float(meta.get("checked_at", "0") or 0)
+                    check = not 0 <= time.time() - last < CHECK_EVERY
+                stats.checked = check or stats.rebuilt
                 con.execute("BEGIN TRANSACTION")
                 try:
                     if stats.rebuilt:
@@ -597,9 +614,12 @@ class ColumnarCopy:
                             con.execute("DELETE FROM pending")
                             _set_meta(con, {"derived": derive_version})
                     stats.generation = int(meta.get("generation", "0"))
+                    if stats.checked:
+                        _set_meta(con, {"checked_at": time.time()})
                     if stats.changed:
                         stats.generation += 1
                         _set_meta(con, {"generation": stats.generation})
+                    if stats.changed or stats.checked:
                         con.execute("COMMIT")
                     else:  # nothing new: leave the file untouched
                         con.execute("ROLLBACK")
@@ -787,7 +807,7 @@ class ColumnarCopy:
             erased = self._erased(con, sc)
         dirty -= erased
         # the safety net: changed person rows nothing above explains
-        unexplained = self._unexplained(con, sc, dirty)
+        unexplained = self._unexplained(con, sc, dirty) if stats.checked else set()
         stats.unexplained = len(unexplained)
         dirty |= unexplained
         stats.dirty_persons = len(dirty)
