@@ -821,7 +821,8 @@ class ColumnarCopy:
             self._reload_per_person(con, sc, queries, sorted(dirty))
         # events: the new ones, and every event of the persons a merge moved events between
         _ids(con, "_moved", moved)
-        con.execute("DELETE FROM events WHERE person_id IN (SELECT person_id FROM _moved)")
+        if moved:  # (a scan of every event otherwise, for nothing)
+            con.execute("DELETE FROM events WHERE person_id IN (SELECT person_id FROM _moved)")
         con.execute(
             "INSERT INTO events SELECT * FROM _fresh "
             "WHERE person_id NOT IN (SELECT person_id FROM _moved)"
