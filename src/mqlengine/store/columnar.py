@@ -47,7 +47,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, MetaData, Table, Text, cast, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
@@ -723,7 +722,7 @@ class ColumnarCopy:
                     )
                 finally:
                     con.unregister("_p")
-                live = table.filter(pc.is_null(table["merged_into"]))
+                live = table.filter(table["merged_into"].is_null())
                 _insert(con, "persons", live)
                 _insert(
                     con,
