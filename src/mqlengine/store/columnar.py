@@ -411,11 +411,23 @@ class _Queries:
     add, such as an owner, are picked up)."""
 
     def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._persons_columns: list[ColumnElement[Any]] | None = None
+
+    @property
+    def persons_columns(self) -> list[ColumnElement[Any]]:
+        """Reflected when first needed (a refresh that reloads no person skips it)."""
+        if self._persons_columns is None:
+            self._reflect(self.connection)
+        assert self._persons_columns is not None
+        return self._persons_columns
+
+    def _reflect(self, connection: Connection) -> None:
         p = _optional(connection, "persons")
         p = persons if p is None else p
         owner = _pick(p, "owner", "owner_id", "owner_rep", "assigned_to", "rep")
         team = _pick(p, "team", "team_id", "queue")
-        self.persons_columns: list[ColumnElement[Any]] = [
+        self._persons_columns = [
             p.c.id,
             p.c.email,
             p.c.channel,
@@ -436,7 +448,8 @@ class _Queries:
         self.person_table = p
 
     def persons(self, ids: Sequence[int] | None) -> Any:
-        query = select(*self.persons_columns)
+        columns = self.persons_columns
+        query = select(*columns)
         if ids is not None:
             query = query.where(self.person_table.c.id.in_(ids))
         return query
