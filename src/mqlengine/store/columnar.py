@@ -792,7 +792,9 @@ class ColumnarCopy:
             ("persons", persons.c.id),
         ):
             table = column.table
-            query = select(column).where(table.c.id > since(name)).distinct()
+            # no DISTINCT (the set dedupes): with it SQLite walks the whole person index
+            # instead of the id range (0.15 s on 1.4 M stage changes, for nothing new)
+            query = select(column).where(table.c.id > since(name))
             dirty.update(r[0] for r in sc.execute(query))
         # merges and their undoing move events between persons
         for row in sc.execute(
