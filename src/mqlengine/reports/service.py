@@ -57,7 +57,13 @@ def run_report(
     result: dict[str, Any] = {"report": name, "filters": filters.as_dict(), "by": by}
     if name == "funnel":
         result["rows"] = metrics.funnel_report(data, filters, by, rates=rates)
-        result["steps"] = metrics.funnel_steps(metrics.funnel_total(data, filters, rates=rates))
+        # without a breakdown the one row is the total: not computed twice
+        total = (
+            result["rows"][0]
+            if by is None and result["rows"]
+            else metrics.funnel_total(data, filters, rates=rates)
+        )
+        result["steps"] = metrics.funnel_steps(total)
     elif name == "cohorts":
         result["by"] = by if by in ("cohort", "lead_cohort", "week") else "cohort"
         result["rows"] = metrics.funnel_report(data, filters, result["by"], rates=rates)
