@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from mqlengine.batch.columnar import batch_input_from_columnar
 from mqlengine.batch.engine import PythonEngine
 from mqlengine.batch.source import from_store
+from mqlengine.cli.app import app
 from mqlengine.demo.run import run_demo
 from mqlengine.domain.funnel import HealthRules
 from mqlengine.errors import UnavailableError
@@ -38,7 +40,7 @@ from mqlengine.services.feedback import apply_feedback
 from mqlengine.settings import Settings
 from mqlengine.store import columnar
 from mqlengine.store.columnar import TABLES, ColumnarCopy, columnar_path, reading
-from mqlengine.store.tables import merges
+from mqlengine.store.tables import merges, persons
 from mqlengine.wiring import Wiring
 from support.clock import NOW
 
@@ -193,6 +195,33 @@ def test_a_report_trusts_the_last_row_version_check_for_a_while(
     monkeypatch.setattr(columnar, "CHECK_EVERY", 300.0)
     again = refresh(derive=derive_report_tables, derive_version=DERIVED_VERSION, check=None)
     assert not again.checked and not again.changed  # the check's time was kept
+    assert_current(store, tmp_path)
+
+
+def test_a_history_import_is_in_the_next_report(
+    store: Wiring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving a lead's first-seen date earlier leaves no new row: the import brings the copy
+    up to date itself, so the next report (which trusts its last check) shows it."""
+    refresh_columnar(store.db)
+    with store.db.read() as connection:
+        person_id, email = connection.execute(
+            select(persons.c.id, persons.c.email)
+            .where(persons.c.merged_into.is_(None), persons.c.email.is_not(None))
+            .order_by(persons.c.id)
+            .limit(1)
+        ).one()
+    earlier = (NOW - timedelta(days=400)).date().isoformat()
+    (tmp_path / "history.csv").write_text(f"email,created_at\n{email},{earlier}\n")
+    monkeypatch.setenv("MQL_DATABASE_URL", store.db.url)
+    monkeypatch.setenv("MQL_CLOCK", NOW.isoformat())
+    done = CliRunner().invoke(app, ["history", "import", str(tmp_path / "history.csv")])
+    assert done.exit_code == 0, done.output
+    with open_report_data(store.db) as data:
+        seen = data.cursor().execute(
+            "SELECT CAST(first_seen_at AS DATE) FROM leads WHERE id = ?", [person_id]
+        )
+        assert str(seen.fetchone()[0]) == earlier  # type: ignore[index]
     assert_current(store, tmp_path)
 
 

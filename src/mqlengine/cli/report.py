@@ -642,6 +642,12 @@ def history_import(
         lost_reason=lost_reason,
         gmail_normalize=bool(loaded and loaded.definition.identity.gmail_normalize),
     )
+    if report.updated:
+        # updates of existing leads (an earlier first-seen date, a channel) may leave no
+        # row the copy's refresh follows, and a report checks row versions only now and then
+        from mqlengine.reports.data import refresh_columnar
+
+        refresh_columnar(eng.db)
     if json_out:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:
