@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mqlengine.definition.compiler import LoadedDefinition, load_definition, parse_definition
-from mqlengine.domain.rules import Definition
 from mqlengine.errors import ConfigError, DefinitionError, MqlError
 from mqlengine.settings import Settings
 from mqlengine.store import columnar, repo
@@ -25,6 +23,8 @@ from mqlengine.store.db import Database
 from mqlengine.store.secretbox import SecretBox
 
 if TYPE_CHECKING:
+    from mqlengine.definition.compiler import LoadedDefinition
+    from mqlengine.domain.rules import Definition
     from mqlengine.ingest.firmographics import Enricher
     from mqlengine.ingest.pipeline import Pipeline
     from mqlengine.ingest.writerstate import WriterState
@@ -105,6 +105,10 @@ class Wiring:
         (a file that differs from it is reported through :meth:`warn`)."""
         if self._definition is not None and path is None:
             return self._definition
+        # imported here: a command that reads no definition (most reports) does not pay
+        # for the definition's schema
+        from mqlengine.definition.compiler import load_definition, parse_definition
+
         file = path or self.settings.definition_path
         with self.db.read() as connection:
             applied = repo.definitions_applied(connection)
@@ -168,6 +172,8 @@ class Wiring:
         self._definition = loaded
 
     def use_template(self) -> LoadedDefinition:
+        from mqlengine.definition.compiler import parse_definition
+
         loaded = parse_definition(TEMPLATE.read_text(encoding="utf-8"), "mql.yaml")
         self.register(loaded)
         return loaded

@@ -16,17 +16,21 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from mqlengine.batch.columnar import batch_input_from_columnar
 from mqlengine.batch.engine import PythonEngine
 from mqlengine.batch.source import from_store
+from mqlengine.cli.app import app
 from mqlengine.demo.run import run_demo
 from mqlengine.domain.funnel import HealthRules
+from mqlengine.errors import UnavailableError
 from mqlengine.facade import MqlEngine
 from mqlengine.reports.data import (
     DERIVED_VERSION,
     clear_cache,
     derive_report_tables,
+    open_report_data,
     refresh_columnar,
     report_data,
 )
@@ -34,8 +38,9 @@ from mqlengine.reports.query import Filters
 from mqlengine.reports.service import REPORTS, run_report
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.settings import Settings
+from mqlengine.store import columnar
 from mqlengine.store.columnar import TABLES, ColumnarCopy, columnar_path, reading
-from mqlengine.store.tables import merges
+from mqlengine.store.tables import merges, persons
 from mqlengine.wiring import Wiring
 from support.clock import NOW
 
@@ -166,6 +171,75 @@ def test_an_update_without_a_trace_is_found_by_its_row_version(
         )
     stats = assert_current(store, tmp_path)
     assert stats["unexplained_changes"] == 1
+
+
+def test_a_report_trusts_the_last_row_version_check_for_a_while(
+    store: Wiring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report's refresh skips the scan of every person's row version while the last one
+    is recent; an explicit refresh, or the next report once it is old, finds the change."""
+    path = columnar_path(store.db)
+    assert path is not None
+    assert refresh_columnar(store.db).checked  # type: ignore[union-attr]
+    with store.db.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE persons SET channel = 'partner', row_version = row_version + 1 "
+            "WHERE id = (SELECT min(id) FROM persons WHERE merged_into IS NULL)"
+        )
+    refresh = ColumnarCopy(store.db, path).refresh
+    kept = refresh(derive=derive_report_tables, derive_version=DERIVED_VERSION, check=None)
+    assert not kept.checked and kept.unexplained == 0 and not kept.changed
+    monkeypatch.setattr(columnar, "CHECK_EVERY", 0.0)
+    found = refresh(derive=derive_report_tables, derive_version=DERIVED_VERSION, check=None)
+    assert found.checked and found.unexplained == 1
+    monkeypatch.setattr(columnar, "CHECK_EVERY", 300.0)
+    again = refresh(derive=derive_report_tables, derive_version=DERIVED_VERSION, check=None)
+    assert not again.checked and not again.changed  # the check's time was kept
+    assert_current(store, tmp_path)
+
+
+def test_a_history_import_is_in_the_next_report(
+    store: Wiring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving a lead's first-seen date earlier leaves no new row: the import brings the copy
+    up to date itself, so the next report (which trusts its last check) shows it."""
+    refresh_columnar(store.db)
+    with store.db.read() as connection:
+        person_id, email = connection.execute(
+            select(persons.c.id, persons.c.email)
+            .where(persons.c.merged_into.is_(None), persons.c.email.is_not(None))
+            .order_by(persons.c.id)
+            .limit(1)
+        ).one()
+    earlier = (NOW - timedelta(days=400)).date().isoformat()
+    (tmp_path / "history.csv").write_text(f"email,created_at\n{email},{earlier}\n")
+    monkeypatch.setenv("MQL_DATABASE_URL", store.db.url)
+    monkeypatch.setenv("MQL_CLOCK", NOW.isoformat())
+    done = CliRunner().invoke(app, ["history", "import", str(tmp_path / "history.csv")])
+    assert done.exit_code == 0, done.output
+    with open_report_data(store.db) as data:
+        seen = data.cursor().execute(
+            "SELECT CAST(first_seen_at AS DATE) FROM leads WHERE id = ?", [person_id]
+        )
+        assert str(seen.fetchone()[0]) == earlier  # type: ignore[index]
+    assert_current(store, tmp_path)
+
+
+def test_reports_read_in_place_equal_reports_read_into_memory(store: Wiring) -> None:
+    since = Filters(since=NOW - timedelta(days=60), until=NOW)
+    for name in REPORTS:
+        clear_cache()
+        rows = report_data(store.db)
+        kept = run_report(store.db, name, since, now=NOW, rules=HealthRules(), data=rows)
+        with open_report_data(store.db) as data:
+            assert data.features == rows.features
+            in_place = run_report(store.db, name, since, now=NOW, rules=HealthRules(), data=data)
+        assert json.dumps(in_place, default=str) == json.dumps(kept, default=str), name
+    path = columnar_path(store.db)
+    assert path is not None
+    # the block holds the copy's shared lock
+    with open_report_data(store.db), pytest.raises(UnavailableError):
+        ColumnarCopy(store.db, path).refresh(check=False, lock_timeout=0.2)
 
 
 def test_reports_are_identical_with_and_without_the_copy(store: Wiring) -> None:

@@ -112,6 +112,23 @@ def test_same_seed_gives_identical_dataset() -> None:
     assert first.spend == second.spend
 
 
+def test_the_days_hold_the_messages_in_order() -> None:
+    """`mql demo` ingests a day at a time: the days together are the messages, in order, and
+    each day's messages fall on that day of the window (counted from its start)."""
+    data = generate(now=NOW, seed=11, persons=300, days=60)
+    start = NOW - timedelta(days=60)
+    days = list(data.days())
+    assert [m for _, day in days for m in day] == data.messages
+    assert data.message_count == len(data.messages) > 0
+    assert [d for d, _ in days] == sorted({d for d, _ in days})
+    assert data.last_day == days[-1][0] <= 60
+    for day, messages in days:
+        assert messages
+        assert {(_parse(m["timestamp"]) - start).days for m in messages} == {day}
+    again = [m for _, day in data.days() for m in day]  # read again: new objects, same data
+    assert again == data.messages and again[0] is not data.messages[0]
+
+
 def test_different_seed_gives_different_dataset() -> None:
     first = generate(now=NOW, seed=11, persons=300, days=60)
     other = generate(now=NOW, seed=12, persons=300, days=60)

@@ -324,11 +324,18 @@ def _no_breakdown(report: str, by: str | None, why: str) -> None:
 
 
 def _run(name: str, filters: Any, by: str | None, rates: Any = None) -> dict[str, Any]:
+    from mqlengine.reports.data import open_report_data
     from mqlengine.reports.service import health_rules, run_report
 
     eng = wiring(create=False)
-    rules = health_rules(eng.definition_or_none())
-    return run_report(eng.db, name, filters, now=eng.clock(), rules=rules, by=by, rates=rates)
+    # only these reports read the definition's rules of thumb (loading it costs a cold
+    # command a few tenths of a second)
+    needs_rules = name in ("sla", "health", "overview")
+    rules = health_rules(eng.definition_or_none() if needs_rules else None)
+    with open_report_data(eng.db) as data:  # one report: the columnar copy read in place
+        return run_report(
+            eng.db, name, filters, now=eng.clock(), rules=rules, by=by, rates=rates, data=data
+        )
 
 
 def _tabular(
@@ -685,6 +692,12 @@ def history_import(
         lost_reason=lost_reason,
         gmail_normalize=bool(loaded and loaded.definition.identity.gmail_normalize),
     )
+    if report.updated:
+        # updates of existing leads (an earlier first-seen date, a channel) may leave no
+        # row the copy's refresh follows, and a report checks row versions only now and then
+        from mqlengine.reports.data import refresh_columnar
+
+        refresh_columnar(eng.db)
     if json_out:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:

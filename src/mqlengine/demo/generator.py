@@ -15,13 +15,18 @@ Messages follow the Segment spec (identify / track / page / group). Page views s
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import random
-from collections.abc import Sequence
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
+
+import orjson
 
 from mqlengine.demo.people import Person, Population
 from mqlengine.demo.tables import (
@@ -64,12 +69,131 @@ class SalesStep:
     amount: float | None = None  # convert: pipeline amount; won: revenue
 
 
-@dataclass(frozen=True)
 class DemoDataset:
-    messages: list[dict[str, Any]]  # Segment-spec messages, sorted by timestamp
-    sales_plans: dict[str, tuple[SalesStep, ...]]  # keyed by userId
-    spend: list[dict[str, Any]]  # {channel, campaign, month: "YYYY-MM", amount, currency}
-    channels: tuple[str, ...]
+    """The generated history: messages, sales plans, spend.
+
+    The generator keeps its messages serialised and compressed per day
+    (:class:`DaySpool`), so a history of millions of messages costs a few bytes each until
+    it is read: :meth:`days` hands them over a day at a time (what the demo ingests),
+    :attr:`messages` all at once (a list, built on first use). A dataset may also be made
+    from a list of messages."""
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]] | None = None,
+        sales_plans: dict[str, tuple[SalesStep, ...]] | None = None,
+        spend: list[dict[str, Any]] | None = None,
+        channels: tuple[str, ...] = (),
+        *,
+        spool: DaySpool | None = None,
+    ) -> None:
+        self._messages = messages
+        self._spool = spool
+        self.sales_plans = sales_plans or {}  # keyed by userId
+        self.spend = spend or []  # {channel, campaign, month: "YYYY-MM", amount, currency}
+        self.channels = channels
+
+    @property
+    def message_count(self) -> int:
+        if self._spool is not None:
+            return self._spool.total
+        return len(self._messages or [])
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Every Segment-spec message, sorted by timestamp (materialised on first use)."""
+        if self._messages is None:
+            self._messages = [m for _, day in self.days() for m in day]
+        return self._messages
+
+    @property
+    def spooled(self) -> bool:
+        """Whether the messages can be read a day at a time (:meth:`days`)."""
+        return self._spool is not None
+
+    @property
+    def last_day(self) -> int:
+        """The last day (from the start of the window) with a message; -1 without any."""
+        return max(self._spool.counts, default=-1) if self._spool is not None else -1
+
+    def days(self) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(day, its messages) for every day with messages, in order; a day counts from the
+        start of the window. Only for a generated dataset (:attr:`spooled`)."""
+        if self._spool is None:
+            raise ValueError("a dataset made from a list of messages is not kept by day")
+        yield from self._spool.days()
+
+
+_RECORD: Final = struct.Struct("<qqI")  # moment (ms), emission order, payload length
+_BLOCK: Final = 1 << 16  # bytes of a day's records compressed together
+
+
+class DaySpool:
+    """Messages bucketed by day (from ``start_ms``), serialised with orjson and compressed
+    in blocks; read back a day at a time in (moment, emission) order, with their message
+    ids (``demo-N``, N counting across days) and timestamps added."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+        self.iso_days: dict[int, str] = {}
+        self.open: dict[int, bytearray] = {}
+        self.blocks: dict[int, list[bytes]] = {}
+        self.counts: dict[int, int] = {}
+        self.total = 0
+
+    def add(self, at: int, seq: int, payload: bytes) -> None:
+        day = (at - self.start_ms) // DAY_MS
+        buffer = self.open.get(day)
+        if buffer is None:
+            buffer = self.open[day] = bytearray()
+            self.blocks[day] = []
+            self.counts[day] = 0
+        buffer += _RECORD.pack(at, seq, len(payload))
+        buffer += payload
+        self.counts[day] += 1
+        self.total += 1
+        if len(buffer) >= _BLOCK:
+            self.blocks[day].append(zlib.compress(buffer, 1))
+            self.open[day] = bytearray()
+
+    def _records(self, day: int) -> list[tuple[int, int, bytes]]:
+        records: list[tuple[int, int, bytes]] = []
+        size = _RECORD.size
+        for block in [*(zlib.decompress(b) for b in self.blocks[day]), bytes(self.open[day])]:
+            view = memoryview(block)
+            offset = 0
+            while offset < len(block):
+                at, seq, length = _RECORD.unpack_from(block, offset)
+                offset += size
+                records.append((at, seq, bytes(view[offset : offset + length])))
+                offset += length
+        records.sort()
+        return records
+
+    def iso(self, ms: int) -> str:
+        day, rem = divmod(ms, DAY_MS)
+        prefix = self.iso_days.get(day)
+        if prefix is None:
+            prefix = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
+            self.iso_days[day] = prefix
+        hours, rem = divmod(rem, HOUR_MS)
+        minutes, rem = divmod(rem, MINUTE_MS)
+        seconds, millis = divmod(rem, 1000)
+        return f"{prefix}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+
+    def days(self) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        n = 0
+        iso = self.iso
+        loads = orjson.loads
+        for day in sorted(self.counts):
+            messages = []
+            for at, _, payload in self._records(day):
+                message = loads(payload)
+                message["messageId"] = f"demo-{n}"
+                message["timestamp"] = iso(at)
+                messages.append(message)
+                n += 1
+            yield day, messages
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,10 +204,12 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
+@functools.cache
 def _page_name(path: str) -> str:
     return SECTION_NAMES.get(path.split("/")[1], "Page")
 
 
+@functools.cache
 def _page_title(path: str) -> str:
     slug = path.rstrip("/").rsplit("/", 1)[-1]
     label = slug.replace("-", " ").title() if slug else "Home"
@@ -111,9 +237,8 @@ class _Simulation:
         self.start_ms = now_ms - days * DAY_MS
         self.day0_ms = self.start_ms // DAY_MS * DAY_MS
         self.grid = (now_ms - self.day0_ms) // DAY_MS + 1  # day indices 0..grid-1
-        self.out: list[tuple[int, int, dict[str, Any]]] = []
+        self.out = DaySpool(self.start_ms)
         self.seq = itertools.count()
-        self.iso_days: dict[int, str] = {}
         self.hour_cum = _cumulative(HOUR_WEIGHTS)
         self.interest_cum = {k: _cumulative(v) for k, v in INTERESTS.items()}
         self.campaign_days = {c.name: self._day_weights(c) for c in CAMPAIGNS}
@@ -193,22 +318,13 @@ class _Simulation:
         at = self.day0_ms + day * DAY_MS + hour * HOUR_MS + rng.randrange(HOUR_MS) - tz_ms
         return max(at, self.start_ms + rng.randrange(1000, HOUR_MS))
 
-    def iso(self, ms: int) -> str:
-        day, rem = divmod(ms, DAY_MS)
-        prefix = self.iso_days.get(day)
-        if prefix is None:
-            prefix = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-            self.iso_days[day] = prefix
-        hours, rem = divmod(rem, HOUR_MS)
-        minutes, rem = divmod(rem, MINUTE_MS)
-        seconds, millis = divmod(rem, 1000)
-        return f"{prefix}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
-
     # ----------------------------------------------------------------- output
 
     def emit(self, at: int, message: dict[str, Any]) -> None:
+        """Keep the message as it is now (serialised: later changes to the objects it
+        names do not reach it, and no two messages share an object once read back)."""
         if self.start_ms <= at <= self.now_ms:
-            self.out.append((at, next(self.seq), message))
+            self.out.add(at, next(self.seq), orjson.dumps(message))
 
     def track(
         self,
@@ -224,10 +340,7 @@ class _Simulation:
             message["userId"] = uid
         if anon is not None:
             message["anonymousId"] = anon
-        ctx = dict(context)
-        if "library" in ctx:
-            ctx["library"] = dict(ctx["library"])
-        message["context"] = ctx
+        message["context"] = context
         self.emit(at, message)
         return at + 1
 
@@ -245,9 +358,9 @@ class _Simulation:
             message["userId"] = uid
         url = _SITE + path
         properties = {"path": path, "url": url, "title": _page_title(path), "referrer": ""}
-        ctx = dict(context)
+        ctx = context
         if campaign is not None:
-            ctx["campaign"] = campaign
+            ctx = {**context, "campaign": campaign}
             medium = campaign["medium"]
             if medium == "organic":
                 properties["referrer"] = f"https://www.{campaign['source']}.com/"
@@ -371,7 +484,7 @@ class _Simulation:
                     linked.add(anon)
                     traits = {"email": person.traits["email"]}
                     link = {"type": "identify", "userId": uid, "anonymousId": anon}
-                    self.emit(t, {**link, "traits": traits, "context": dict(context)})
+                    self.emit(t, {**link, "traits": traits, "context": context})
                     t += rng.randint(1, 5) * 1000
             if not (index == identify_index and person.known_first):
                 pages = 0 if bot else 1 + int(rng.expovariate(1.0 / behaviour.pages_per_session))
@@ -455,7 +568,7 @@ class _Simulation:
         message: dict[str, Any] = {"type": "identify", "userId": person.user_id, "traits": traits}
         if anon is not None:
             message["anonymousId"] = anon
-            message["context"] = dict(context)
+            message["context"] = context
         else:
             message["context"] = _server("lead-import", "1.4.0")
         self.emit(t, message)
@@ -753,18 +866,7 @@ class _Simulation:
                 self.people.business_people.append(person)
             people.append(person)
         plans = {p.user_id: self.sales_plan(p) for p in people if p.identified}
-        self.out.sort(key=_sort_key)
-        messages: list[dict[str, Any]] = []
-        iso = self.iso
-        for n, (at, _, message) in enumerate(self.out):
-            message["messageId"] = f"demo-{n}"
-            message["timestamp"] = iso(at)
-            messages.append(message)
-        return DemoDataset(messages, plans, self.spend(), CHANNELS)
-
-
-def _sort_key(item: tuple[int, int, dict[str, Any]]) -> tuple[int, int]:
-    return item[0], item[1]
+        return DemoDataset(None, plans, self.spend(), CHANNELS, spool=self.out)
 
 
 def generate(*, now: datetime, seed: int = 7, persons: int = 5000, days: int = 180) -> DemoDataset:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,27 +111,28 @@ def run_demo(
     started = time.perf_counter()
     data = dataset or generate(now=now, seed=seed, persons=persons_count, days=days)
     report.seconds["generate"] = time.perf_counter() - started
-    report.messages = len(data.messages)
+    report.messages = data.message_count
     loaded = engine.use_template()
     definition = loaded.definition
     setup_sales_team(engine, now=now, start=now - timedelta(days=days))
     memory = WriterState(scorer_for(definition).relevant)
     pipeline = engine.pipeline(definition, memory=memory)
 
-    by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
     start = now - timedelta(days=days)
-    for message in data.messages:
-        offset = (parse_time(message["timestamp"], "timestamp") - start).days
-        by_day[max(offset, 0)].append(message)
+    by_day, last_day = _days(data, start)
+    upcoming = next(by_day, None)
 
     queue: list[tuple[datetime, int, int, int]] = []  # (due, seq, person_id, step index)
     plans: dict[int, tuple[SalesStep, ...]] = {}
     sequence = 0
     step_started = time.perf_counter()
-    total_days = max(by_day) + 1 if by_day else 0
+    total_days = last_day + 1
     for day in range(total_days):
         day_end = start + timedelta(days=day + 1)
-        batch = by_day.get(day, [])
+        batch: list[dict[str, Any]] = []
+        if upcoming is not None and upcoming[0] == day:
+            batch = upcoming[1]
+            upcoming = next(by_day, None)
         new_mqls: list[tuple[int, datetime]] = []
         if batch:
             with engine.db.begin() as connection:
@@ -178,6 +179,20 @@ def run_demo(
     report.persons = final.persons
     load_demo_spend(engine, data, now=now)
     return report
+
+
+def _days(
+    data: DemoDataset, start: datetime
+) -> tuple[Iterator[tuple[int, list[dict[str, Any]]]], int]:
+    """The messages a day at a time (a generated dataset holds only one day's as objects),
+    and the last day with any."""
+    if data.spooled:
+        return data.days(), data.last_day
+    by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for message in data.messages:
+        offset = (parse_time(message["timestamp"], "timestamp") - start).days
+        by_day[max(offset, 0)].append(message)
+    return iter(sorted(by_day.items())), max(by_day, default=-1)
 
 
 def _apply_due(

@@ -18,10 +18,11 @@ The benchmark builds the same tables from Parquet (:meth:`ReportData.from_tables
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -577,7 +578,10 @@ def report_data(
     path = columnar_path(database) if columnar is not False else None
     if path is not None:
         stats = ColumnarCopy(database, path).refresh(
-            rebuild=refresh, derive=derive_report_tables, derive_version=DERIVED_VERSION
+            rebuild=refresh,
+            derive=derive_report_tables,
+            derive_version=DERIVED_VERSION,
+            check=None,
         )
         fingerprint = ("columnar", str(path), stats.generation)
         with _CACHE.lock:
@@ -605,6 +609,31 @@ def report_data(
     with _CACHE.lock:
         _CACHE.entries[database.url] = data
     return data
+
+
+@contextlib.contextmanager
+def open_report_data(database: Database, *, refresh: bool = False) -> Iterator[ReportData]:
+    """The report tables for one use (a command that runs a report and ends).
+
+    With a columnar copy, the copy is refreshed and then queried where it lies, under its
+    shared lock until the block ends (a refresh elsewhere waits): nothing is copied into
+    memory. Without one, the same as :func:`report_data`. A long-lived process that answers
+    many reports (the API, the dashboard) uses :func:`report_data`, whose copy in memory
+    holds no lock between requests."""
+    path = columnar_path(database)
+    if path is None:
+        yield report_data(database, refresh=refresh)
+        return
+    stats = ColumnarCopy(database, path).refresh(
+        rebuild=refresh,
+        derive=derive_report_tables,
+        derive_version=DERIVED_VERSION,
+        check=None,
+    )
+    with reading(path) as connection:
+        data = ReportData(connection, _features(connection, None), stats.seconds)
+        data.fingerprint = ("columnar", str(path), stats.generation)
+        yield data
 
 
 def clear_cache() -> None:

@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -112,6 +109,10 @@ _IGNORED_KINDS = frozenset({"remove_trigger"})
 
 def schema_state(database: Database) -> SchemaState:
     """The revision the database is at, the code's newest, and how the tables differ."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     from mqlengine.store.schema import metadata
 
     script = ScriptDirectory.from_config(database.alembic_config())
