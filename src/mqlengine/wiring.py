@@ -129,6 +129,8 @@ class Wiring:
         return loaded
 
     def _check_drift(self, file: Path, live_version: str, live_hash: str) -> None:
+        from mqlengine.definition.compiler import load_definition
+
         try:
             on_disk = load_definition(file)
         except MqlError as error:
