@@ -48,6 +48,7 @@ from mqlengine.domain.conditions import (
     ScoreAtLeast,
     ScoreField,
     Subject,
+    events_named,
 )
 from mqlengine.domain.lifecycle import Stage
 from mqlengine.domain.rules import Definition, Repeat
@@ -65,16 +66,6 @@ def _micros(days: float, where: str) -> int:
         return timedelta(days=days) // timedelta(microseconds=1)
     except (OverflowError, ValueError):
         raise SparkCompileError(where, f"{days:g} days is out of range") from None
-
-
-def _events_named(item: Condition) -> list[str]:
-    if isinstance(item, EventSeen):
-        return [item.event]
-    if isinstance(item, AllOf | AnyOf):
-        return [name for part in item.items for name in _events_named(part)]
-    if isinstance(item, Not):
-        return _events_named(item.item)
-    return []
 
 
 def _names(item: Condition | None, subject: Subject) -> list[str]:
@@ -238,7 +229,7 @@ class SparkEngine:
         rules = definition.intent_rules
         path_events: list[str] = []
         for path in definition.qualify.paths:
-            for name in _events_named(path.when):
+            for name in events_named(path.when):
                 if name not in path_events:
                     path_events.append(name)
         wanted = sorted({r.event for r in rules} | set(path_events))

@@ -45,6 +45,7 @@ from mqlengine.domain.conditions import (
     ScoreAtLeast,
     ScoreField,
     Subject,
+    events_named,
 )
 from mqlengine.domain.rules import Definition, Repeat
 from mqlengine.errors import ValidationError
@@ -300,16 +301,6 @@ def _micros(delta: timedelta) -> int:
 
 def epoch_us(moment: datetime) -> int:
     return _micros(moment.astimezone(UTC) - _EPOCH)
-
-
-def events_named(condition: Condition) -> list[str]:
-    if isinstance(condition, EventSeen):
-        return [condition.event]
-    if isinstance(condition, AllOf | AnyOf):
-        return [name for item in condition.items for name in events_named(item)]
-    if isinstance(condition, Not):
-        return events_named(condition.item)
-    return []
 
 
 def _untracked(definition: Definition) -> str:

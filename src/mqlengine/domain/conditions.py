@@ -152,6 +152,17 @@ class Context(Protocol):
     def as_of(self) -> datetime: ...
 
 
+def events_named(condition: Condition) -> list[str]:
+    """The event names a condition asks about (``{event: …}`` anywhere in it)."""
+    if isinstance(condition, EventSeen):
+        return [condition.event]
+    if isinstance(condition, AllOf | AnyOf):
+        return [name for item in condition.items for name in events_named(item)]
+    if isinstance(condition, Not):
+        return events_named(condition.item)
+    return []
+
+
 def lookup_path(data: Mapping[str, object], path: str) -> object:
     """Read ``a.b.c`` from nested mappings; an exact key with dots wins over nesting."""
     if path in data:

@@ -28,6 +28,7 @@ from mqlengine.domain.conditions import (
     TraitPredicate,
     compare,
     evaluate,
+    events_named,
     lookup_path,
     trait_predicate,
 )
@@ -486,7 +487,7 @@ class Scorer:
         self._memo: dict[str, tuple[int, ...]] = {}
         self._memo_limit = memo_limit
         self._path_events = frozenset(
-            name for path in definition.qualify.paths for name in _events_named(path.when)
+            name for path in definition.qualify.paths for name in events_named(path.when)
         )
         self._intent = [_IntentPlan(definition, rule) for rule in definition.intent_rules]
         # trait-only conditions compiled to closures (fit rules, exclusions, requirements);
@@ -762,16 +763,6 @@ def with_likelihood(card: ScoreCard, likelihood: Likelihood) -> ScoreCard:
     values = [getattr(card, item.name) for item in fields(ScoreCard)]
     values[-3:] = [likelihood.value, likelihood.model_version, likelihood.top]
     return _new_card(*values)
-
-
-def _events_named(condition: Condition) -> list[str]:
-    if isinstance(condition, EventSeen):
-        return [condition.event]
-    if isinstance(condition, AllOf | AnyOf):
-        return [name for item in condition.items for name in _events_named(item)]
-    if isinstance(condition, Not):
-        return _events_named(condition.item)
-    return []
 
 
 def score(

@@ -42,7 +42,14 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from mqlengine.domain.funnel import IMPORT_ACTORS, NON_SALES_ACTORS
-from mqlengine.store.columnar import ColumnarCopy, RefreshStats, columnar_path, reading
+from mqlengine.store.columnar import (
+    ColumnarCopy,
+    RefreshStats,
+    columnar_path,
+    optional_table,
+    pick_column,
+    reading,
+)
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons, stage_history
 from mqlengine.store.tables_reports import spend
@@ -359,28 +366,15 @@ def _raw(column: Any, name: str | None = None) -> ColumnElement[Any]:
     return type_coerce(column, String).label(name or column.name)
 
 
-def _optional_table(connection: Connection, name: str) -> Table | None:
-    if not inspect(connection).has_table(name):
-        return None
-    return Table(name, MetaData(), autoload_with=connection)
-
-
-def _pick(table: Table, *candidates: str) -> Any:
-    for name in candidates:
-        if name in table.c:
-            return table.c[name]
-    return None
-
-
 def load_tables(connection: Connection) -> dict[str, pa.Table]:
     """Fetch the funnel columns from the store as Arrow tables."""
     tables: dict[str, pa.Table] = {}
     # Reflected, so columns other rooms add (owner, team, first touch) are visible too.
-    p = _optional_table(connection, "persons")
+    p = optional_table(connection, "persons")
     if p is None:
         p = persons
-    owner = _pick(p, "owner", "owner_id", "owner_rep", "assigned_to", "rep")
-    team = _pick(p, "team", "team_id", "queue")
+    owner = pick_column(p, "owner", "owner_id", "owner_rep", "assigned_to", "rep")
+    team = pick_column(p, "team", "team_id", "queue")
     columns: list[ColumnElement[Any]] = [
         p.c.id,
         p.c.email,
@@ -449,23 +443,23 @@ def load_tables(connection: Connection) -> dict[str, pa.Table]:
 def _touches(connection: Connection, person_table: Table) -> pa.Table | None:
     """Sales touches: the handoff's ``touches`` table, else a ``first_touch_at`` column on
     assignments or persons."""
-    table = _optional_table(connection, "touches")
+    table = optional_table(connection, "touches")
     if table is not None and "person_id" in table.c:
-        at = _pick(table, "touched_at", "at", "occurred_at", "created_at")
-        rep = _pick(table, "actor", "rep", "rep_id", "owner")
+        at = pick_column(table, "touched_at", "at", "occurred_at", "created_at")
+        rep = pick_column(table, "actor", "rep", "rep_id", "owner")
         if at is not None:
             cols = [table.c.person_id, _raw(at, "touched_at")]
             if rep is not None:
                 cols.append(type_coerce(rep, String).label("rep"))
             return _arrow(connection, select(*cols))
-    assignments = _optional_table(connection, "assignments")
+    assignments = optional_table(connection, "assignments")
     for candidate, person in (
         (assignments, "person_id"),
         (person_table, "id"),
     ):
         if candidate is None or person not in candidate.c:
             continue
-        column = _pick(candidate, "first_touch_at", "first_touched_at")
+        column = pick_column(candidate, "first_touch_at", "first_touched_at")
         if column is None:
             continue
         return _arrow(
@@ -479,24 +473,24 @@ def _touches(connection: Connection, person_table: Table) -> pa.Table | None:
 
 def _sla_clocks(connection: Connection) -> pa.Table | None:
     """SLA deadline and owner per MQL episode from the handoff's ``assignments``."""
-    table = _optional_table(connection, "assignments")
+    table = optional_table(connection, "assignments")
     if table is None or "person_id" not in table.c:
         return None
-    started = _pick(table, "mql_at", "assigned_at", "created_at", "started_at")
+    started = pick_column(table, "mql_at", "assigned_at", "created_at", "started_at")
     if started is None:
         return None
     cols: list[ColumnElement[Any]] = [table.c.person_id, _raw(started, "started_at")]
-    due = _pick(table, "sla_due_at", "due_at", "first_touch_due_at")
+    due = pick_column(table, "sla_due_at", "due_at", "first_touch_due_at")
     if due is not None:
         cols.append(_raw(due, "due_at"))
-    team = _pick(table, "team", "team_id", "queue")
+    team = pick_column(table, "team", "team_id", "queue")
     if team is not None:
         cols.append(type_coerce(team, String).label("team"))
-    rep = _pick(table, "rep_id", "rep", "owner")
-    reps = _optional_table(connection, "reps")
+    rep = pick_column(table, "rep_id", "rep", "owner")
+    reps = optional_table(connection, "reps")
     source: Any = table
     if rep is not None and rep.name == "rep_id" and reps is not None and "id" in reps.c:
-        label = _pick(reps, "key", "name")
+        label = pick_column(reps, "key", "name")
         cols.append(type_coerce(label if label is not None else reps.c.id, String).label("rep"))
         source = table.outerjoin(reps, reps.c.id == rep)
     elif rep is not None:

@@ -393,13 +393,15 @@ def _ids(con: duckdb.DuckDBPyConnection, name: str, ids: Iterable[int]) -> None:
             con.unregister("_idlist")
 
 
-def _optional(connection: Connection, name: str) -> Table | None:
+def optional_table(connection: Connection, name: str) -> Table | None:
+    """The table ``name`` as the database has it (reflected), or None when it is absent."""
     if not inspect(connection).has_table(name):
         return None
     return Table(name, MetaData(), autoload_with=connection)
 
 
-def _pick(table: Table, *candidates: str) -> Any:
+def pick_column(table: Table, *candidates: str) -> Any:
+    """The first of ``candidates`` the table has, or None."""
     for name in candidates:
         if name in table.c:
             return table.c[name]
@@ -423,10 +425,10 @@ class _Queries:
         return self._persons_columns
 
     def _reflect(self, connection: Connection) -> None:
-        p = _optional(connection, "persons")
+        p = optional_table(connection, "persons")
         p = persons if p is None else p
-        owner = _pick(p, "owner", "owner_id", "owner_rep", "assigned_to", "rep")
-        team = _pick(p, "team", "team_id", "queue")
+        owner = pick_column(p, "owner", "owner_id", "owner_rep", "assigned_to", "rep")
+        team = pick_column(p, "team", "team_id", "queue")
         self._persons_columns = [
             p.c.id,
             p.c.email,
