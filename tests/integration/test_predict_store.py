@@ -227,6 +227,26 @@ def test_train_promote_serve_shadow_drift_rollback(store: Path, tmp_path: Path) 
         db.dispose()
     assert statuses == {entry["version"]: "live", second: "retired"}
 
+    # the health report carries the live model's drift, and an alert per drifted feature
+    code, out = mql("report", "health", "--format", "json", "--no-notify")
+    assert code == 0, out
+    health = json.loads(out)
+    assert health["model_drift"]["model_version"] == entry["version"]
+    assert not [a for a in health["alerts"] if a["code"] == "model_drift"] or drift["warnings"]
+    path = store / "mql.yaml"
+    text = path.read_text().replace('version: "predict-test"', 'version: "predict-test-2"')
+    path.write_text(text + "  drift_warn_psi: 0.000001\n")
+    code, out = mql("report", "health", "--format", "json", "--no-notify")
+    assert code == 0, out
+    health = json.loads(out)
+    drifted = [a for a in health["alerts"] if a["code"] == "model_drift"]
+    assert drifted and all(a["value"] > a["threshold"] == 0.000001 for a in drifted)
+    assert {a["metric"] for a in drifted} == {
+        f"psi:{name}" for name in health["model_drift"]["warnings"]
+    }
+    code, out = mql("report", "health")
+    assert code == 0 and "has drifted from the training set" in out, out
+
 
 def test_too_few_labelled_leads_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

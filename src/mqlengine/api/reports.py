@@ -73,5 +73,9 @@ def report(
 ) -> dict[str, Any]:
     """One report: funnel, cohorts, channels, sla, velocity, reasons, health or overview."""
     wiring = _wiring(request)
-    rules = health_rules(wiring.definition_or_none())
-    return run_report(wiring.db, name, filters, now=wiring.clock(), rules=rules, by=by)
+    loaded = wiring.definition_or_none()
+    rules = health_rules(loaded)
+    definition = loaded.definition if loaded is not None else None
+    return run_report(
+        wiring.db, name, filters, now=wiring.clock(), rules=rules, by=by, definition=definition
+    )

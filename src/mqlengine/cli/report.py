@@ -497,9 +497,17 @@ def health_cmd(
 
     eng = wiring(create=False)
     now = _when(as_of, "--as-of") or _now()
-    rules = health_rules(eng.definition_or_none())
+    loaded = eng.definition_or_none()
+    rules = health_rules(loaded)
     filters = _filters(since, until or (as_of and now.isoformat()), channel, campaign, "UTC")
-    result = run_report(eng.db, "health", filters, now=now, rules=rules)
+    result = run_report(
+        eng.db,
+        "health",
+        filters,
+        now=now,
+        rules=rules,
+        definition=loaded.definition if loaded is not None else None,
+    )
     # a past window is judged, not alerted on again
     notify = notify and as_of is None and since is None and until is None
     notified = notify_health_alerts(eng.db, result, now=now) if notify else 0

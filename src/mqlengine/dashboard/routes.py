@@ -289,8 +289,18 @@ def _page(request: Request, template: str, active: str, **context: Any) -> Respo
 
 def _report(request: Request, name: str, by: str | None = None) -> dict[str, Any]:
     wiring = _wiring(request)
-    rules = health_rules(wiring.definition_or_none())
-    return run_report(wiring.db, name, _filters(request), now=wiring.clock(), rules=rules, by=by)
+    loaded = wiring.definition_or_none()
+    rules = health_rules(loaded)
+    definition = loaded.definition if loaded is not None else None
+    return run_report(
+        wiring.db,
+        name,
+        _filters(request),
+        now=wiring.clock(),
+        rules=rules,
+        by=by,
+        definition=definition,
+    )
 
 
 def _channels(request: Request) -> list[str]:

@@ -23,6 +23,7 @@ from mqlengine.store.db import Database
 
 if TYPE_CHECKING:  # a type only: the definition's schema costs a cold report 0.3 s to import
     from mqlengine.definition.compiler import LoadedDefinition
+    from mqlengine.domain.rules import Definition
 
 HEALTH_TOPIC = "funnel.health_alert"
 REPORTS = ("funnel", "cohorts", "channels", "sla", "velocity", "reasons", "health", "overview")
@@ -44,8 +45,13 @@ def run_report(
     by: str | None = None,
     data: ReportData | None = None,
     rates: Rates | None = None,
+    definition: Definition | None = None,
 ) -> dict[str, Any]:
     """One named report as JSON-ready data: ``{report, filters, by, rows | …, notes}``.
+
+    ``definition``: for ``health``, the definition whose ``predict:`` section names the
+    drift level above which a live model's features (population stability against its
+    training set) raise a ``model_drift`` alert.
 
     ``rates`` converts spend in several currencies to one (without them spend is reported
     per currency). For ``health`` the filters' since/until set the judged window (default:
@@ -91,12 +97,48 @@ def run_report(
                 until=filters.until,
             )
         )
+        if definition is not None and definition.predict is not None:
+            _model_drift(database, definition, result, now=now)
     else:
         result.update(metrics.overview(data, filters, rules, now=now))
     result["notes"] = collect_notes(result)
     if name in ("funnel", "cohorts", "channels") and not data.features.get("sql_stage"):
         result["sql_stage"] = False
     return result
+
+
+def _model_drift(
+    database: Database, definition: Definition, result: dict[str, Any], *, now: datetime
+) -> None:
+    """The live model's drift (``model_drift``) and an alert per drifted feature."""
+    from mqlengine.predict.registry import live_version
+
+    with database.read() as connection:
+        if live_version(connection) is None:
+            result["model_drift"] = None
+            return
+        from mqlengine.predict.trainset import live_drift
+
+        drift = live_drift(connection, definition, now=now)
+    result["model_drift"] = drift
+    level = definition.predict.drift_warn_psi if definition.predict is not None else 0.2
+    values = {"likelihood": drift.get("likelihood_psi"), **drift.get("features", {})}
+    for name in drift.get("warnings", []):
+        value = values.get(name)
+        result.setdefault("alerts", []).append(
+            {
+                "code": "model_drift",
+                "severity": "warning",
+                "metric": f"psi:{name}",
+                "value": value,
+                "threshold": level,
+                "message": (
+                    f"model v{drift['model_version']}: {name} has drifted from the training "
+                    f"set (PSI {value} > {level:g} over the last {drift['window_days']} days); "
+                    "retrain with `mql model train`"
+                ),
+            }
+        )
 
 
 def collect_notes(result: dict[str, Any]) -> list[dict[str, Any]]:
