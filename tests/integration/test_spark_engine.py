@@ -456,7 +456,11 @@ def drawn_input(first_id: int, count: int) -> tuple[list[dict[str, Any]], list[d
 
     @seed(20261203)
     @settings(
-        max_examples=count, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+        max_examples=count,
+        database=None,
+        deadline=None,
+        derandomize=False,  # the seed decides, also under the CI profile
+        suppress_health_check=list(HealthCheck),
     )
     @given(histories())
     def collect(history: Any) -> None:
@@ -473,14 +477,31 @@ def drawn_input(first_id: int, count: int) -> tuple[list[dict[str, Any]], list[d
     return persons, events
 
 
+def pinned() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A drawn history kept as written, so the default MQL type is reached whatever the
+    draws give (their order may vary between processes)."""
+    profile = {
+        "department": [True, "spam", "analytics"],
+        "email": "y@globex.com",
+        "seniority": 90392.09808407672,
+        "company": {"employees": 351, "domain": "acme.com"},
+    }
+    props = {"path": "/PRICING", "plan": "Team", "ref": {"source": "bot"}, "minutes": "x"}
+    at = datetime(2026, 1, 30, 2, 27, 37, tzinfo=UTC)
+    return [_person(900, profile, stage="mql")], [
+        _event(900, "900-2-0", "Demo Requested", at, props)
+    ]
+
+
 @pytest.fixture(scope="module")
 def everything() -> tuple[Definition, BatchInput]:
     definition = parse_definition(EVERYTHING).definition
     persons, events = hand_made()
     more_persons, more_events = drawn_input(1000, 150)
+    pinned_persons, pinned_events = pinned()
     data = BatchInput(
-        pa.Table.from_pylist(persons + more_persons, schema=PERSONS_SCHEMA),
-        pa.Table.from_pylist(events + more_events, schema=EVENTS_SCHEMA),
+        pa.Table.from_pylist(persons + pinned_persons + more_persons, schema=PERSONS_SCHEMA),
+        pa.Table.from_pylist(events + pinned_events + more_events, schema=EVENTS_SCHEMA),
     )
     return definition, data
 
