@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.browser import guarded_tab
 from support.localserver import LocalServer, local_server
 from support.paths import EXAMPLE, ROOT
 
@@ -85,24 +86,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def tab(browser: Any, server: LocalServer) -> Iterator[Any]:
     """A fresh browser tab, not logged in."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    outside: list[str] = []
-
-    def route(request_route: Any) -> None:
-        if request_route.request.url.startswith(server.url):
-            request_route.continue_()
-        else:  # nothing may come from elsewhere (no CDN)
-            outside.append(request_route.request.url)
-            request_route.abort()
-
-    context.route("**/*", route)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert outside == [], f"requests left the app: {outside}"
-    assert errors == [], f"JavaScript errors: {errors}"
+    with guarded_tab(browser, server.url, width=1440) as tab:
+        yield tab
 
 
 def log_in(tab: Any, server: LocalServer, key: str) -> None:
