@@ -490,6 +490,7 @@ class Scorer:
             name for path in definition.qualify.paths for name in events_named(path.when)
         )
         self._intent = [_IntentPlan(definition, rule) for rule in definition.intent_rules]
+        self._event_names = self._path_events | frozenset(self._rules_by_event)
         # trait-only conditions compiled to closures (fit rules, exclusions, requirements);
         # a matching fit rule always contributes the same (immutable) value
         self._fit = [
@@ -538,6 +539,12 @@ class Scorer:
     def forget_matches(self) -> None:
         """Clear the memo of matched rules (it is recomputed as events are scored again)."""
         self._memo.clear()
+
+    @property
+    def event_names(self) -> frozenset[str]:
+        """The event names scoring can use (an intent rule's event, or one a
+        qualification path asks about): events of other names never change a score."""
+        return self._event_names
 
     def relevant(self, event: Event) -> bool:
         """Whether the event can ever change a score: some intent rule matches it, or a

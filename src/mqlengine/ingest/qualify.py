@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, Update, bindparam, update
 
 from mqlengine.domain.explain import card_to_dict, rule_points
@@ -90,6 +91,47 @@ class EventCache:
         return len(self._events)
 
 
+class VerdictMemo(dict[bytes, TraitVerdict]):
+    """Trait verdicts by the content of the profile judged (its JSON, keys sorted), for
+    persons whose profile object is new: one read back from the store after the writer
+    forgot it is judged again only when no person with the same profile was judged
+    (under the same definition) since the memo was last cleared. Pure: clearing it changes
+    nothing but the time the next judgement takes. ``bytes``: an estimate of its size."""
+
+    ENTRY_BYTES = 400  # the entry, its key object and the verdict (whose parts are shared)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __setitem__(self, key: bytes, verdict: TraitVerdict) -> None:
+        if key not in self:
+            self.bytes += len(key) + self.ENTRY_BYTES
+        super().__setitem__(key, verdict)
+
+    def clear(self) -> None:
+        super().clear()
+        self.bytes = 0
+
+
+# Only plain JSON values are keyed: a datetime, a dataclass or a subclass of a JSON type
+# in a profile makes orjson refuse it, and that profile is simply judged (profiles in the
+# write path are JSON read from messages and the store, so that does not happen there).
+_KEY_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _content_key(profile: Mapping[str, Any]) -> bytes | None:
+    try:
+        return orjson.dumps(profile, option=_KEY_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return None
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What scoring did to one person. ``person``: the row as this scoring left it (score,
@@ -156,13 +198,16 @@ class Handoff:
 
 
 def _events_for(
-    connection: Connection, ids: list[int], cache: EventCache | None
+    connection: Connection, ids: list[int], cache: EventCache | None, names: frozenset[str]
 ) -> dict[int, list[Event]]:
+    """The persons' events scoring can use: ``names`` are the only ones it reads, so
+    events of other names (most of a site's traffic, often) are neither read back nor
+    decoded."""
     if cache is None:
-        return repo.load_events(connection, ids)
+        return repo.load_events(connection, ids, names=names)
     missing = [pid for pid in ids if not cache.knows(pid)]
     if missing:
-        loaded = repo.load_events(connection, missing)
+        loaded = repo.load_events(connection, missing, names=names)
         for pid in missing:
             cache.put(pid, loaded.get(pid, []))
     return {pid: cache.get(pid) or [] for pid in ids}
@@ -290,6 +335,7 @@ def rescore(
     last_seen: Mapping[int, datetime] | None = None,
     verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None = None,
     handoff: Handoff | None = None,
+    judged: VerdictMemo | None = None,
 ) -> list[Outcome]:
     """Rescore persons (as of ``as_of[pid]`` or ``now``) and apply stage decisions.
 
@@ -298,7 +344,8 @@ def rescore(
     score (one UPDATE per person instead of two). ``verdicts``: what the definition
     concluded from each person's profile, kept by the caller between calls (an entry is
     used while its profile is the very same object). ``handoff``: what a stage change
-    sets off (none without it)."""
+    sets off (none without it). ``judged``: verdicts by profile content, kept by the
+    caller between calls, asked (with ``verdicts``) before a new profile object is judged."""
     ids = sorted(set(person_ids))
     outcomes: list[Outcome] = []
     cooldown = definition.qualify.recycle_cooldown_days
@@ -314,7 +361,9 @@ def rescore(
         missing = [pid for pid in part if pid not in held]
         if missing:
             held.update(persons_by_id(connection, missing))
-        events_by_person = _events_for(connection, [p for p in part if p in held], cache)
+        events_by_person = _events_for(
+            connection, [p for p in part if p in held], cache, scorer.event_names
+        )
         score_rows: list[dict[str, Any]] = []
         seen_rows: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
@@ -324,7 +373,7 @@ def rescore(
             if row is None or row.merged_into is not None:
                 continue
             moment = as_of.get(pid, now) if as_of else now
-            verdict = _verdict(scorer, verdicts, pid, row.profile)
+            verdict = _verdict(scorer, verdicts, pid, row.profile, judged)
             person_events = events_by_person.get(pid, [])
             card = scorer.score(row.profile, person_events, moment, verdict=verdict)
             people.append((ScoredPerson(pid, row, moment, person_events, card), verdict))
@@ -443,15 +492,22 @@ def _verdict(
     verdicts: MutableMapping[int, tuple[object, TraitVerdict]] | None,
     person_id: int,
     profile: Mapping[str, Any],
+    judged: VerdictMemo | None = None,
 ) -> TraitVerdict | None:
     """What the definition concludes from a profile, judged again only when the profile
-    is another object than the one judged last (None: the scorer judges it itself)."""
+    is another object than the one judged last and, with ``judged``, no equal profile was
+    judged (None: the scorer judges it itself)."""
     if verdicts is None:
         return None
     known = verdicts.get(person_id)
     if known is not None and known[0] is profile:
         return known[1]
-    verdict = scorer.judge_traits(profile)
+    key = _content_key(profile) if judged is not None else None
+    verdict = judged.get(key) if judged is not None and key is not None else None
+    if verdict is None or verdict.definition_hash != scorer.definition.content_hash:
+        verdict = scorer.judge_traits(profile)
+        if judged is not None and key is not None:
+            judged[key] = verdict
     verdicts[person_id] = (profile, verdict)
     return verdict
 

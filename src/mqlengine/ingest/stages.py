@@ -461,6 +461,7 @@ def qualify(context: Context, batch: Batch) -> None:
         last_seen=batch.last_seen,
         verdicts=memory.verdicts,
         handoff=context.handoff,
+        judged=memory.judged,
     )
     scored = {o.person_id for o in outcomes}
     bulk_update(

@@ -19,8 +19,11 @@ one never changes a decision, only what the next batch reads. It is bounded by a
 estimate of its bytes (``max_bytes``; ``MQL_WRITER_MEMORY_MB`` for the API's writer): past
 it, the persons touched longest ago are forgotten with their identities, rows and events
 (:meth:`WriterState.begin`); the scorer's memo of event matches, which grows with every
-event, is cleared past a quarter of it. :meth:`WriterState.release` forgets everything (an
-idle writer gives its memory back).
+event, is cleared past a quarter of it. What makes a forgotten person cheap to take back
+outlives it: the verdicts on profiles by their content (cleared past an eighth of the
+bound), so a person read back is not judged again when an equal profile was, and the
+scorer's memo of matches. :meth:`WriterState.release` forgets everything (an idle writer
+gives its memory back).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from sqlalchemy import Connection
 
 from mqlengine.domain.person import Account, Person
 from mqlengine.domain.scoring import Event, TraitVerdict
-from mqlengine.ingest.qualify import EventCache
+from mqlengine.ingest.qualify import EventCache, VerdictMemo
 from mqlengine.store.changes import ChangeWatch, Token, watch_for
 
 Key = tuple[str, str]
@@ -109,6 +112,9 @@ class WriterState:
         self.rows: dict[int, Person] = {}
         self.events = EventCache(keep)
         self.verdicts: dict[int, tuple[object, TraitVerdict]] = {}  # profile → verdict
+        # verdicts by profile content: a person read back is not judged again (kept
+        # across evictions and other writers' changes, as it depends on content only)
+        self.judged = VerdictMemo()
         self.accounts: dict[int, Account] = {}
         self.domain_accounts: dict[str, int] = {}
         self._watch: ChangeWatch | None = None
@@ -122,6 +128,7 @@ class WriterState:
             "stale_persons": 0,
             "evicted": 0,  # persons forgotten to stay within ``max_bytes``
             "memo_clears": 0,
+            "verdict_clears": 0,  # times the memo of verdicts by profile was cleared
         }
 
     # -- validity ----------------------------------------------------------------------
@@ -194,8 +201,9 @@ class WriterState:
         self._recent.move_to_end(person_id)
 
     def _bound(self) -> None:
-        """Keep within ``max_bytes``: clear the scorer's memo past a quarter of it, then
-        forget the persons touched longest ago until the rest fits."""
+        """Keep within ``max_bytes``: clear the scorer's memo past a quarter of it and the
+        verdicts by profile past an eighth, then forget the persons touched longest ago
+        until the rest fits."""
         memo_bytes = 0
         if self.matches is not None:
             memo_bytes = self.matches.memo_size() * MEMO_ENTRY_BYTES
@@ -203,10 +211,13 @@ class WriterState:
                 self.matches.forget_matches()
                 self.stats["memo_clears"] += 1
                 memo_bytes = 0
+        if self.judged.bytes > self.max_bytes // 8:
+            self.judged.clear()
+            self.stats["verdict_clears"] += 1
         if len(self.accounts) > ACCOUNT_LIMIT or len(self.domain_accounts) > ACCOUNT_LIMIT:
             self.accounts.clear()
             self.domain_accounts.clear()
-        budget = self.max_bytes - memo_bytes
+        budget = self.max_bytes - memo_bytes - self.judged.bytes
         while self.bytes > budget and self._recent:
             person_id = next(iter(self._recent))
             self.forget_person(person_id)
@@ -216,6 +227,7 @@ class WriterState:
         """Forget everything, the scorer's memo too: the writer is idle, and what it holds
         is better given back than kept for a batch that may not come."""
         self.reset()
+        self.judged.clear()
         if self.matches is not None:
             self.matches.forget_matches()
 

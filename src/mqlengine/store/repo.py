@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +30,16 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def load_events(
-    connection: Connection, person_ids: Iterable[int], *, until: datetime | None = None
+    connection: Connection,
+    person_ids: Iterable[int],
+    *,
+    until: datetime | None = None,
+    names: Collection[str] | None = None,
 ) -> dict[int, list[Event]]:
-    """Scored events (track/page/screen) per person, as scoring values."""
+    """Scored events (track/page/screen) per person, as scoring values; ``names``: only
+    events of these names (None: all)."""
+    if names is not None and not names:
+        return {}
     result: dict[int, list[Event]] = defaultdict(list)
     ids = sorted(set(person_ids))
     for part in chunks(ids):
@@ -49,6 +56,8 @@ def load_events(
         )
         if until is not None:
             query = query.where(events.c.timestamp <= until)
+        if names is not None:
+            query = query.where(events.c.name.in_(sorted(names)))
         for row in connection.execute(query):
             result[row.person_id].append(
                 Event(row.message_id, row.name, row.timestamp, row.properties or {})
