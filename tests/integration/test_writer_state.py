@@ -21,6 +21,7 @@ from mqlengine.ingest.pipeline import Pipeline
 from mqlengine.ingest.qualify import scorer_for
 from mqlengine.ingest.writerstate import WriterState
 from mqlengine.services.qualify import HANDOFF
+from mqlengine.store import repo
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, identities, persons, score_snapshots, stage_history
 from support import pg
@@ -577,3 +578,129 @@ def _by_visitor(database: Database) -> dict[tuple[str, str], Any]:
                 history.get(person_id, []),
             )
         return result
+
+
+def _history_message(number: int, moment: datetime, visitor: int, rng: random.Random) -> Any:
+    """One of a returning visitor's messages: pages and tracks the template's rules score
+    (with a window, caps, once and once a day), tracks no rule names, and identifies."""
+    base: dict[str, Any] = {
+        "messageId": f"h-{number}",
+        "anonymousId": f"anon-{visitor}",
+        "timestamp": moment.isoformat(),
+    }
+    roll = rng.random()
+    if roll < 0.45:
+        path = rng.choice(
+            ["/blog/a", "/blog/b", "/pricing", "/pricing/enterprise", "/", "/careers"]
+        )
+        base.update(type="page", properties={"path": path})
+    elif roll < 0.8:
+        event = rng.choice(
+            [
+                *("Webinar Attended", "Content Downloaded", "Email Link Clicked"),
+                *("Demo Requested", "Invoice Paid", "Logged In"),  # no rule names the last two
+            ]
+        )
+        base.update(type="track", event=event, properties={"plan": "pro"})
+    else:
+        base.update(
+            type="identify",
+            traits={
+                "email": f"p{visitor}@northwind.io",
+                "title": rng.choice(["VP Marketing", "CTO", "Data Analyst"]),
+                "company": {"employees": 450, "industry": "software"},
+            },
+        )
+    return base
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_a_person_read_back_is_scored_as_one_never_forgotten(
+    databases: tuple[Database, Database], definition: Definition, seed: int
+) -> None:
+    """Three visitors return over 300 days, so their histories outgrow the 90-day window of
+    `blog_reader`, the caps of `webinar_attended` and `content_download`, `once` and
+    `once_per_day`; a writer that forgets everyone after every batch (reading them back:
+    their profile, and only the events scoring can use) and one that forgets nothing
+    make the same score cards, stage changes and rows."""
+    forgetting_db, keeping_db = databases
+    scorer = scorer_for(definition)
+    forgetting = WriterState(scorer.relevant, max_bytes=1, matches=scorer)
+    keeping = WriterState(scorer.relevant, max_bytes=2**30, matches=scorer)
+    pipelines = [
+        Pipeline(definition, handoff=HANDOFF, memory=forgetting),
+        Pipeline(definition, handoff=HANDOFF, memory=keeping),
+    ]
+    rng = random.Random(seed)
+    number = 0
+    last: dict[int, Any] = {}  # person → its latest score card
+    capped = False
+    with forgetting_db.engine.connect() as one, keeping_db.engine.connect() as two:
+        for batch in range(30):
+            now = START + timedelta(days=10 * batch)
+            messages = []
+            for _ in range(rng.randrange(2, 12)):
+                number += 1
+                moment = now - timedelta(hours=rng.randrange(72))
+                messages.append(_history_message(number, moment, rng.randrange(3), rng))
+            results = []
+            for pipeline, connection in zip(pipelines, (one, two), strict=True):
+                with pipeline.transaction(connection):
+                    results.append(pipeline.ingest(connection, messages, now=now))
+            first, second = results
+            assert first.outcomes == second.outcomes  # the score cards, every hit in them
+            assert first.stage_changes == second.stage_changes
+            for outcome in first.outcomes:
+                last[outcome.person_id] = outcome.card
+                capped |= any(c.earned > c.points for c in outcome.card.contributions)
+    forgotten, kept = _snapshot(forgetting_db), _snapshot(keeping_db)
+    for table in kept:
+        assert forgotten[table] == kept[table], table
+    # every person was forgotten and read back; the other writer forgot no one
+    assert forgetting.stats["evicted"] >= 29 and keeping.stats["evicted"] == 0
+    # the histories spanned the window and the caps: some person's blog pages before its
+    # last score are more than its card's hits (older ones fell out of the window)
+    with keeping_db.read() as connection:
+        pages = repo.load_events(connection, list(last), names={"Page Viewed"})
+    assert capped
+    assert any(
+        len([e for e in pages.get(pid, []) if str(e.properties.get("path")).startswith("/blog/")])
+        > len(getattr(card.contribution("blog_reader"), "hits", ()))
+        for pid, card in last.items()
+    )
+
+
+def test_a_person_read_back_is_not_judged_again(
+    db_sqlite: Database, definition: Definition
+) -> None:
+    """The verdict on a profile is kept by the profile's content: a person forgotten and
+    read back, and another person with the same traits, get the very verdict judged first."""
+    scorer = scorer_for(definition)
+    state = WriterState(scorer.relevant, matches=scorer)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
+    traits = {"title": "VP Marketing", "country": "US", "company": {"employees": 450}}
+
+    def identify(visitor: int, number: int) -> dict[str, Any]:
+        return {
+            "type": "identify",
+            "anonymousId": f"anon-{visitor}",
+            "messageId": f"i{number}",
+            "traits": traits,
+            "timestamp": START.isoformat(),
+        }
+
+    with db_sqlite.engine.connect() as writer:
+        with pipeline.transaction(writer):
+            (first,) = pipeline.ingest(writer, [identify(1, 1)], now=START).persons
+        judged = state.verdicts[first][1]
+        state.forget_person(first)
+        assert first not in state.verdicts
+        with pipeline.transaction(writer):
+            pipeline.ingest(writer, [_page(1, 2)], now=START + timedelta(hours=1))
+        assert state.verdicts[first][1] is judged  # read back, not judged again
+        with pipeline.transaction(writer):
+            (other,) = pipeline.ingest(writer, [identify(2, 3)], now=START).persons
+    profiles = [state.rows[pid].profile for pid in (first, other)]
+    assert profiles[0] == profiles[1] and profiles[0] is not profiles[1]
+    assert state.verdicts[other][1] is judged
+    assert len(state.judged) >= 1 and state.judged.bytes > 0
