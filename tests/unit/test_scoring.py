@@ -394,3 +394,27 @@ def test_a_verdict_from_another_definition_is_refused() -> None:
     verdict = Scorer(EXAMPLE_DEFINITION).judge_traits(TRAITS)
     with pytest.raises(ValueError, match="another definition"):
         Scorer(DEFINITION).score(TRAITS, [], NOW, verdict=verdict)
+
+
+def test_the_event_names_scoring_uses() -> None:
+    names = Scorer(DEFINITION).event_names
+    assert names == {"Page Viewed", "Demo Requested", "Email Link Clicked", "Unsubscribed"}
+
+
+def test_trimming_the_memo_drops_the_matches_asked_for_longest_ago() -> None:
+    """The memo keeps two generations: trimming drops the older one, and a match asked
+    for from it moves back to the newer one; the scores never change."""
+    scorer = Scorer(DEFINITION)
+    old = [event(i, "Page Viewed", 1, path="/pricing") for i in range(4)]
+    new = [event(10 + i, "Email Link Clicked", 1) for i in range(4)]
+    before = scorer.score(TRAITS, old, NOW)
+    assert scorer.memo_size() == 4
+    assert not scorer.trim_matches(9)  # the newer generation holds less than half
+    assert scorer.trim_matches(8)  # … now half: it becomes the older one
+    assert scorer.memo_size() == 4
+    scorer.score(TRAITS, [*old[:1], *new], NOW)  # one old match asked for again
+    assert scorer.trim_matches(8)  # the three not asked for again are dropped
+    assert scorer.memo_size() == 5
+    assert scorer.score(TRAITS, old, NOW) == before  # matched again, the same card
+    scorer.forget_matches()
+    assert scorer.memo_size() == 0

@@ -485,6 +485,7 @@ class Scorer:
         for index, rule in enumerate(definition.intent_rules):
             self._rules_by_event.setdefault(rule.event, []).append(index)
         self._memo: dict[str, tuple[int, ...]] = {}
+        self._older: dict[str, tuple[int, ...]] = {}  # see trim_matches
         self._memo_limit = memo_limit
         self._path_events = frozenset(
             name for path in definition.qualify.paths for name in events_named(path.when)
@@ -533,12 +534,26 @@ class Scorer:
 
     def memo_size(self) -> int:
         """Events whose matching rules are memoised (the memo grows with every event
-        scored, up to ``memo_limit``)."""
-        return len(self._memo)
+        scored, up to ``memo_limit``; both generations of :meth:`trim_matches`)."""
+        return len(self._memo) + len(self._older)
 
     def forget_matches(self) -> None:
         """Clear the memo of matched rules (it is recomputed as events are scored again)."""
         self._memo.clear()
+        self._older = {}
+
+    def trim_matches(self, limit: int) -> bool:
+        """Keep the memo near ``limit`` entries, forgetting first the matches not asked
+        for longest: once the newer generation holds half of it, the older generation is
+        dropped and the newer one takes its place (a match asked for in the older one
+        moves back to the newer). Clearing it all instead would make every event scored
+        after it be matched again, those of persons read back from the store too. True
+        when a generation was dropped."""
+        if 2 * len(self._memo) < limit:
+            return False
+        self._older = self._memo
+        self._memo = {}
+        return True
 
     @property
     def event_names(self) -> frozenset[str]:
@@ -554,9 +569,11 @@ class Scorer:
     def matching(self, event: Event, as_of: datetime) -> tuple[int, ...]:
         found = self._memo.get(event.id)
         if found is None:
-            candidates = self._rules_by_event.get(event.name, ())
-            rules = self.definition.intent_rules
-            found = tuple(i for i in candidates if _matches(rules[i], event, as_of))
+            found = self._older.get(event.id)
+            if found is None:
+                candidates = self._rules_by_event.get(event.name, ())
+                rules = self.definition.intent_rules
+                found = tuple(i for i in candidates if _matches(rules[i], event, as_of))
             if len(self._memo) >= self._memo_limit:
                 self._memo.clear()
             self._memo[event.id] = found

@@ -19,11 +19,12 @@ one never changes a decision, only what the next batch reads. It is bounded by a
 estimate of its bytes (``max_bytes``; ``MQL_WRITER_MEMORY_MB`` for the API's writer): past
 it, the persons touched longest ago are forgotten with their identities, rows and events
 (:meth:`WriterState.begin`); the scorer's memo of event matches, which grows with every
-event, is cleared past a quarter of it. What makes a forgotten person cheap to take back
-outlives it: the verdicts on profiles by their content (cleared past an eighth of the
-bound), so a person read back is not judged again when an equal profile was, and the
-scorer's memo of matches. :meth:`WriterState.release` forgets everything (an idle writer
-gives its memory back).
+event, is kept near a quarter of it (the matches asked for longest ago go first). What
+makes a forgotten person cheap to take back outlives it: the scorer's memo, and the
+verdicts on profiles by their content (cleared past an eighth of the bound), so a person
+read back is not judged again when an equal profile was. Only the events whose names
+scoring uses are read back. :meth:`WriterState.release` forgets everything (an idle
+writer gives its memory back).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class MatchMemo(Protocol):
 
     def forget_matches(self) -> None: ...
 
+    def trim_matches(self, limit: int) -> bool: ...
+
 
 def _items(mapping: Mapping[str, Any] | None) -> int:
     """Entries of a traits or profile mapping, one level of nesting counted."""
@@ -100,8 +103,7 @@ class WriterState:
     ) -> None:
         """``keep``: which events scoring needs (others are not held); ``max_bytes``: the
         bound of the estimated size, past which the persons touched longest ago are
-        forgotten; ``matches``: the scorer's memo, cleared when it outgrows a quarter of
-        the bound."""
+        forgotten; ``matches``: the scorer's memo, kept near a quarter of the bound."""
         self.max_bytes = max_bytes
         self.matches = matches
         self._recent: OrderedDict[int, int] = OrderedDict()  # person → bytes, oldest first
@@ -127,7 +129,7 @@ class WriterState:
             "other_writes": 0,
             "stale_persons": 0,
             "evicted": 0,  # persons forgotten to stay within ``max_bytes``
-            "memo_clears": 0,
+            "memo_clears": 0,  # times the older half of the scorer's memo was dropped
             "verdict_clears": 0,  # times the memo of verdicts by profile was cleared
         }
 
@@ -201,16 +203,14 @@ class WriterState:
         self._recent.move_to_end(person_id)
 
     def _bound(self) -> None:
-        """Keep within ``max_bytes``: clear the scorer's memo past a quarter of it and the
-        verdicts by profile past an eighth, then forget the persons touched longest ago
-        until the rest fits."""
+        """Keep within ``max_bytes``: the scorer's memo near a quarter of it (its older
+        half dropped), the verdicts by profile cleared past an eighth, then forget the
+        persons touched longest ago until the rest fits."""
         memo_bytes = 0
         if self.matches is not None:
-            memo_bytes = self.matches.memo_size() * MEMO_ENTRY_BYTES
-            if memo_bytes > self.max_bytes // 4:
-                self.matches.forget_matches()
+            if self.matches.trim_matches(self.max_bytes // 4 // MEMO_ENTRY_BYTES):
                 self.stats["memo_clears"] += 1
-                memo_bytes = 0
+            memo_bytes = self.matches.memo_size() * MEMO_ENTRY_BYTES
         if self.judged.bytes > self.max_bytes // 8:
             self.judged.clear()
             self.stats["verdict_clears"] += 1
