@@ -116,12 +116,13 @@ class IdentityGraph:
                 del self.owner[key]
             self._load(again, {})
             persons = {self.owner[k] for k in again if k in self.owner} - claimed
-        self._load_user_ids(claimed)
 
-    def _load_user_ids(self, person_ids: set[int]) -> None:
+    def _load_user_ids(self, person_ids: Iterable[int]) -> None:
         """The user ids of these persons, for those neither this batch nor the writer's
-        memory knows: one query per chunk rather than one per person when
-        :meth:`resolve` asks."""
+        memory knows: one query per chunk rather than one per person. Read only for the
+        persons a decision needs them for (a new user id, a merge): most messages of a
+        known person (page views, tracks) need none, so a person the writer's memory
+        forgot costs no read of them."""
         remembered = self.state.user_ids if self.state is not None else {}
         missing = []
         for pid in person_ids:
@@ -132,7 +133,7 @@ class IdentityGraph:
                 self.user_ids[pid] = set(known)
             else:
                 missing.append(pid)
-        for part in repo.chunks(sorted(missing)):
+        for part in repo.chunks(sorted(set(missing))):
             for pid in part:
                 self.user_ids[pid] = set()
             query = select(identities.c.person_id, identities.c.value).where(
@@ -258,6 +259,7 @@ class IdentityGraph:
             and ("user_id", message.user_id) not in self.owner
         ):
             # A new user id can claim anonymous history, not a person who is someone else.
+            self._load_user_ids(owners)
             owners = [o for o in owners if not self._user_ids_of(o)]
         if not owners:
             person_id = self.create_person(message, channel)
@@ -274,6 +276,7 @@ class IdentityGraph:
             anchor = self.owner[("user_id", message.user_id)]
         else:
             anchor = owners[0]
+        self._load_user_ids(owners)
         survivor = anchor
         for other in owners:
             if other == anchor:
@@ -305,6 +308,7 @@ class IdentityGraph:
     def merge(self, survivor: int, merged: int, *, reason: str) -> None:
         """Move everything of ``merged`` to ``survivor`` and record what moved."""
         self.flush()
+        self._load_user_ids((survivor, merged))  # before their identities move
         conn = self.connection
         identity_ids = [
             r.id
