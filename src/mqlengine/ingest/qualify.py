@@ -91,7 +91,7 @@ class EventCache:
         return len(self._events)
 
 
-class VerdictMemo(dict[bytes, TraitVerdict]):
+class VerdictMemo(dict[str, TraitVerdict]):
     """Trait verdicts by the content of the profile judged (its JSON, keys sorted), for
     persons whose profile object is new: one read back from the store after the writer
     forgot it is judged again only when no person with the same profile was judged
@@ -104,7 +104,7 @@ class VerdictMemo(dict[bytes, TraitVerdict]):
         super().__init__()
         self.bytes = 0
 
-    def __setitem__(self, key: bytes, verdict: TraitVerdict) -> None:
+    def __setitem__(self, key: str, verdict: TraitVerdict) -> None:
         if key not in self:
             self.bytes += len(key) + self.ENTRY_BYTES
         super().__setitem__(key, verdict)
@@ -125,9 +125,11 @@ _KEY_OPTIONS = (
 )
 
 
-def _content_key(profile: Mapping[str, Any]) -> bytes | None:
+def _content_key(profile: Mapping[str, Any]) -> str | None:
+    """The profile's JSON as text: orjson's bytes keep the buffer they were written in (4
+    KB for a profile of 300 bytes), a string is as long as its text."""
     try:
-        return orjson.dumps(profile, option=_KEY_OPTIONS)
+        return orjson.dumps(profile, option=_KEY_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError is one
         return None
 
