@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy import select, update
 
 from conftest import BACKENDS
@@ -704,3 +705,45 @@ def test_a_person_read_back_is_not_judged_again(
     assert profiles[0] == profiles[1] and profiles[0] is not profiles[1]
     assert state.verdicts[other][1] is judged
     assert len(state.judged) >= 1 and state.judged.bytes > 0
+
+
+def test_a_page_view_of_a_forgotten_person_reads_no_user_ids(
+    db_sqlite: Database, definition: Definition
+) -> None:
+    """A returning visitor's page view needs the owner of its anonymous id, its row and
+    its events, not its user ids: those are read only for a new user id or a merge."""
+    scorer = scorer_for(definition)
+    state = WriterState(scorer.relevant, matches=scorer)
+    pipeline = Pipeline(definition, handoff=HANDOFF, memory=state)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with db_sqlite.engine.connect() as writer:
+        with pipeline.transaction(writer):
+            known = pipeline.ingest(writer, [_page(v, v) for v in range(3)], now=START)
+        state.release()  # everyone forgotten
+        sqlalchemy.event.listen(writer, "before_cursor_execute", record)
+        with pipeline.transaction(writer):
+            again = pipeline.ingest(writer, [_page(v, 10 + v) for v in range(3)], now=START)
+        sqlalchemy.event.remove(writer, "before_cursor_execute", record)
+        assert again.persons == known.persons
+        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert any("FROM identities" in s for s in reads)  # the owners, by anonymous id
+        assert not any("FROM identities" in s and "person_id IN" in s for s in reads)
+        statements.clear()
+        state.release()
+        identify = {
+            "type": "identify",
+            "anonymousId": "anon-1",
+            "userId": "user-1",
+            "messageId": "u1",
+            "timestamp": START.isoformat(),
+        }
+        sqlalchemy.event.listen(writer, "before_cursor_execute", record)
+        with pipeline.transaction(writer):
+            pipeline.ingest(writer, [identify], now=START)
+        sqlalchemy.event.remove(writer, "before_cursor_execute", record)
+    # a new user id: whether the visitor is someone else already is read
+    assert any("FROM identities" in s and "person_id IN" in s for s in statements)
