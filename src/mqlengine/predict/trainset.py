@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from mqlengine.domain.rules import Definition
-from mqlengine.domain.scoring import Event, Scorer
+from mqlengine.domain.scoring import Event, ScoreCard, Scorer
 from mqlengine.errors import ValidationError
 from mqlengine.ingest.profile import build_profile, deep_merge
 from mqlengine.ingest.qualify import scorer_for
@@ -123,8 +123,10 @@ def features_at(
     *,
     spec: FeatureSpec | None = None,
     scorer: Scorer | None = None,
+    cards: dict[int, ScoreCard] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Feature rows of persons as of their moments, from what the store held then."""
+    """Feature rows of persons as of their moments, from what the store held then
+    (``cards``, when given, receives each person's score card as of its moment)."""
     spec = spec or FeatureSpec.for_definition(definition)
     scorer = scorer or scorer_for(definition)
     ids = sorted(moments)
@@ -194,6 +196,8 @@ def features_at(
             e for e in scored.get(pid, []) if e.epoch <= moment.timestamp() and scorer.relevant(e)
         ]
         card = scorer.score(profile, relevant, moment)
+        if cards is not None:
+            cards[pid] = card
         result[pid] = spec.row(
             PersonAtMoment(
                 moment=moment,
