@@ -17,8 +17,8 @@ import resource
 import time
 
 from bench.common import report
-from mqlengine.predict import metrics as m
 from mqlengine.predict import compiled, modeling, synthetic
+from mqlengine.predict import metrics as m
 from mqlengine.predict.modeling import FeatureFrame, fit_best
 
 CATEGORICAL = ("seniority", "industry", "noise_cat")
@@ -70,9 +70,7 @@ def main() -> None:
             "trials": trials,
             "rounds": model.params["rounds"],
             "trees": booster.num_trees(),
-            "leaves_per_tree": round(
-                sum(t["num_leaves"] for t in leaves) / max(1, len(leaves)), 1
-            ),
+            "leaves_per_tree": round(sum(t["num_leaves"] for t in leaves) / max(1, len(leaves)), 1),
             "train_wall_s": round(train_wall, 1),
             "train_cpu_s": round(train_cpu, 1),
             "compile_wall_s": round(compile_wall, 2),

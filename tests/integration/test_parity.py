@@ -487,7 +487,6 @@ def test_a_live_model_decides_alike_on_every_path(
         likelihood = person["card"]["likelihood"]
         assert likelihood["model_version"] == 1 and likelihood["top"], key
     ada = reference["email:ada@acme.com user_id:u-ada"]
-    bo = reference["email:bo@beta.io user_id:u-bo"]
     dee = reference["anonymous_id:anon-x email:dee@acme.com user_id:u-dee"]
     assert ada["card"]["likelihood"]["value"] > 0.45 > 0.4 > dee["card"]["likelihood"]["value"]
     assert ada["card"]["likelihood"]["top"][0]["feature"] == "trait__seniority"

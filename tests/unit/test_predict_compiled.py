@@ -4,11 +4,11 @@ batches go through them."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from mqlengine.predict import compiled
+from mqlengine.predict import compiled, synthetic
 from mqlengine.predict import modeling as md
-from mqlengine.predict import synthetic
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="lleaves is not installed")
 
@@ -21,7 +21,7 @@ def model() -> md.FittedModel:
     return md.fit_best(md.FeatureFrame(frame, CATEGORICAL), y, seed=0, max_trials=2)
 
 
-def _rows() -> np.ndarray:
+def _rows() -> pd.DataFrame:
     frame, _ = synthetic.leads(3000, seed=6)
     frame = frame.copy()
     # missing values of every kind, and levels the model never saw (NaN codes)
@@ -30,7 +30,7 @@ def _rows() -> np.ndarray:
     frame.loc[::5, "seniority"] = None
     frame.loc[1::11, "seniority"] = "astronaut"
     frame.loc[::13, "visits"] = np.nan
-    return frame  # type: ignore[return-value]
+    return frame
 
 
 def test_compiled_trees_equal_lightgbm(model: md.FittedModel) -> None:

@@ -7,6 +7,7 @@ first, overall and lead by lead."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mqlengine.predict import metrics as m
@@ -17,10 +18,11 @@ from mqlengine.predict.baselines import NaiveBayes
 CATEGORICAL = ("seniority", "industry", "noise_cat")
 NOISE = ("noise_num", "noise_cat")
 INTERACTION = 0.8  # visits × seniority: what naive Bayes and a logistic regression miss
+Fitted = tuple[md.FittedModel, md.FittedModel, NaiveBayes, pd.DataFrame, np.ndarray]
 
 
 @pytest.fixture(scope="module")
-def fitted() -> tuple[md.FittedModel, object, object, object, np.ndarray]:
+def fitted() -> Fitted:
     frame, y = synthetic.leads(4000, seed=11, interaction=INTERACTION)
     X = md.FeatureFrame(frame, CATEGORICAL)
     test, y_test = synthetic.leads(6000, seed=12, interaction=INTERACTION)
@@ -30,7 +32,7 @@ def fitted() -> tuple[md.FittedModel, object, object, object, np.ndarray]:
     return model, logistic, bayes, test, y_test
 
 
-def test_the_model_beats_naive_bayes_and_logistic_clearly(fitted: tuple) -> None:  # type: ignore[type-arg]
+def test_the_model_beats_naive_bayes_and_logistic_clearly(fitted: Fitted) -> None:
     model, logistic, bayes, test, y_test = fitted
     auc = {
         "model": m.roc_auc(y_test, model.predict(test)),
@@ -43,7 +45,7 @@ def test_the_model_beats_naive_bayes_and_logistic_clearly(fitted: tuple) -> None
     assert auc["model"] - auc["logistic"] > 0.07, auc
 
 
-def test_contributions_rank_the_true_drivers_first(fitted: tuple) -> None:  # type: ignore[type-arg]
+def test_contributions_rank_the_true_drivers_first(fitted: Fitted) -> None:
     model, _logistic, _bayes, test, _y = fitted
     values, columns = model.contributions(test)
     assert columns[-1] == "bias"

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import MetaData, func, select
 
 from mqlengine.batch.rescore import rescore_all
-from mqlengine.demo.generator import DemoDataset, SalesStep, generate
 from mqlengine.definition.compiler import LoadedDefinition
+from mqlengine.demo.generator import DemoDataset, SalesStep, generate
 from mqlengine.demo.sales_team import check_sla, setup_sales_team
 from mqlengine.domain.lifecycle import Stage
 from mqlengine.errors import ConflictError, MqlError
