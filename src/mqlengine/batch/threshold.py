@@ -167,15 +167,16 @@ def suggest_likelihood(
     bypassing the total threshold" (``min_fit``, exclusions and requirements still apply).
     On the backtest's daily grid, every person not (yet) with sales is scored as of the
     end of the day: features point-in-time through the one feature definition
-    (:func:`~mqlengine.predict.trainset.features_at`: the profile rebuilt from the
-    identify events sent by then, the events and score card then), then the live model.
+    (:class:`~mqlengine.predict.trainset.PointInTime`, read once: the profile rebuilt
+    from the identify events sent by then, the events and score card then), then the live
+    model.
     A person becomes an MQL under ``t`` on the first day it qualifies (each counted once;
     one qualifying before the window is not counted). Volume, precision and recall are
     counted as for the total (:func:`~mqlengine.batch.backtest.outcome_figures`).
     """
     from mqlengine.predict import registry
     from mqlengine.predict.features import FeatureSpec, to_frame
-    from mqlengine.predict.trainset import features_at
+    from mqlengine.predict.trainset import PointInTime
 
     values = sorted(set(thresholds)) if thresholds else list(LIKELIHOODS)
     if any(not 0 < v <= 1 for v in values):
@@ -190,6 +191,15 @@ def suggest_likelihood(
         history = load_history(connection)
     spec = FeatureSpec.for_definition(definition)
     scorer = scorer_for(definition)
+    last = end_of(end)
+    with database.read() as connection:  # read once; each day is computed from it
+        known = PointInTime(
+            connection,
+            definition,
+            [pid for pid, seen in history.first_seen.items() if seen <= last],
+            spec=spec,
+            scorer=scorer,
+        )
     first_at: dict[float, dict[int, datetime]] = {v: {} for v in values}
     day = start - timedelta(days=1)  # the state at the start, not counted
     while day <= end:
@@ -201,10 +211,7 @@ def suggest_likelihood(
         }
         if moments:
             cards: dict[int, ScoreCard] = {}
-            with database.read() as connection:
-                rows = features_at(
-                    connection, definition, moments, spec=spec, scorer=scorer, cards=cards
-                )
+            rows = known.rows(moments, cards=cards)
             ids = sorted(rows)
             likelihood = model.predict(
                 to_frame([rows[pid] for pid in ids], model.features, model.categorical)
