@@ -30,12 +30,14 @@ _KEEP = 4
 
 
 def available() -> bool:
-    """Whether ``lleaves`` (and a compatible llvmlite) can be imported."""
+    """Whether ``lleaves`` can be imported with an llvmlite it can compile with (it needs
+    the legacy pass manager, which llvmlite 0.45 removed)."""
     try:
         import lleaves  # noqa: F401
+        from llvmlite import binding
     except ImportError:
         return False
-    return True
+    return hasattr(binding, "PassManagerBuilder")
 
 
 def compiled_forest(model_text: str) -> Any:
