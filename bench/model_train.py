@@ -5,8 +5,9 @@ to change): `fit_best` with a fixed number of parameter sets (`MQL_BENCH_MODEL_T
 default 2: LightGBM's defaults and the conservative prior; each is 3-fold cross-validated
 with early stopping, then the model is refit twice and calibrated), wall and CPU seconds;
 then batch scoring of 1,000,000 leads from a DataFrame (encoding + trees + calibration),
-leads per second on one thread and on every core; and the process's peak resident memory
-so far.
+leads per second (wall and CPU) through LightGBM's own tree walk and through the compiled
+trees (:mod:`mqlengine.predict.compiled`), each on one thread and on every core; the time
+to compile the trees; and the process's peak resident memory so far.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import resource
 import time
 
 from bench.common import report
+from mqlengine.predict import compiled, modeling, synthetic
 from mqlengine.predict import metrics as m
-from mqlengine.predict import modeling, synthetic
 from mqlengine.predict.modeling import FeatureFrame, fit_best
 
 CATEGORICAL = ("seniority", "industry", "noise_cat")
+CORES = modeling.PREDICT_THREADS
+COMPILE_ROWS = compiled.COMPILE_ROWS
 
 
 def peak_mb() -> float:
@@ -42,37 +45,51 @@ def main() -> None:
         train_wall = time.perf_counter() - wall
         train_cpu = time.process_time() - cpu
         model.predict(scoring.head(1000))  # warm up
-        speeds = {}
-        for threads in (1, modeling.PREDICT_THREADS):
-            modeling.PREDICT_THREADS = threads
-            wall, cpu = time.perf_counter(), time.process_time()
-            p = model.predict(scoring)
-            speeds[threads] = (time.perf_counter() - wall, time.process_time() - cpu)
-        score_wall, score_cpu = speeds[1]
-        all_wall, _ = speeds[max(speeds)]
-        rows.append(
-            {
-                "leads": n,
-                "positive_rate": round(float(y.mean()), 4),
-                "trials": trials,
-                "rounds": model.params["rounds"],
-                "train_wall_s": round(train_wall, 1),
-                "train_cpu_s": round(train_cpu, 1),
-                "scored": score_n,
-                "score_leads_per_s_wall": round(score_n / score_wall),
-                "score_leads_per_s_cpu": round(score_n / score_cpu),
-                f"score_leads_per_s_{max(speeds)}_threads_wall": round(score_n / all_wall),
-                "trees": model.booster.num_trees() if model.booster else 0,
-                "auc_on_scored": round(m.roc_auc(y_scoring, p), 4),
-                "peak_rss_mb": round(peak_mb()),
-            }
-        )
+        booster = model.booster
+        assert booster is not None
+        leaves = booster.dump_model()["tree_info"]
+        wall, cpu = time.perf_counter(), time.process_time()
+        model.compiled()
+        compile_wall, compile_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        speeds: dict[str, tuple[float, float]] = {}
+        for path in ("lightgbm", "compiled"):
+            compiled.COMPILE_ROWS = COMPILE_ROWS if path == "compiled" else score_n + 1
+            for threads in sorted({1, CORES}):
+                modeling.PREDICT_THREADS = threads
+                wall, cpu = time.perf_counter(), time.process_time()
+                p = model.predict(scoring)
+                speeds[f"{path}_{threads}"] = (
+                    time.perf_counter() - wall,
+                    time.process_time() - cpu,
+                )
+        compiled.COMPILE_ROWS = COMPILE_ROWS
+        modeling.PREDICT_THREADS = CORES
+        row: dict[str, object] = {
+            "leads": n,
+            "positive_rate": round(float(y.mean()), 4),
+            "trials": trials,
+            "rounds": model.params["rounds"],
+            "trees": booster.num_trees(),
+            "leaves_per_tree": round(sum(t["num_leaves"] for t in leaves) / max(1, len(leaves)), 1),
+            "train_wall_s": round(train_wall, 1),
+            "train_cpu_s": round(train_cpu, 1),
+            "compile_wall_s": round(compile_wall, 2),
+            "compile_cpu_s": round(compile_cpu, 2),
+            "scored": score_n,
+        }
+        for key, (score_wall, score_cpu) in speeds.items():
+            row[f"{key}t_leads_per_s_wall"] = round(score_n / score_wall)
+            row[f"{key}t_leads_per_s_cpu"] = round(score_n / score_cpu)
+        row["auc_on_scored"] = round(m.roc_auc(y_scoring, p), 4)
+        row["peak_rss_mb"] = round(peak_mb())
+        rows.append(row)
         del frame, y, model, p
     report(
         "model_train",
         rows,
-        notes="LightGBM on one thread (deterministic); scoring = DataFrame → matrix → trees → "
-        "calibration. Peak RSS is the process's high-water mark so far (sizes run in order).",
+        notes="LightGBM trains on one thread (deterministic); scoring = DataFrame → matrix → "
+        "trees → calibration, through LightGBM (lightgbm_*) or the compiled trees (compiled_*), "
+        "on 1 or every core (_Nt_). Peak RSS is the process's high-water mark so far.",
     )
 
 

@@ -13,9 +13,12 @@ recorded history (p1 was also won, with an amount). Counted by hand over the win
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +27,9 @@ from mqlengine.batch.threshold import parse_capacity, suggest
 from mqlengine.cli.app import app
 from mqlengine.definition.compiler import parse_definition
 from mqlengine.errors import ConfigError, ValidationError
+from mqlengine.predict import registry
+from mqlengine.predict.features import FeatureSpec, to_frame
+from mqlengine.predict.modeling import fit_logistic
 from mqlengine.settings import Settings
 from mqlengine.store import repo
 from mqlengine.wiring import Wiring
@@ -51,7 +57,10 @@ def definition_text(version: str, threshold: float) -> str:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Wiring:
-    folder = tmp_path_factory.mktemp("backtest")
+    return _build(tmp_path_factory.mktemp("backtest"))
+
+
+def _build(folder: Path) -> Wiring:
     (folder / "mql.yaml").write_text(definition_text("base", 20))
     settings = Settings(
         database_url=f"sqlite:///{folder / 'mql.db'}", definition_path=folder / "mql.yaml"
@@ -171,7 +180,7 @@ def test_threshold_suggest_fills_capacity_with_most_conversions(store: Wiring) -
     assert (rows[20]["per_week"], rows[40]["per_week"], rows[60]["per_week"]) == (2.5, 1.5, 0.5)
     assert (rows[20]["conversions"], rows[40]["conversions"]) == (2, 1)
     assert picks[0.25]["suggested"] == 60 and "no candidate threshold" in picks[0.25]["notes"][0]
-    with pytest.raises(ConfigError, match="no likelihood is stored"):
+    with pytest.raises(ConfigError, match="no model is live"):
         suggest(store.db, base, capacity_per_week=1, start=START, end=END, on="likelihood")
     assert parse_capacity("120/week") == 120 and parse_capacity("20/day") == 140
     with pytest.raises(ValidationError):
@@ -217,4 +226,96 @@ def test_backtest_cli_json_and_html(
     result = runner.invoke(
         app, ["threshold", "suggest", "--capacity", "2/week", "--on", "likelihood"]
     )
-    assert result.exit_code == 8 and "no likelihood is stored" in result.output
+    assert result.exit_code == 8 and "no model is live" in result.output
+
+
+def _demo_row(spec: FeatureSpec, requests: int) -> dict[str, Any]:
+    """A feature row of a lead with ``requests`` demo requests (nothing else known)."""
+    row: dict[str, Any] = {name: math.nan for name in spec.names()}
+    row.update({"channel": None, "source": None, "campaign": None, "fit": 0.0})
+    row["intent"] = row["total"] = row["rule__demo"] = 10.0 * requests
+    for window in (7, 30, 90):
+        row[f"events_{window}d__Demo_Requested"] = float(requests)
+    return row
+
+
+def test_threshold_suggest_on_likelihood_replays_the_live_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live model whose likelihood grows with demo requests, replayed on the hand-counted
+    history: thresholds between the likelihoods of 1, 3, 4 and 5 requests give the same
+    MQLs as totals of 20, 40 and 60."""
+    wiring = _build(tmp_path)
+    definition = parse_definition(definition_text("base", 20)).definition
+    spec = FeatureSpec.for_definition(definition)
+    assert "rule__demo" in spec.names() and "events_7d__Demo_Requested" in spec.names()
+    counts = [k % 7 for k in range(210)]
+    frame = to_frame([_demo_row(spec, k) for k in counts], spec.names())
+    labels = np.array([1 if (k >= 4) != (i % 10 == 0) else 0 for i, k in enumerate(counts)])
+    model = fit_logistic(frame, labels)
+    p = {
+        k: float(
+            model.predict(to_frame([_demo_row(spec, k)], model.features, model.categorical))[0]
+        )
+        for k in (1, 3, 4, 5, 6)
+    }
+    assert p[1] < p[3] < p[4] < p[5] < p[6]
+    cuts = [round((p[1] + p[3]) / 2, 6), round((p[3] + p[4]) / 2, 6), round((p[5] + p[6]) / 2, 6)]
+    with pytest.raises(ConfigError, match="no model is live"):
+        suggest(wiring.db, definition, capacity_per_week=2, start=START, end=END, on="likelihood")
+    with wiring.db.begin() as connection:
+        entry = registry.register(
+            connection,
+            model,
+            label={"reached": "sql", "within_days": 30, "from": "mql"},
+            definition_version="base",
+            window=(None, None),
+            rows=len(counts),
+            positives=int(labels.sum()),
+            fingerprint="demo-requests",
+            reference={},
+            now=NOW,
+            actor="test",
+        )
+        registry.promote(connection, entry.version, now=NOW)
+    result = suggest(
+        wiring.db,
+        definition,
+        capacity_per_week=2.0,
+        start=START,
+        end=END,
+        on="likelihood",
+        thresholds=cuts,
+    )
+    rows = {r["threshold"]: r for r in result["candidates"]}
+    assert [rows[c]["mqls"] for c in cuts] == [5, 3, 1]  # p1 p2 p3 p5 p6 | p1 p5 p6 | p5
+    assert [rows[c]["per_week"] for c in cuts] == [2.5, 1.5, 0.5]
+    assert [rows[c]["conversions"] for c in cuts] == [2, 1, 0]
+    assert [rows[c]["precision"] for c in cuts] == [0.4, 0.3333, 0.0]
+    assert [rows[c]["recall"] for c in cuts] == [1.0, 1.0, 0.0]  # p1 won after its MQL
+    assert result["suggested"] == cuts[1] and result["model_version"] == entry.version
+    assert result["expected"]["per_week"] == 1.5 and result["live_threshold"] is None
+    with pytest.raises(ValidationError, match="likelihood threshold"):
+        suggest(
+            wiring.db,
+            definition,
+            capacity_per_week=2,
+            start=START,
+            end=END,
+            on="likelihood",
+            thresholds=[40],
+        )
+    # the command line: the same replay, the default candidates
+    monkeypatch.setenv("MQL_DATABASE_URL", wiring.settings.database_url)
+    monkeypatch.setenv("MQL_CLOCK", NOW.isoformat())
+    monkeypatch.chdir(tmp_path)
+    args = ["threshold", "suggest", "--capacity", "2/week", "--on", "likelihood"]
+    window = ["--from", str(START), "--to", str(END)]
+    result_cli = CliRunner().invoke(app, [*args, *window, "--json"])
+    assert result_cli.exit_code == 0, result_cli.output
+    data = json.loads(result_cli.output)
+    assert data["on"] == "likelihood" and len(data["candidates"]) == 11
+    assert data["expected"]["per_week"] <= 2.0
+    result_cli = CliRunner().invoke(app, [*args, *window])
+    assert result_cli.exit_code == 0 and "suggested threshold" in result_cli.output
+    assert "(live none)" in result_cli.output

@@ -18,7 +18,7 @@ import csv
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -148,10 +148,11 @@ def _write_csvs(folder: Path, messages: list[dict[str, Any]]) -> tuple[Path, Pat
     return people, activity
 
 
-def snapshot(database_url: str) -> dict[str, dict[str, Any]]:
+def snapshot(database_url: str, definition: Path = EXAMPLE) -> dict[str, dict[str, Any]]:
     """Every live person, keyed by its identities: profile, flags, stage, the score card as
-    of NOW, and its stage decisions (without times)."""
-    wiring = Wiring(Settings(database_url=database_url, definition_path=EXAMPLE), create=False)
+    of NOW (with a live model: its likelihood, version and top contributions), and its
+    stage decisions (without times)."""
+    wiring = Wiring(Settings(database_url=database_url, definition_path=definition), create=False)
     definition = wiring.definition().definition
     found: dict[str, dict[str, Any]] = {}
     with wiring.db.read() as connection:
@@ -207,9 +208,20 @@ def settings_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dic
     yield env
 
 
-def _via_api(tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]]) -> str:
+Prepare = Callable[[str], None]
+
+
+def _nothing(url: str) -> None:
+    return None
+
+
+def _via_api(
+    tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]], prepare: Prepare = _nothing
+) -> str:
     url = f"sqlite:///{tmp_path / 'api.db'}"
-    with local_server(url, EXAMPLE, log=tmp_path / "api.log", env=env) as server:
+    prepare(url)
+    definition = Path(env.get("MQL_DEFINITION") or EXAMPLE)
+    with local_server(url, definition, log=tmp_path / "api.log", env=env) as server:
         response = httpx.post(
             f"{server.url}/v1/batch",
             json={"batch": messages},
@@ -221,29 +233,40 @@ def _via_api(tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]]
     return url
 
 
-def _via_jsonl(tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]]) -> str:
+def _via_jsonl(
+    tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]], prepare: Prepare = _nothing
+) -> str:
     url = f"sqlite:///{tmp_path / 'jsonl.db'}"
+    prepare(url)
     source = _write_jsonl(tmp_path / "messages.jsonl", messages)
     out = _mql("--database", url, "import", str(source), env=env)
     assert f"{len(messages)} rows: {len(messages)} loaded" in out
     return url
 
 
-def _via_csv(tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]]) -> str:
+def _via_csv(
+    tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]], prepare: Prepare = _nothing
+) -> str:
     url = f"sqlite:///{tmp_path / 'csv.db'}"
+    prepare(url)
     people, activity = _write_csvs(tmp_path, messages)
     _mql("--database", url, "import", str(people), "--kind", "persons", env=env)
     _mql("--database", url, "import", str(activity), "--kind", "events", env=env)
     return url
 
 
-def _via_demo(tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]]) -> str:
-    """The demo's replay loop (day batches, nightly rescoring, a sales team) on our messages."""
+def _via_demo(
+    tmp_path: Path, env: dict[str, str], messages: list[dict[str, Any]], prepare: Prepare = _nothing
+) -> str:
+    """The demo's replay loop (day batches, nightly rescoring, a sales team) on our messages,
+    under the definition in force (the example one unless ``MQL_DEFINITION`` names another)."""
     url = f"sqlite:///{tmp_path / 'demo.db'}"
+    prepare(url)
     settings = Settings.from_env({**env, "MQL_DATABASE_URL": url})
     wiring = Wiring(settings)
     dataset = DemoDataset(messages=messages, sales_plans={}, spend=[], channels=())
-    run_demo(wiring, now=NOW, days=1, dataset=dataset)
+    loaded = wiring.definition() if env.get("MQL_DEFINITION") != str(EXAMPLE) else None
+    run_demo(wiring, now=NOW, days=1, dataset=dataset, loaded=loaded)
     wiring.close()
     return url
 
@@ -333,3 +356,182 @@ def test_console_script_reads_the_same_settings(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     ada = snapshot(url)["email:ada@acme.com user_id:u-ada"]
     assert ada["profile"]["company"]["employees"] == 1200
+
+
+# -- with a live model ---------------------------------------------------------------------
+
+# The example definition with the likelihood deciding: a lead the model finds likely enough
+# is an MQL of its own type (fit and gates still apply), and none below 0.4 is one at all.
+PREDICTED_PATH = """  paths:
+    - type: predicted
+      when: {likelihood_at_least: 0.45}
+      bypass_threshold: true
+"""
+PREDICT = """
+predict:
+  label: {reached: opportunity, within_days: 30, from: mql}
+  min_rows: 40
+  traits: [seniority]
+"""
+TRAINING_TITLES = {  # title → reached an opportunity within 30 days of its MQL
+    "VP Marketing": True,
+    "CEO": True,
+    "Marketing Manager": False,
+    "Head of Growth": False,
+    "Marketing Intern": False,
+}
+
+
+def _predict_definition(folder: Path) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace('version: "2026-11-b2b-v1"', 'version: "parity-likelihood"')
+    text = text.replace("  paths:\n", PREDICTED_PATH, 1)
+    text = text.replace(
+        "  default_type: engagement\n", "  default_type: engagement\n  min_likelihood: 0.4\n"
+    )
+    path = folder / "mql-likelihood.yaml"
+    path.write_text(text + PREDICT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def live_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A model trained on a store of 80 earlier leads, where VPs and CEOs reached an
+    opportunity and managers, heads and interns did not; its artifact and definition."""
+    from mqlengine.predict.modeling import fit_best
+    from mqlengine.predict.trainset import build_trainset
+
+    folder = tmp_path_factory.mktemp("trained")
+    definition_path = _predict_definition(folder)
+    url = f"sqlite:///{folder / 'trained.db'}"
+    env = {
+        **os.environ,
+        "MQL_CLOCK": NOW.isoformat(),
+        "MQL_DEFINITION": str(definition_path),
+        "MQL_FIRMOGRAPHICS_CSV": "",
+    }
+    start = NOW - timedelta(days=150)
+    messages, history = [], ["email,created_at,mql_at,opportunity_at"]
+    titles = list(TRAINING_TITLES)
+    for n in range(80):
+        title = titles[n % len(titles)]
+        at = start + timedelta(hours=5 * n)
+        email = f"t{n}@trained{n}.example"
+        messages.append(
+            {
+                "type": "identify",
+                "messageId": f"train-{n}",
+                "userId": f"t-{n}",
+                "timestamp": at.isoformat(),
+                "traits": {"email": email, "title": title},
+            }
+        )
+        mql_at = at + timedelta(days=1)
+        won = (mql_at + timedelta(days=10)).date().isoformat() if TRAINING_TITLES[title] else ""
+        history.append(f"{email},{at.date()},{mql_at.date()},{won}")
+    _mql("--database", url, "import", str(_write_jsonl(folder / "t.jsonl", messages)), env=env)
+    (folder / "h.csv").write_text("\n".join(history) + "\n", encoding="utf-8")
+    _mql("--database", url, "history", "import", str(folder / "h.csv"), env=env)
+    wiring = Wiring(Settings(database_url=url, definition_path=definition_path), create=False)
+    definition = wiring.definition().definition
+    with wiring.db.read() as connection:
+        trainset = build_trainset(connection, definition, now=NOW)
+    wiring.close()
+    assert len(trainset.labels) == 80 and trainset.positives == 32
+    model = fit_best(trainset.frame(), trainset.y(), seed=0, max_trials=1)
+    return definition_path, model.to_bytes()
+
+
+def _promoting(definition_path: Path, artifact: bytes) -> Prepare:
+    """Creates the store and makes the trained model live in it, before anything arrives."""
+
+    def prepare(url: str) -> None:
+        from mqlengine.predict import registry
+        from mqlengine.predict.modeling import FittedModel
+
+        wiring = Wiring(Settings(database_url=url, definition_path=definition_path))
+        with wiring.db.begin() as connection:
+            entry = registry.register(
+                connection,
+                FittedModel.from_bytes(artifact),
+                label={"reached": "opportunity", "within_days": 30, "from": "mql"},
+                definition_version="parity-likelihood",
+                window=(None, None),
+                rows=80,
+                positives=32,
+                fingerprint="parity",
+                reference={},
+                now=NOW,
+                actor="test",
+            )
+            registry.promote(connection, entry.version, now=NOW)
+        wiring.close()
+
+    return prepare
+
+
+def test_a_live_model_decides_alike_on_every_path(
+    tmp_path: Path, live_model: tuple[Path, bytes]
+) -> None:
+    definition_path, artifact = live_model
+    env = {
+        **os.environ,
+        "MQL_CLOCK": NOW.isoformat(),
+        "MQL_DEFINITION": str(definition_path),
+        "MQL_FIRMOGRAPHICS_CSV": "",
+    }
+    prepare = _promoting(definition_path, artifact)
+    reference = snapshot(_via_api(tmp_path, env, MESSAGES, prepare), definition_path)
+    assert len(reference) == 5
+    for key, person in reference.items():
+        likelihood = person["card"]["likelihood"]
+        assert likelihood["model_version"] == 1 and likelihood["top"], key
+    ada = reference["email:ada@acme.com user_id:u-ada"]
+    dee = reference["anonymous_id:anon-x email:dee@acme.com user_id:u-dee"]
+    assert ada["card"]["likelihood"]["value"] > 0.45 > 0.4 > dee["card"]["likelihood"]["value"]
+    assert ada["card"]["likelihood"]["top"][0]["feature"] == "trait__seniority"
+    # the likelihood decides: the VP is an MQL on the predicted path (without the model, a
+    # hand-raiser), and the head of growth, an engagement MQL without it, stays a lead
+    assert ada["decisions"][-1] == ("lead", "mql", "qualified:predicted", "predicted")
+    assert dee["stage"] == "lead" and all(d[1] != "mql" for d in dee["decisions"])
+    for path in (_via_jsonl, _via_csv, _via_demo):
+        assert snapshot(path(tmp_path, env, MESSAGES, prepare), definition_path) == reference, (
+            path.__name__
+        )
+
+
+def test_an_undone_merge_rescores_with_the_live_model(
+    tmp_path: Path, live_model: tuple[Path, bytes]
+) -> None:
+    definition_path, artifact = live_model
+    env = {
+        **os.environ,
+        "MQL_CLOCK": NOW.isoformat(),
+        "MQL_DEFINITION": str(definition_path),
+        "MQL_FIRMOGRAPHICS_CSV": "",
+    }
+    prepare = _promoting(definition_path, artifact)
+    separate = [m for m in MESSAGES if m is not MERGING]
+    expected = snapshot(_via_jsonl(tmp_path, env, separate, prepare), definition_path)
+    merged_url = f"sqlite:///{tmp_path / 'merged.db'}"
+    prepare(merged_url)
+    _mql(
+        "--database",
+        merged_url,
+        "import",
+        str(_write_jsonl(tmp_path / "m.jsonl", MESSAGES)),
+        env=env,
+    )
+    database = Database(merged_url)
+    with database.read() as connection:
+        merge_id = connection.execute(select(merges.c.id)).scalar_one()
+    database.dispose()
+    out = _mql("--database", merged_url, "unmerge", str(merge_id), env=env)
+    assert "both rescored" in out
+    after = snapshot(merged_url, definition_path)
+    assert after.keys() == expected.keys()
+    for key, person in expected.items():
+        got = after[key]
+        assert got["card"]["likelihood"] is not None, key
+        assert got["card"] == person["card"], key  # likelihood, version, contributions
+        assert got["stage"] == person["stage"], key

@@ -258,3 +258,44 @@ def test_too_few_labelled_leads_is_a_clear_error(
     code, out = mql("model", "train", "--budget", "1")
     assert code == 4, out
     assert "too few labelled leads" in out and "min_rows is 200" in out
+
+
+def test_two_stores_with_the_same_version_number_serve_their_own_models(
+    tmp_path: Path,
+) -> None:
+    """One process, two stores, each with its own model version 1: each store's model."""
+    import numpy as np
+
+    from mqlengine.predict import synthetic
+    from mqlengine.predict.modeling import FeatureFrame, fit_logistic
+    from mqlengine.settings import Settings
+    from mqlengine.wiring import Wiring
+
+    frame, y = synthetic.leads(300, seed=4)
+    loaded = []
+    for n, flip in enumerate((False, True)):
+        labels = 1 - y if flip else y
+        model = fit_logistic(FeatureFrame(frame, ("seniority", "industry", "noise_cat")), labels)
+        wiring = Wiring(
+            Settings(database_url=f"sqlite:///{tmp_path / f's{n}.db'}", definition_path=EXAMPLE)
+        )
+        with wiring.db.begin() as connection:
+            entry = registry.register(
+                connection,
+                model,
+                label={"reached": "sql", "within_days": 90, "from": "mql"},
+                definition_version="v",
+                window=(None, None),
+                rows=300,
+                positives=int(labels.sum()),
+                fingerprint="same",
+                reference={},
+                now=NOW,
+                actor="test",
+            )
+            assert entry.version == 1
+        with wiring.db.read() as connection:
+            loaded.append(registry.load(connection, 1).predict(frame.head(50)))
+        wiring.close()
+    assert not np.allclose(loaded[0], loaded[1])
+    assert np.allclose(loaded[0] + loaded[1], 1.0, atol=0.05)  # opposite labels, mirror models

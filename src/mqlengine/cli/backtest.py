@@ -199,13 +199,20 @@ def suggest(
     end: ToOpt = None,
     thresholds: Annotated[
         str | None,
-        typer.Option(help="Comma-separated thresholds to try (default: ½× … 2× the live one)."),
+        typer.Option(
+            help="Comma-separated thresholds to try (default: ½× … 2× the live one; "
+            "likelihood: 0.05 … 0.8)."
+        ),
     ] = None,
     engine: EngineOpt = "python",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The threshold that fills sales capacity with the most expected conversions, with the
-    MQL volume per week, precision and recall it implies on the recorded history."""
+    MQL volume per week, precision and recall it implies on the recorded history.
+
+    With --on likelihood: the live model's likelihood, replayed point-in-time, as the
+    qualification (min_fit, exclusions and requirements still apply); the live value shown
+    is qualify.min_likelihood."""
     from mqlengine.batch.backtest import engine_named
     from mqlengine.batch.threshold import parse_capacity
     from mqlengine.batch.threshold import suggest as run_suggest
@@ -253,8 +260,10 @@ def suggest(
         )
     console.print(table)
     best = result["expected"]
+    live = result["live_threshold"]
     console.print(
-        f"suggested threshold {result['suggested']:g} (live {result['live_threshold']:g}):"
+        f"suggested threshold {result['suggested']:g} "
+        f"(live {'none' if live is None else f'{live:g}'}):"
         f" {best['per_week']:.1f} MQLs/week, precision {_pct(best['precision'])}, "
         f"recall {_pct(best['recall'])}",
         highlight=False,

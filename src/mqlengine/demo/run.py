@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import MetaData, func, select
 
 from mqlengine.batch.rescore import rescore_all
+from mqlengine.definition.compiler import LoadedDefinition
 from mqlengine.demo.generator import DemoDataset, SalesStep, generate
 from mqlengine.demo.sales_team import check_sla, setup_sales_team
 from mqlengine.domain.lifecycle import Stage
@@ -104,7 +105,10 @@ def run_demo(
     seed: int = 7,
     progress: Progress | None = None,
     dataset: DemoDataset | None = None,
+    loaded: LoadedDefinition | None = None,
 ) -> DemoReport:
+    """Replay the demo's (or ``dataset``'s) history day by day under the example
+    definition, or ``loaded`` when given."""
     import time
 
     report = DemoReport()
@@ -112,7 +116,10 @@ def run_demo(
     data = dataset or generate(now=now, seed=seed, persons=persons_count, days=days)
     report.seconds["generate"] = time.perf_counter() - started
     report.messages = data.message_count
-    loaded = engine.use_template()
+    if loaded is None:
+        loaded = engine.use_template()
+    else:
+        engine.register(loaded)
     definition = loaded.definition
     setup_sales_team(engine, now=now, start=now - timedelta(days=days))
     memory = WriterState(scorer_for(definition).relevant)

@@ -39,6 +39,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from mqlengine.errors import ValidationError
+from mqlengine.predict import compiled
 from mqlengine.predict import metrics as m
 
 FORMAT = "mqlengine.model/1"
@@ -430,11 +431,19 @@ class FittedModel:
         matrix = X if isinstance(X, np.ndarray) else self.matrix(X)
         if self.booster is not None:
             threads = PREDICT_THREADS if len(matrix) >= PARALLEL_ROWS else THREADS
+            if len(matrix) >= compiled.COMPILE_ROWS and compiled.available():
+                return compiled.raw_scores(self.compiled(), matrix, threads)
             return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=threads))
         assert self.linear is not None
         design = _linear_design(matrix, self.features, self.levels, self.linear)
         coef = np.asarray(self.linear["coef"])
         return np.asarray(design @ coef + float(self.linear["intercept"]))
+
+    def compiled(self) -> Any:
+        """The trees compiled to machine code (:mod:`mqlengine.predict.compiled`): what
+        :meth:`raw` uses for a batch of ``compiled.COMPILE_ROWS`` rows or more."""
+        assert self.booster is not None
+        return compiled.compiled_forest(self.booster.model_to_string(num_iteration=-1))
 
     def predict(self, X: FeatureFrame | pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated P(y=1) per row."""

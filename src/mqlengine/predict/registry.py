@@ -168,12 +168,21 @@ def newest_candidate(connection: Connection) -> int | None:
     return int(found) if found is not None else None
 
 
-_LOADED: dict[int, FittedModel] = {}
+_LOADED: dict[tuple[str, int, str, str], FittedModel] = {}
 
 
 def load(connection: Connection, version: int) -> FittedModel:
-    """The model of a version (artifacts never change: kept in memory once read)."""
-    found = _LOADED.get(version)
+    """The model of a version (artifacts never change: kept in memory once read, by
+    store, version, training fingerprint and creation time — one process may open several
+    stores whose version numbers coincide)."""
+    facts = connection.execute(
+        select(models.c.fingerprint, models.c.created_at).where(models.c.id == version)
+    ).first()
+    if facts is None:
+        raise NotFoundError(f"no model version {version} (see `mql model list`)")
+    store = connection.engine.url.render_as_string(hide_password=True)
+    key = (store, version, str(facts.fingerprint), str(facts.created_at))
+    found = _LOADED.get(key)
     if found is None:
         from mqlengine.predict.modeling import FittedModel
 
@@ -182,7 +191,7 @@ def load(connection: Connection, version: int) -> FittedModel:
             raise NotFoundError(f"no model version {version} (see `mql model list`)")
         if len(_LOADED) >= 8:
             _LOADED.clear()
-        found = _LOADED[version] = FittedModel.from_bytes(bytes(data))
+        found = _LOADED[key] = FittedModel.from_bytes(bytes(data))
     return found
 
 

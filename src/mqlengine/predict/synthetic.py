@@ -13,9 +13,13 @@ INDUSTRY_EFFECT = (1.0, 0.8, -0.7, 0.0, -0.3, 0.2, -1.0, -0.5)
 DRIVERS = ("seniority", "employees", "visits", "industry")
 
 
-def leads(n: int, *, seed: int = 0, base: float = -2.0) -> tuple[pd.DataFrame, np.ndarray]:
+def leads(
+    n: int, *, seed: int = 0, base: float = -2.0, interaction: float = 0.0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """``n`` leads and their 0/1 outcomes; ``base`` moves the positive rate (−2 ≈ 38 %,
-    −6 ≈ 3.5 %)."""
+    −6 ≈ 3.5 %). ``interaction`` > 0 makes visits count for more the more senior the
+    lead (and against it for interns and staff): what an additive model (naive Bayes,
+    logistic regression) cannot express."""
     rng = np.random.default_rng(seed)
     s = rng.integers(0, len(SENIORITY), n)
     ind = rng.integers(0, len(INDUSTRIES), n)
@@ -31,6 +35,7 @@ def leads(n: int, *, seed: int = 0, base: float = -2.0) -> tuple[pd.DataFrame, n
         + np.asarray(INDUSTRY_EFFECT)[ind]
         + sweet
         + 0.6 * np.minimum(visits, 8)
+        + interaction * (s - 2) * (np.minimum(visits, 8) - 2)
     )
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
     employees_seen = employees.copy()

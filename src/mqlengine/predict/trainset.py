@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from mqlengine.domain.rules import Definition
-from mqlengine.domain.scoring import Event, Scorer
+from mqlengine.domain.scoring import Event, ScoreCard, Scorer
 from mqlengine.errors import ValidationError
 from mqlengine.ingest.profile import build_profile, deep_merge
 from mqlengine.ingest.qualify import scorer_for
@@ -85,7 +85,18 @@ def account_histories(
     account_ids = sorted({a for a, _ in wanted.values() if a is not None})
     if not account_ids:
         return {}
-    members: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+    members, reached = _account_members(connection, definition, account_ids)
+    return _histories_at(members, reached, wanted)
+
+
+Members = dict[int, list[tuple[int, datetime]]]
+
+
+def _account_members(
+    connection: Connection, definition: Definition, account_ids: Sequence[int]
+) -> tuple[Members, dict[int, datetime]]:
+    """The accounts' leads (id, first seen) and when each first reached the label stage."""
+    members: Members = defaultdict(list)
     for part in repo.chunks(account_ids):
         for row in connection.execute(
             select(persons.c.id, persons.c.account_id, persons.c.first_seen_at).where(
@@ -105,6 +116,14 @@ def account_histories(
             seen = reached.get(hit.person_id)
             if seen is None or hit.changed_at < seen:
                 reached[hit.person_id] = hit.changed_at
+    return members, reached
+
+
+def _histories_at(
+    members: Members,
+    reached: Mapping[int, datetime],
+    wanted: Mapping[int, tuple[int | None, datetime]],
+) -> dict[int, AccountHistory]:
     result: dict[int, AccountHistory] = {}
     for person_id, (account_id, moment) in wanted.items():
         if account_id is None:
@@ -123,91 +142,132 @@ def features_at(
     *,
     spec: FeatureSpec | None = None,
     scorer: Scorer | None = None,
+    cards: dict[int, ScoreCard] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Feature rows of persons as of their moments, from what the store held then."""
-    spec = spec or FeatureSpec.for_definition(definition)
-    scorer = scorer or scorer_for(definition)
-    ids = sorted(moments)
-    rows: dict[int, Any] = {}
-    row: Any
-    columns = (
-        persons.c.id,
-        persons.c.traits,
-        persons.c.profile,
-        persons.c.flags,
-        persons.c.account_id,
-        persons.c.channel,
-        persons.c.source,
-        persons.c.campaign,
-        persons.c.first_seen_at,
-    )
-    for part in repo.chunks(ids):
-        for row in connection.execute(select(*columns).where(persons.c.id.in_(part))):
-            rows[row.id] = row
-    account_traits: dict[int, Mapping[str, Any]] = {}
-    account_ids = sorted({r.account_id for r in rows.values() if r.account_id is not None})
-    for part in repo.chunks(account_ids):
-        for row in connection.execute(
-            select(accounts.c.id, accounts.c.traits).where(accounts.c.id.in_(part))
-        ):
-            account_traits[row.id] = row.traits or {}
-    said: dict[int, list[tuple[datetime, Mapping[str, Any]]]] = defaultdict(list)
-    for part in repo.chunks(ids):
-        for row in connection.execute(
-            select(events.c.person_id, events.c.timestamp, events.c.properties)
-            .where(events.c.person_id.in_(part), events.c.type == "identify")
-            .order_by(events.c.timestamp, events.c.id)
-        ):
-            said[row.person_id].append((row.timestamp, row.properties or {}))
-    scored = repo.load_events(connection, ids)
-    histories = account_histories(
-        connection,
-        definition,
-        {pid: (rows[pid].account_id, moments[pid]) for pid in ids if pid in rows},
-    )
-    ignore = frozenset(ignored_flags(definition.validation))
-    gmail = definition.identity.gmail_normalize
-    result: dict[int, dict[str, Any]] = {}
-    for pid in ids:
-        row = rows.get(pid)
-        if row is None:
-            continue
-        moment = moments[pid]
-        profile: Mapping[str, Any]
-        if said.get(pid):
-            traits: dict[str, Any] = {}
-            for at, values in said[pid]:
-                if at <= moment:
-                    traits = deep_merge(traits, values)
-            current = row.profile or {}
-            profile = build_profile(
-                traits,
-                account_traits=account_traits.get(row.account_id) if row.account_id else None,
-                signal_flags=list(row.flags or []),
-                firmographics=firmographics_of(current) or None,
-                gmail_normalize=gmail,
-                ignore_flags=ignore,
-            )
-        else:
-            profile = row.profile or {}
-        relevant: list[Event] = [
-            e for e in scored.get(pid, []) if e.epoch <= moment.timestamp() and scorer.relevant(e)
-        ]
-        card = scorer.score(profile, relevant, moment)
-        result[pid] = spec.row(
-            PersonAtMoment(
-                moment=moment,
-                profile=profile,
-                card=card,
-                events=relevant,
-                first_seen_at=row.first_seen_at,
-                channel=row.channel,
-                source=row.source,
-                campaign=row.campaign,
-                account=histories.get(pid),
-            )
+    """Feature rows of persons as of their moments, from what the store held then
+    (``cards``, when given, receives each person's score card as of its moment)."""
+    known = PointInTime(connection, definition, sorted(moments), spec=spec, scorer=scorer)
+    return known.rows(moments, cards=cards)
+
+
+class PointInTime:
+    """What the features of some persons are built from, read from the store once: their
+    rows, identify events, scoring events and accounts. :meth:`rows` then gives their
+    features as of any moments (a replay asks for every day) without reading again."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        definition: Definition,
+        ids: Sequence[int],
+        *,
+        spec: FeatureSpec | None = None,
+        scorer: Scorer | None = None,
+    ) -> None:
+        self.definition = definition
+        self.spec = spec or FeatureSpec.for_definition(definition)
+        self.scorer = scorer or scorer_for(definition)
+        ids = sorted(ids)
+        rows: dict[int, Any] = {}
+        row: Any
+        columns = (
+            persons.c.id,
+            persons.c.traits,
+            persons.c.profile,
+            persons.c.flags,
+            persons.c.account_id,
+            persons.c.channel,
+            persons.c.source,
+            persons.c.campaign,
+            persons.c.first_seen_at,
         )
-    return result
+        for part in repo.chunks(ids):
+            for row in connection.execute(select(*columns).where(persons.c.id.in_(part))):
+                rows[row.id] = row
+        self.persons = rows
+        account_traits: dict[int, Mapping[str, Any]] = {}
+        account_ids = sorted({r.account_id for r in rows.values() if r.account_id is not None})
+        for part in repo.chunks(account_ids):
+            for row in connection.execute(
+                select(accounts.c.id, accounts.c.traits).where(accounts.c.id.in_(part))
+            ):
+                account_traits[row.id] = row.traits or {}
+        self.account_traits = account_traits
+        said: dict[int, list[tuple[datetime, Mapping[str, Any]]]] = defaultdict(list)
+        for part in repo.chunks(ids):
+            for row in connection.execute(
+                select(events.c.person_id, events.c.timestamp, events.c.properties)
+                .where(events.c.person_id.in_(part), events.c.type == "identify")
+                .order_by(events.c.timestamp, events.c.id)
+            ):
+                said[row.person_id].append((row.timestamp, row.properties or {}))
+        self.said = said
+        scorer_ = self.scorer
+        self.scored = {
+            pid: [e for e in found if scorer_.relevant(e)]
+            for pid, found in repo.load_events(connection, ids).items()
+        }
+        self.members, self.reached = (
+            _account_members(connection, definition, account_ids) if account_ids else ({}, {})
+        )
+
+    def rows(
+        self, moments: Mapping[int, datetime], *, cards: dict[int, ScoreCard] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Feature rows as of each person's moment (persons not read are left out)."""
+        definition = self.definition
+        rows = self.persons
+        histories = _histories_at(
+            self.members,
+            self.reached,
+            {pid: (rows[pid].account_id, moments[pid]) for pid in moments if pid in rows},
+        )
+        ignore = frozenset(ignored_flags(definition.validation))
+        gmail = definition.identity.gmail_normalize
+        result: dict[int, dict[str, Any]] = {}
+        for pid in sorted(moments):
+            row = rows.get(pid)
+            if row is None:
+                continue
+            moment = moments[pid]
+            profile: Mapping[str, Any]
+            if self.said.get(pid):
+                traits: dict[str, Any] = {}
+                for at, values in self.said[pid]:
+                    if at <= moment:
+                        traits = deep_merge(traits, values)
+                current = row.profile or {}
+                profile = build_profile(
+                    traits,
+                    account_traits=self.account_traits.get(row.account_id)
+                    if row.account_id
+                    else None,
+                    signal_flags=list(row.flags or []),
+                    firmographics=firmographics_of(current) or None,
+                    gmail_normalize=gmail,
+                    ignore_flags=ignore,
+                )
+            else:
+                profile = row.profile or {}
+            cutoff = moment.timestamp()
+            relevant: list[Event] = [e for e in self.scored.get(pid, []) if e.epoch <= cutoff]
+            card = self.scorer.score(profile, relevant, moment)
+            if cards is not None:
+                cards[pid] = card
+            result[pid] = self.spec.row(
+                PersonAtMoment(
+                    moment=moment,
+                    profile=profile,
+                    card=card,
+                    events=relevant,
+                    first_seen_at=row.first_seen_at,
+                    channel=row.channel,
+                    source=row.source,
+                    campaign=row.campaign,
+                    account=histories.get(pid),
+                )
+            )
+        return result
 
 
 def build_trainset(connection: Connection, definition: Definition, *, now: datetime) -> TrainSet:
