@@ -95,6 +95,7 @@ class IdentityGraph:
         self.pending_identities: list[dict[str, Any]] = []
         self.pending_history: list[dict[str, Any]] = []
         self._ids: IdAllocator | None = None
+        self._expected_new = 0
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load the owners of these keys, then claim their persons: lock them (on
@@ -117,6 +118,13 @@ class IdentityGraph:
             self._load(again, {})
             persons = {self.owner[k] for k in again if k in self.owner} - claimed
         self._load_user_ids(claimed)
+
+    def expect_new(self, groups: Iterable[Iterable[Key]]) -> None:
+        """After :meth:`prefetch`: the messages' keys, to estimate how many persons this
+        batch may create (messages none of whose keys has an owner), so their ids are
+        allocated in one go."""
+        unowned = {tuple(g) for g in groups}
+        self._expected_new = sum(1 for g in unowned if not any(k in self.owner for k in g))
 
     def _load_user_ids(self, person_ids: set[int]) -> None:
         """The user ids of these persons, for those neither this batch nor the writer's
@@ -152,6 +160,19 @@ class IdentityGraph:
                 self.owner[key] = owner
             else:
                 by_kind.setdefault(key[0], []).append(key[1])
+        if by_kind and self.connection.dialect.name == "postgresql":
+            # every kind in one statement: the (kind, value) pairs as two arrays, each pair
+            # found through the unique (kind, value) index
+            pairs = sorted((kind, value) for kind, values in by_kind.items() for value in values)
+            found = self.connection.exec_driver_sql(
+                "SELECT i.kind, i.value, i.person_id FROM identities i JOIN "
+                "unnest(CAST(%b AS VARCHAR[]), CAST(%b AS VARCHAR[])) AS k(kind, value) "
+                "ON i.kind = k.kind AND i.value = k.value",
+                ([kind for kind, _ in pairs], [value for _, value in pairs]),
+            )
+            for kind, value, person_id in found:
+                self.owner[(kind, value)] = person_id
+            return
         for kind, values in sorted(by_kind.items()):
             for part in repo.chunks(sorted(values)):
                 query = select(identities.c.value, identities.c.person_id).where(
@@ -206,7 +227,7 @@ class IdentityGraph:
         """A new person with an id allocated now; the row is written by :meth:`flush`."""
         at = message.timestamp
         if self._ids is None:
-            self._ids = IdAllocator(self.connection, persons)
+            self._ids = IdAllocator(self.connection, persons, expected=self._expected_new)
         person_id = self._ids.next()
         row: dict[str, Any] = {
             "id": person_id,
