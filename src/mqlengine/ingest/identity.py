@@ -23,7 +23,7 @@ from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
 from mqlengine.ingest.validation import cached_check_email
 from mqlengine.store import repo
-from mqlengine.store.changes import lock_persons
+from mqlengine.store.changes import LostRace, lock_persons
 from mqlengine.store.dialect import IdAllocator, bulk_insert
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
 
@@ -96,6 +96,7 @@ class IdentityGraph:
         self.pending_history: list[dict[str, Any]] = []
         self._ids: IdAllocator | None = None
         self._expected_new = 0
+        self._unclaimed: set[int] = set()  # found, checked, not locked yet (late_claim)
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load the owners of these keys, then claim their persons: lock them (on
@@ -118,6 +119,25 @@ class IdentityGraph:
             self._load(again, {})
             persons = {self.owner[k] for k in again if k in self.owner} - claimed
         self._load_user_ids(claimed)
+        self._unclaimed |= claimed
+        if self.state is None or not self.state.late_claim:
+            self._unclaimed.clear()  # locked above, or by the check
+
+    def claim(self) -> None:
+        """Lock the persons :meth:`prefetch` found, when the writer's memory checked them
+        without locking (``late_claim``): in id order, until the commit. Called once the
+        batch's events are stored, and before the first change to one of them (a merge).
+        Raises :class:`~mqlengine.store.changes.LostRace` when another writer changed the
+        identities of one of them in between: what this batch resolved no longer holds."""
+        if not self._unclaimed or self.state is None:
+            return
+        persons, self._unclaimed = self._unclaimed, set()
+        moved = self.state.claim(self.connection, persons)
+        if moved:
+            raise LostRace(
+                f"another writer changed the identities of {len(moved)} person(s) this "
+                "batch resolved messages against"
+            )
 
     def expect_new(self, groups: Iterable[Iterable[Key]]) -> None:
         """After :meth:`prefetch`: the messages' keys, to estimate how many persons this
@@ -325,6 +345,7 @@ class IdentityGraph:
 
     def merge(self, survivor: int, merged: int, *, reason: str) -> None:
         """Move everything of ``merged`` to ``survivor`` and record what moved."""
+        self.claim()  # every person the batch found is locked before one is changed
         self.flush()
         conn = self.connection
         identity_ids = [

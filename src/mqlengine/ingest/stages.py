@@ -1,11 +1,12 @@
 """The write path as named stages over one :class:`~mqlengine.ingest.batch.Batch`.
 
-parse → dedupe → resolve identities → store events → update people and accounts →
-qualify (score, lifecycle, handoff, outbox). Each stage is a function of the batch and
-the :class:`Context` (the definition and what it is served with); it reads what the
-earlier stages left and adds its part. What the writer remembers between transactions
-is read and filled through ``batch.memory`` only, so the stages are the same whether a
-long-lived memory is trusted for this transaction or a fresh one serves this batch.
+parse → dedupe → resolve identities → store events → (claim persons) → update people
+and accounts → qualify (score, lifecycle, handoff, outbox). Each stage is a function of
+the batch and the :class:`Context` (the definition and what it is served with); it reads
+what the earlier stages left and adds its part. What the writer remembers between
+transactions is read and filled through ``batch.memory`` only, so the stages are the same
+whether a long-lived memory is trusted for this transaction or a fresh one serves this
+batch.
 """
 
 from __future__ import annotations
@@ -242,6 +243,14 @@ def store_events(batch: Batch) -> None:
     batch.result.accepted = len(batch.event_rows)
     assert batch.graph is not None
     batch.graph.remember()
+
+
+def claim(batch: Batch) -> None:
+    """Lock the batch's existing persons where the writer's memory checked them without
+    locking: from here on nobody else changes them until the commit (what another writer
+    changed meanwhile is forgotten, and read again by the stages that follow)."""
+    assert batch.graph is not None
+    batch.graph.claim()
 
 
 def backdate(batch: Batch) -> None:
