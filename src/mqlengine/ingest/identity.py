@@ -23,7 +23,7 @@ from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
 from mqlengine.ingest.validation import cached_check_email
 from mqlengine.store import repo
-from mqlengine.store.changes import LostRace, lock_persons
+from mqlengine.store.changes import LostRace, lock_new_keys, lock_persons
 from mqlengine.store.dialect import IdAllocator, bulk_insert
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
 
@@ -105,6 +105,9 @@ class IdentityGraph:
         remembered owner another connection changed are read again."""
         wanted = {k for k in keys if k not in self.owner}
         self._load(wanted, self.state.owner if self.state is not None else {})
+        unowned = {k for k in wanted if k not in self.owner}
+        if lock_new_keys(self.connection, unowned):
+            self._load(unowned, {})  # another writer may have stored some meanwhile
         claimed: set[int] = set()
         persons = {self.owner[k] for k in wanted if k in self.owner}
         while persons:

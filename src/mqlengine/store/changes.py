@@ -228,3 +228,30 @@ def lock_persons(connection: Connection, person_ids: Collection[int]) -> None:
     if connection.dialect.name == "sqlite" or not person_ids:
         return
     connection.execute(_LOCK_TOKENS, {"ids": sorted(person_ids)}).all()
+
+
+# Identities nobody owns yet are claimed with a transaction-level advisory lock per
+# (kind, value), taken in one order by every writer: two writers about to create the same
+# visitor (or to give one person the same new e-mail) wait for each other at the start of
+# the transaction, and the second then finds what the first stored, instead of failing
+# at its insert (a unique violation) and running its whole transaction again. Only the
+# keys a batch does not find are locked, so a batch of known visitors takes none.
+NEW_KEY_LOCKS = 0x4D514C  # the advisory locks' first key: "MQL"
+_LOCK_NEW_KEYS = (
+    f"SELECT pg_advisory_xact_lock({NEW_KEY_LOCKS}, h) FROM (SELECT DISTINCT "
+    "hashtext(k || chr(31) || v) AS h FROM unnest(CAST(%b AS VARCHAR[]), "
+    "CAST(%b AS VARCHAR[])) AS t(k, v) ORDER BY h) AS keys"
+)
+
+
+def lock_new_keys(connection: Connection, keys: Collection[tuple[str, str]]) -> bool:
+    """Lock these identity keys (kind, value) that have no owner yet until the
+    transaction ends, where the database locks rows; True when it did (their owners are
+    then read again: a writer that held one has committed it by now)."""
+    if connection.dialect.name == "sqlite" or not keys:
+        return False
+    ordered = sorted(keys)
+    connection.exec_driver_sql(
+        _LOCK_NEW_KEYS, ([kind for kind, _ in ordered], [value for _, value in ordered])
+    ).all()
+    return True
