@@ -604,6 +604,46 @@ def test_a_late_claim_reads_again_what_another_writer_changed_meanwhile(
             pg.drop_database(postgres_url, url)
 
 
+def test_two_writers_creating_the_same_visitor_wait_instead_of_failing(
+    postgres_url: str, _postgres_template: str, definition: Definition
+) -> None:
+    """A visitor nobody has stored yet arrives at two writers at once (two server
+    processes). The second waits for the first's commit and then finds its person — no
+    unique violation, no transaction run again."""
+    import threading
+
+    url = pg.create_database(postgres_url, template=_postgres_template)
+    database = Database(url)
+    first, second = (Pipeline(definition, handoff=HANDOFF) for _ in range(2))
+    message = {"anonymousId": "anon-new", "type": "page", "properties": {"path": "/"}}
+    outcome: list[Any] = []
+
+    def other_writer() -> None:
+        try:
+            with database.engine.connect() as connection, second.transaction(connection):
+                other = message | {"messageId": "w-2", "timestamp": START.isoformat()}
+                outcome.append(second.ingest(connection, [other], now=START).persons)
+        except Exception as error:
+            outcome.append(error)
+
+    try:
+        with database.engine.connect() as connection:
+            with first.transaction(connection):
+                mine = message | {"messageId": "w-1", "timestamp": START.isoformat()}
+                persons_first = first.ingest(connection, [mine], now=START).persons
+                thread = threading.Thread(target=other_writer)
+                thread.start()
+                thread.join(1.0)
+                assert thread.is_alive()  # waiting for this transaction
+            thread.join(30)
+        assert outcome == [persons_first]
+        with database.read() as connection:
+            assert connection.execute(select(persons.c.id)).scalars().all() == [*persons_first]
+    finally:
+        database.dispose()
+        pg.drop_database(postgres_url, url)
+
+
 def _by_visitor(database: Database) -> dict[tuple[str, str], Any]:
     """Each identity's person as values (ids differ between databases: each PostgreSQL
     writer takes its own block of the id sequence)."""
