@@ -208,6 +208,7 @@ class Wiring:
                 scorer.relevant,
                 max_bytes=self.settings.writer_memory_mb * 2**20,
                 matches=scorer,
+                late_claim=True,  # the API's writer runs a transaction again on LostRace
             )
         return Pipeline(
             chosen,

@@ -478,26 +478,26 @@ def test_the_epoch_triggers_cover_every_remembered_person_column(
             assert f"trg_epoch_{table}_{action}" in triggers
 
 
+@pytest.mark.parametrize("late_claim", [False, True], ids=["claim-first", "claim-late"])
 def test_two_remembering_writers_on_postgresql_agree_with_one_that_reads(
-    postgres_url: str, _postgres_template: str, definition: Definition
+    postgres_url: str, _postgres_template: str, definition: Definition, late_claim: bool
 ) -> None:
     """Two writers with their own memory (two server processes) take turns on one
     database; a third database gets every batch through a writer that reads everything
     back. Each writer must notice the persons the other changed: the outcome per visitor
-    is the same."""
+    is the same — whether a writer locks its persons when it checks them or (the API's
+    writer) once its events are stored."""
     urls = [pg.create_database(postgres_url, template=_postgres_template) for _ in range(2)]
     shared, reference = Database(urls[0]), Database(urls[1])
     try:
         writers = [
             Pipeline(
-                definition, handoff=HANDOFF, memory=WriterState(scorer_for(definition).relevant)
+                definition,
+                handoff=HANDOFF,
+                memory=WriterState(scorer_for(definition).relevant, late_claim=late_claim),
             )
+            for _ in range(2)
         ]
-        writers.append(
-            Pipeline(
-                definition, handoff=HANDOFF, memory=WriterState(scorer_for(definition).relevant)
-            )
-        )
         plain = Pipeline(definition, handoff=HANDOFF)
         rng = random.Random(5)
         number = 0
@@ -527,6 +527,125 @@ def test_two_remembering_writers_on_postgresql_agree_with_one_that_reads(
         reference.dispose()
         for url in urls:
             pg.drop_database(postgres_url, url)
+
+
+def _visit(number: int, moment: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "messageId": f"v-{number}",
+        "anonymousId": "anon-1",
+        "timestamp": moment.isoformat(),
+    } | fields
+
+
+@pytest.mark.parametrize("between", ["activity", "identity"])
+def test_a_late_claim_reads_again_what_another_writer_changed_meanwhile(
+    postgres_url: str,
+    _postgres_template: str,
+    definition: Definition,
+    monkeypatch: pytest.MonkeyPatch,
+    between: str,
+) -> None:
+    """The API's writer checks its persons without locking them and claims them once its
+    events are stored. Another writer that commits in between, on the same person, must
+    not be missed: new activity (score, traits, events) is read again at the claim;
+    changed identities (what the batch resolved against) make the transaction run again.
+    Either way the store ends as if the two batches had run one after the other."""
+    from mqlengine.ingest import stages
+    from mqlengine.store.changes import LostRace
+
+    urls = [pg.create_database(postgres_url, template=_postgres_template) for _ in range(2)]
+    shared, reference = Database(urls[0]), Database(urls[1])
+    relevant = scorer_for(definition).relevant
+    late = Pipeline(definition, handoff=HANDOFF, memory=WriterState(relevant, late_claim=True))
+    other = Pipeline(definition, handoff=HANDOFF, memory=WriterState(relevant))
+    plain = Pipeline(definition, handoff=HANDOFF)
+    now = START + timedelta(days=1)
+    first = [
+        _visit(1, START, type="page", properties={"path": "/pricing"}),
+        _visit(
+            2,
+            START,
+            type="identify",
+            traits={"email": "ann@northwind.io", "title": "VP Marketing", "country": "US"},
+        ),
+    ]
+    second = [_visit(3, now, type="track", event="Webinar Attended", properties={})]
+    meanwhile = [_visit(4, now, type="track", event="Demo Requested", properties={})]
+    if between == "identity":
+        meanwhile = [_visit(4, now, type="identify", userId="user-ann", traits={"plan": "pro"})]
+    real_claim = stages.claim
+    interleaved = []
+
+    def claim_after_the_other_writer(batch: Any) -> None:
+        if not interleaved:  # once: the other writer commits between check and claim
+            interleaved.append(True)
+            with shared.engine.connect() as connection, other.transaction(connection):
+                other.ingest(connection, meanwhile, now=now)
+        real_claim(batch)
+
+    try:
+        with shared.engine.connect() as connection:
+            with late.transaction(connection):
+                late.ingest(connection, first, now=START)
+            monkeypatch.setattr(stages, "claim", claim_after_the_other_writer)
+            if between == "identity":
+                with pytest.raises(LostRace), late.transaction(connection):
+                    late.ingest(connection, second, now=now)
+            with late.transaction(connection):
+                late.ingest(connection, second, now=now)
+        assert interleaved
+        if between == "activity":
+            assert late.memory is not None and late.memory.stats["stale_persons"] >= 1
+        with reference.engine.connect() as connection:
+            for messages, moment in ((first, START), (meanwhile, now), (second, now)):
+                with plain.transaction(connection):
+                    plain.ingest(connection, messages, now=moment)
+        assert _by_visitor(shared) == _by_visitor(reference)
+    finally:
+        shared.dispose()
+        reference.dispose()
+        for url in urls:
+            pg.drop_database(postgres_url, url)
+
+
+def test_two_writers_creating_the_same_visitor_wait_instead_of_failing(
+    postgres_url: str, _postgres_template: str, definition: Definition
+) -> None:
+    """A visitor nobody has stored yet arrives at two writers at once (two server
+    processes). The second waits for the first's commit and then finds its person — no
+    unique violation, no transaction run again."""
+    import threading
+
+    url = pg.create_database(postgres_url, template=_postgres_template)
+    database = Database(url)
+    first, second = (Pipeline(definition, handoff=HANDOFF) for _ in range(2))
+    message = {"anonymousId": "anon-new", "type": "page", "properties": {"path": "/"}}
+    outcome: list[Any] = []
+
+    def other_writer() -> None:
+        try:
+            with database.engine.connect() as connection, second.transaction(connection):
+                other = message | {"messageId": "w-2", "timestamp": START.isoformat()}
+                outcome.append(second.ingest(connection, [other], now=START).persons)
+        except Exception as error:
+            outcome.append(error)
+
+    try:
+        with database.engine.connect() as connection:
+            with first.transaction(connection):
+                mine = message | {"messageId": "w-1", "timestamp": START.isoformat()}
+                persons_first = first.ingest(connection, [mine], now=START).persons
+                thread = threading.Thread(target=other_writer)
+                thread.start()
+                thread.join(1.0)
+                assert thread.is_alive()  # waiting for this transaction
+            thread.join(30)
+        assert outcome == [persons_first]
+        with database.read() as connection:
+            assert connection.execute(select(persons.c.id)).scalars().all() == [*persons_first]
+    finally:
+        database.dispose()
+        pg.drop_database(postgres_url, url)
 
 
 def _by_visitor(database: Database) -> dict[tuple[str, str], Any]:

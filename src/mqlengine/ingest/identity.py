@@ -23,7 +23,7 @@ from mqlengine.ingest.profile import fill_missing
 from mqlengine.ingest.signals import normalize_phone
 from mqlengine.ingest.validation import cached_check_email
 from mqlengine.store import repo
-from mqlengine.store.changes import lock_persons
+from mqlengine.store.changes import LostRace, lock_new_keys, lock_persons
 from mqlengine.store.dialect import IdAllocator, bulk_insert
 from mqlengine.store.tables import events, identities, merges, persons, stage_history
 
@@ -95,6 +95,8 @@ class IdentityGraph:
         self.pending_identities: list[dict[str, Any]] = []
         self.pending_history: list[dict[str, Any]] = []
         self._ids: IdAllocator | None = None
+        self._expected_new = 0
+        self._unclaimed: set[int] = set()  # found, checked, not locked yet (late_claim)
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load the owners of these keys, then claim their persons: lock them (on
@@ -103,6 +105,9 @@ class IdentityGraph:
         remembered owner another connection changed are read again."""
         wanted = {k for k in keys if k not in self.owner}
         self._load(wanted, self.state.owner if self.state is not None else {})
+        unowned = {k for k in wanted if k not in self.owner}
+        if lock_new_keys(self.connection, unowned):
+            self._load(unowned, {})  # another writer may have stored some meanwhile
         claimed: set[int] = set()
         persons = {self.owner[k] for k in wanted if k in self.owner}
         while persons:
@@ -116,6 +121,32 @@ class IdentityGraph:
                 del self.owner[key]
             self._load(again, {})
             persons = {self.owner[k] for k in again if k in self.owner} - claimed
+        self._unclaimed |= claimed
+        if self.state is None or not self.state.late_claim:
+            self._unclaimed.clear()  # locked above, or by the check
+
+    def claim(self) -> None:
+        """Lock the persons :meth:`prefetch` found, when the writer's memory checked them
+        without locking (``late_claim``): in id order, until the commit. Called once the
+        batch's events are stored, and before the first change to one of them (a merge).
+        Raises :class:`~mqlengine.store.changes.LostRace` when another writer changed the
+        identities of one of them in between: what this batch resolved no longer holds."""
+        if not self._unclaimed or self.state is None:
+            return
+        persons, self._unclaimed = self._unclaimed, set()
+        moved = self.state.claim(self.connection, persons)
+        if moved:
+            raise LostRace(
+                f"another writer changed the identities of {len(moved)} person(s) this "
+                "batch resolved messages against"
+            )
+
+    def expect_new(self, groups: Iterable[Iterable[Key]]) -> None:
+        """After :meth:`prefetch`: the messages' keys, to estimate how many persons this
+        batch may create (messages none of whose keys has an owner), so their ids are
+        allocated in one go."""
+        unowned = {tuple(g) for g in groups}
+        self._expected_new = sum(1 for g in unowned if not any(k in self.owner for k in g))
 
     def _load_user_ids(self, person_ids: Iterable[int]) -> None:
         """The user ids of these persons, for those neither this batch nor the writer's
@@ -153,6 +184,19 @@ class IdentityGraph:
                 self.owner[key] = owner
             else:
                 by_kind.setdefault(key[0], []).append(key[1])
+        if by_kind and self.connection.dialect.name == "postgresql":
+            # every kind in one statement: the (kind, value) pairs as two arrays, each pair
+            # found through the unique (kind, value) index
+            pairs = sorted((kind, value) for kind, values in by_kind.items() for value in values)
+            found = self.connection.exec_driver_sql(
+                "SELECT i.kind, i.value, i.person_id FROM identities i JOIN "
+                "unnest(CAST(%b AS VARCHAR[]), CAST(%b AS VARCHAR[])) AS k(kind, value) "
+                "ON i.kind = k.kind AND i.value = k.value",
+                ([kind for kind, _ in pairs], [value for _, value in pairs]),
+            )
+            for kind, value, person_id in found:
+                self.owner[(kind, value)] = person_id
+            return
         for kind, values in sorted(by_kind.items()):
             for part in repo.chunks(sorted(values)):
                 query = select(identities.c.value, identities.c.person_id).where(
@@ -207,7 +251,7 @@ class IdentityGraph:
         """A new person with an id allocated now; the row is written by :meth:`flush`."""
         at = message.timestamp
         if self._ids is None:
-            self._ids = IdAllocator(self.connection, persons)
+            self._ids = IdAllocator(self.connection, persons, expected=self._expected_new)
         person_id = self._ids.next()
         row: dict[str, Any] = {
             "id": person_id,
@@ -307,6 +351,7 @@ class IdentityGraph:
 
     def merge(self, survivor: int, merged: int, *, reason: str) -> None:
         """Move everything of ``merged`` to ``survivor`` and record what moved."""
+        self.claim()  # every person the batch found is locked before one is changed
         self.flush()
         self._load_user_ids((survivor, merged))  # before their identities move
         conn = self.connection

@@ -162,6 +162,7 @@ class Pipeline:
             return batch.result
         stages.resolve(self.context, batch)
         stages.store_events(batch)
+        stages.claim(batch)
         if batch.replay:
             stages.backdate(batch)
         stages.update_people(self.context, batch)

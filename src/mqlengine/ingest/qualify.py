@@ -343,7 +343,9 @@ def rescore(
 
     ``rows``: the persons as they stand in this transaction, when the caller holds them
     (the others are read). ``last_seen``: new ``last_seen_at`` values written with the
-    score (one UPDATE per person instead of two). ``verdicts``: what the definition
+    score (one UPDATE per person instead of two); given only by the write path, which
+    holds its persons, so every score row carries its ``last_seen_at`` (new or as it
+    stands) and one statement writes them all. ``verdicts``: what the definition
     concluded from each person's profile, kept by the caller between calls (an entry is
     used while its profile is the very same object). ``handoff``: what a stage change
     sets off (none without it). ``judged``: verdicts by profile content, kept by the
@@ -401,8 +403,11 @@ def rescore(
                 "definition_version": version,
             }
             seen = last_seen.get(pid) if last_seen else None
-            if seen is not None:
-                score_row["last_seen_at"] = seen
+            if last_seen is not None:
+                # the write path holds its persons (locked, or the whole SQLite file):
+                # every row is written with its last_seen_at, new or as it stands, so all
+                # take one statement
+                score_row["last_seen_at"] = row.last_seen_at if seen is None else seen
                 seen_rows.append(score_row)
             else:
                 score_rows.append(score_row)

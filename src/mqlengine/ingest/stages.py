@@ -1,11 +1,12 @@
 """The write path as named stages over one :class:`~mqlengine.ingest.batch.Batch`.
 
-parse → dedupe → resolve identities → store events → update people and accounts →
-qualify (score, lifecycle, handoff, outbox). Each stage is a function of the batch and
-the :class:`Context` (the definition and what it is served with); it reads what the
-earlier stages left and adds its part. What the writer remembers between transactions
-is read and filled through ``batch.memory`` only, so the stages are the same whether a
-long-lived memory is trusted for this transaction or a fresh one serves this batch.
+parse → dedupe → resolve identities → store events → (claim persons) → update people
+and accounts → qualify (score, lifecycle, handoff, outbox). Each stage is a function of
+the batch and the :class:`Context` (the definition and what it is served with); it reads
+what the earlier stages left and adds its part. What the writer remembers between
+transactions is read and filled through ``batch.memory`` only, so the stages are the same
+whether a long-lived memory is trusted for this transaction or a fresh one serves this
+batch.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ def resolve(context: Context, batch: Batch) -> None:
     gmail = context.gmail_normalize
     keyed = [(m, identity_keys(m, gmail_normalize=gmail), f) for m, f in batch.fresh]
     graph.prefetch(k for _, ks, _ in keyed for k in ks)
+    graph.expect_new(ks for _, ks, _ in keyed)
     relevant = context.scorer.relevant
     for message, keys, flags in keyed:
         person_id = graph.resolve(message, keys, channel_of(message.context, message.traits))
@@ -243,6 +245,14 @@ def store_events(batch: Batch) -> None:
     batch.graph.remember()
 
 
+def claim(batch: Batch) -> None:
+    """Lock the batch's existing persons where the writer's memory checked them without
+    locking: from here on nobody else changes them until the commit (what another writer
+    changed meanwhile is forgotten, and read again by the stages that follow)."""
+    assert batch.graph is not None
+    batch.graph.claim()
+
+
 def backdate(batch: Batch) -> None:
     """History replay: a person first seen later than an event this batch brings (events
     imported after the person) is taken as first seen at that event, and its ``created``
@@ -301,7 +311,9 @@ def update_people(context: Context, batch: Batch) -> None:
     }
     traits_of = {pid: rows[pid].traits for pid in rebuild if rows[pid].traits is not None}
     traits_of.update(repo.person_traits(connection, [p for p in rebuild if p not in traits_of]))
-    accounts = _accounts(batch, [rows[pid].account_id for pid in rebuild])
+    accounts = _accounts(
+        batch, [rows[pid].account_id for pid in rebuild] + _named_accounts(context, batch)
+    )
     updates: list[dict[str, Any]] = []
     for person_id, last_event in batch.touched.items():
         row = rows.get(person_id)
@@ -355,11 +367,28 @@ def _current_rows(batch: Batch) -> dict[int, Person]:
     return rows
 
 
+def _named_accounts(context: Context, batch: Batch) -> list[int | None]:
+    """The accounts the memory knows for the e-mail domains the batch's traits name, read
+    with the persons' own accounts (one query, not one per account as persons claim
+    them). Only what is read together: which person gets which account is decided later."""
+    known = batch.memory.domain_accounts
+    if not known:
+        return []
+    found: list[int | None] = []
+    for traits in batch.trait_updates.values():
+        address = traits.get("email")
+        if isinstance(address, str) and address.strip():
+            domain = cached_check_email(address, context.gmail_normalize).domain
+            if domain:
+                found.append(known.get(domain))
+    return found
+
+
 def _accounts(batch: Batch, account_ids: Sequence[int | None]) -> dict[int, Account]:
     """Accounts by id, from the memory when it has them."""
     known = batch.memory.accounts
     found = {a: known[a] for a in account_ids if a is not None and a in known}
-    missing = [a for a in account_ids if a is not None and a not in found]
+    missing = sorted({a for a in account_ids if a is not None and a not in found})
     if missing:
         loaded = account_store.accounts_by_id(batch.connection, missing)
         known.update(loaded)

@@ -40,6 +40,7 @@ from mqlengine.errors import Contended, Overloaded, Stopped
 from mqlengine.ingest.pipeline import Parsed, Pipeline, Rejection
 from mqlengine.ingest.quarantine import quarantine_rows
 from mqlengine.ingest.validation import cached_check_email
+from mqlengine.store.changes import LostRace
 from mqlengine.store.db import Database
 from mqlengine.store.dialect import is_conflict
 from mqlengine.store.tables_ingest import quarantine
@@ -399,16 +400,18 @@ class GroupCommitter:
 
     def _commit_retrying(self, connection: Connection, jobs: list[Job]) -> list[JobResult]:
         """Commit, retrying when another writer got there first: a second server process
-        created the same person (unique identity), a deadlock or a serialization failure,
-        or SQLite's lock. The transaction rolled back whole, so running it again is safe,
-        and the retry sees the other writer's rows (its events count as duplicates)."""
+        created the same person (unique identity), changed the identities of a person
+        this transaction resolved against before it claimed it (``LostRace``), a deadlock
+        or a serialization failure, or SQLite's lock. The transaction rolled back whole,
+        so running it again is safe, and the retry sees the other writer's rows (its
+        events count as duplicates)."""
         for attempt in range(self.conflict_retries):
             if self.support.give_way():
                 self.stats["gave_way"] += 1
             try:
                 return self._commit(connection, jobs)
-            except DBAPIError as error:
-                if not is_conflict(error):
+            except (DBAPIError, LostRace) as error:
+                if isinstance(error, DBAPIError) and not is_conflict(error):
                     raise
                 self.stats["conflicts"] += 1
                 if attempt == self.conflict_retries - 1:

@@ -100,10 +100,16 @@ class WriterState:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         matches: MatchMemo | None = None,
+        late_claim: bool = False,
     ) -> None:
         """``keep``: which events scoring needs (others are not held); ``max_bytes``: the
         bound of the estimated size, past which the persons touched longest ago are
-        forgotten; ``matches``: the scorer's memo, kept near a quarter of the bound."""
+        forgotten; ``matches``: the scorer's memo, kept near a quarter of the bound;
+        ``late_claim``: check the batch's persons without locking them and claim them once
+        its events are stored (:meth:`claim`; a writer that runs a transaction again on
+        :class:`~mqlengine.store.changes.LostRace`)."""
+        self.late_claim = late_claim
+        self._seen: dict[int, Token] = {}  # tokens read unlocked in this transaction
         self.max_bytes = max_bytes
         self.matches = matches
         self._recent: OrderedDict[int, int] = OrderedDict()  # person → bytes, oldest first
@@ -143,6 +149,7 @@ class WriterState:
         watch = self._watch
         self._touched = set()
         self._left = set()
+        self._seen = {}
         if not watch.begin(connection):
             self.stats["foreign_writes"] += 1
             self.reset()
@@ -159,17 +166,35 @@ class WriterState:
     def check(self, connection: Connection, person_ids: Iterable[int]) -> set[int]:
         """The batch's (existing) persons, before it reads or changes them: forgets those
         another connection changed and returns them. On PostgreSQL their rows stay
-        locked until the commit (in id order, as every writer locks them)."""
+        locked until the commit (in id order, as every writer locks them) — or, with
+        ``late_claim``, are locked by :meth:`claim`."""
         assert self._watch is not None, "begin() first"
         ids = set(person_ids)
         tokens = {pid: self._tokens.get(pid) for pid in ids}
-        stale = self._watch.changed(connection, tokens)
+        if self.late_claim:
+            stale = self._watch.read(connection, tokens)
+            self._seen.update(tokens)
+        else:
+            stale = self._watch.changed(connection, tokens)
         self._touched |= ids
         forgotten = {pid for pid in stale if self._holds(pid)}
         for pid in forgotten:
             self.forget_person(pid)
         self.stats["stale_persons"] += len(forgotten)
         return forgotten
+
+    def claim(self, connection: Connection, person_ids: Iterable[int]) -> set[int]:
+        """With ``late_claim``: lock the persons :meth:`check` read (in id order, until
+        the commit), forget those another connection changed since (their rows and
+        events are read again), and return those whose identities it changed."""
+        assert self._watch is not None, "begin() first"
+        tokens = {pid: self._seen.get(pid) for pid in person_ids}
+        changed, moved = self._watch.claim(connection, tokens)
+        forgotten = {pid for pid in changed if self._holds(pid)}
+        for pid in forgotten:
+            self.forget_person(pid)
+        self.stats["stale_persons"] += len(forgotten)
+        return moved
 
     def end(self, connection: Connection) -> None:
         """After the writer's own changes, before its commit: how they left what is
