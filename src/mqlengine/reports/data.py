@@ -237,6 +237,11 @@ class ReportData:
     load_seconds: float = 0.0
     fingerprint: tuple[Any, ...] = ()
 
+    @property
+    def empty(self) -> bool:
+        """Not known to be empty: every query runs (see :mod:`mqlengine.reports.source`)."""
+        return False
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.connection.cursor()
 
