@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from mqlengine.definition.compiler import LoadedDefinition
-    from mqlengine.domain.rules import Definition
     from mqlengine.services.leads import LeadFilter
     from mqlengine.wiring import Wiring
 
@@ -334,24 +333,27 @@ def leads(
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """List leads, highest score first, with owner, SLA state and why each is not an MQL."""
-    from mqlengine.services.leads import LeadFilter, query_leads
+    from mqlengine.services.leads import LeadFilter, explain_waiting, query_leads
 
     eng = wiring(create=False)
-    definition = eng.definition().definition
-    filters = LeadFilter(
-        stage=stage,
-        since=_parse_when(since, "--since"),
-        owner=owner,
-        team=team,
-        min_score=min_score,
-        sla=sla.value if sla is not None else None,
+    filters = LeadFilter.parse(
+        {
+            "stage": stage,
+            "since": _parse_when(since, "--since"),
+            "owner": owner,
+            "team": team,
+            "score_min": min_score,
+            "sla": sla.value if sla is not None else None,
+        }
     )
     now = _now()
     if format is not Format.table:
-        _export_leads(eng, filters, definition, now, limit, format)
+        _export_leads(eng, filters, now, limit, format)
         return
     with eng.db.read() as connection:
-        page = query_leads(connection, filters, now=now, limit=limit or 50, definition=definition)
+        page = query_leads(connection, filters, now=now, sort="score", limit=limit or 50)
+        if _waiting(page.rows):  # the definition is read only when a lead needs it
+            explain_waiting(connection, eng.definition().definition, page.rows, now)
     cells = [
         (
             str(r["id"]),
@@ -381,16 +383,21 @@ def leads(
     err_console.print(note, highlight=False)
 
 
+def _waiting(rows: list[dict[str, Any]]) -> bool:
+    """Whether a row is a lead still waiting to qualify (its "why not MQL" needs the
+    definition)."""
+    return any(r["stage"] in ("lead", "nurture") for r in rows)
+
+
 def _export_leads(
     eng: Wiring,
     filters: LeadFilter,
-    definition: Definition,
     now: datetime,
     limit: int | None,
     format: Format,
 ) -> None:
     """Every matching lead (or the first --limit, said on stderr), page by page."""
-    from mqlengine.services.leads import query_leads
+    from mqlengine.services.leads import explain_waiting, query_leads
 
     db = eng.db
     wanted = limit
@@ -406,11 +413,13 @@ def _export_leads(
                 connection,
                 filters,
                 now=now,
+                sort="score",
                 offset=offset,
                 limit=size,
-                definition=definition,
                 count=offset == 0,
             )
+            if _waiting(page.rows):
+                explain_waiting(connection, eng.definition().definition, page.rows, now)
             if offset == 0:
                 total = page.total
             rows.extend(page.rows)

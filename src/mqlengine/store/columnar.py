@@ -51,12 +51,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mqlengine.errors import ConfigError, UnavailableError
 from mqlengine.store import repo
+from mqlengine.store.columnar_config import columnar_path as columnar_path  # re-exported
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, merges, persons, score_snapshots, stage_history
 from mqlengine.store.tables_handoff import assignments, reps, touches
 from mqlengine.store.tables_privacy import erasures
 from mqlengine.store.tables_reports import spend
-from mqlengine.store.columnar_config import columnar_path, configure
 
 try:  # POSIX advisory locks; elsewhere DuckDB's own file lock is the only guard
     import fcntl
