@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, select
-
 from mqlengine.domain.funnel import HealthRules, health_rules_from
 from mqlengine.errors import ValidationError
 from mqlengine.reports import metrics
@@ -171,6 +169,8 @@ def filters_without_period(filters: Filters) -> Filters:
 
 def has_destination(connection: Any, topic: str) -> bool:
     """An active destination that takes ``topic`` (an empty topic list takes every topic)."""
+    from sqlalchemy import inspect, select
+
     from mqlengine.store.tables_handoff import destinations
 
     if not inspect(connection).has_table("destinations"):
@@ -192,6 +192,8 @@ def notify_health_alerts(database: Database, health: dict[str, Any], *, now: dat
     alerts = health.get("alerts") or []
     if not alerts:
         return 0
+    from sqlalchemy import inspect, select
+
     try:
         from mqlengine.services.outbox import enqueue
         from mqlengine.store.tables_handoff import outbox

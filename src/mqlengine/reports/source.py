@@ -63,18 +63,9 @@ class EmptyReportData:
 
 
 def store_is_empty(database: Database) -> bool:
-    """Whether no table the reports read holds a row (False when in doubt)."""
-    from sqlalchemy.exc import DBAPIError
-
-    with database.read() as connection:
-        for table in SOURCE_TABLES:  # constants, not user input
-            try:
-                found = connection.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first()
-            except DBAPIError:
-                return False
-            if found is not None:
-                return False
-    return True
+    """Whether no table the reports read holds a row (False when in doubt). On a SQLite
+    file this is asked without SQLAlchemy."""
+    return database.tables_empty(SOURCE_TABLES)
 
 
 @contextmanager
