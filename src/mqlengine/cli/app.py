@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from mqlengine.definition.compiler import LoadedDefinition
-    from mqlengine.services.leads import LeadFilter
+    from mqlengine.services.leadfilter import LeadFilter
     from mqlengine.wiring import Wiring
 
 fix_flag_help()
@@ -333,7 +333,7 @@ def leads(
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """List leads, highest score first, with owner, SLA state and why each is not an MQL."""
-    from mqlengine.services.leads import LeadFilter, explain_waiting, query_leads
+    from mqlengine.services.leadfilter import LeadFilter, LeadPage
 
     eng = wiring(create=False)
     filters = LeadFilter.parse(
@@ -347,13 +347,19 @@ def leads(
         }
     )
     now = _now()
+    # a store without persons lists none (asked without loading the query code)
+    empty = eng.db.tables_empty(("persons",))
     if format is not Format.table:
-        _export_leads(eng, filters, now, limit, format)
+        _export_leads(eng, filters, now, limit, format, empty=empty)
         return
-    with eng.db.read() as connection:
-        page = query_leads(connection, filters, now=now, sort="score", limit=limit or 50)
-        if _waiting(page.rows):  # the definition is read only when a lead needs it
-            explain_waiting(connection, eng.definition().definition, page.rows, now)
+    page = LeadPage([], 0, 0, limit or 50)
+    if not empty:
+        from mqlengine.services.leads import explain_waiting, query_leads
+
+        with eng.db.read() as connection:
+            page = query_leads(connection, filters, now=now, sort="score", limit=limit or 50)
+            if _waiting(page.rows):  # the definition is read only when a lead needs it
+                explain_waiting(connection, eng.definition().definition, page.rows, now)
     cells = [
         (
             str(r["id"]),
@@ -395,18 +401,47 @@ def _export_leads(
     now: datetime,
     limit: int | None,
     format: Format,
+    *,
+    empty: bool,
 ) -> None:
     """Every matching lead (or the first --limit, said on stderr), page by page."""
-    from mqlengine.services.leads import explain_waiting, query_leads
-
-    db = eng.db
-    wanted = limit
     rows: list[dict[str, object]] = []
     total = 0
-    with db.read() as connection:
+    if not empty:
+        total = _collect_leads(eng, filters, now, limit, rows)
+    if format is Format.json:
+        data = [{k: r.get(k) for k in LEAD_FIELDS} for r in rows]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LEAD_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+    if len(rows) < total:
+        err_console.print(
+            f"note: --limit {limit:,} cut the export to {len(rows):,} of {total:,} leads",
+            style="yellow",
+            highlight=False,
+        )
+
+
+def _collect_leads(
+    eng: Wiring,
+    filters: LeadFilter,
+    now: datetime,
+    limit: int | None,
+    rows: list[dict[str, object]],
+) -> int:
+    """Add every matching lead (at most ``limit``) to ``rows``, page by page; how many
+    match in all."""
+    from mqlengine.services.leads import explain_waiting, query_leads
+
+    total = 0
+    with eng.db.read() as connection:
         offset = 0
         while True:
-            size = EXPORT_PAGE if wanted is None else min(EXPORT_PAGE, wanted - len(rows))
+            size = EXPORT_PAGE if limit is None else min(EXPORT_PAGE, limit - len(rows))
             if size <= 0:
                 break
             page = query_leads(
@@ -426,21 +461,7 @@ def _export_leads(
             offset += len(page.rows)
             if len(page.rows) < size:
                 break
-    if format is Format.json:
-        data = [{k: r.get(k) for k in LEAD_FIELDS} for r in rows]
-        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LEAD_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
-    if len(rows) < total:
-        err_console.print(
-            f"note: --limit {limit:,} cut the export to {len(rows):,} of {total:,} leads",
-            style="yellow",
-            highlight=False,
-        )
+    return total
 
 
 @app.command()
