@@ -16,7 +16,6 @@ from pydantic import ValidationError as PydanticError
 from mqlengine.errors import ValidationError
 
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "customer", "nurture", "disqualified")
-SLA_FILTERS = ("on_time", "due_soon", "breached", "due", "none")
 QUEUE = "queue"  # owner=queue: assigned to a team's queue, no rep
 UNASSIGNED = "-"  # owner=-: no rep (a team's queue or nobody)
 NO_CHANNEL = "(none)"  # channel=(none): persons without a channel
