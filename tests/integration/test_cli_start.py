@@ -88,3 +88,33 @@ def test_no_database_error_imports_no_heavy_library(tmp_path: Path) -> None:
     assert code == 8
     assert not _heavy(modules), _heavy(modules)
     assert not (tmp_path / "mql.db").exists()
+
+
+def test_a_command_line_builds_only_its_command() -> None:
+    import typer
+
+    from mqlengine.cli.options import _registered_name, build_only_named
+
+    def init() -> None:
+        """A command named after its function."""
+
+    def make() -> typer.Typer:
+        app = typer.Typer()
+        app.command()(init)
+        app.command("leads")(init)
+        app.add_typer(typer.Typer(), name="report")
+        return app
+
+    everything = ["init", "leads", "report"]
+    for args, left in (
+        (["--database", "x.db", "report", "funnel"], ["report"]),
+        (["report", "funnel", "--database", "x.db"], ["report"]),
+        (["--database=x.db", "init"], ["init"]),
+        (["-d", "x.db", "leads", "--stage", "mql"], ["leads"]),
+        (["--help"], everything),  # the root's help lists every command
+        (["reportt"], everything),  # and so does "no such command"
+    ):
+        app = make()
+        build_only_named(app, args)
+        infos = [*app.registered_commands, *app.registered_groups]
+        assert sorted(str(_registered_name(i)) for i in infos) == left, args

@@ -722,7 +722,9 @@ _score.register(app)
 
 
 def main() -> None:
+    from mqlengine.cli.options import build_only_named
     from mqlengine.logmask import install
 
     install()  # personal data and keys never reach a log line
+    build_only_named(app, sys.argv[1:])
     app()
