@@ -88,7 +88,8 @@ class Database:
 
     The engine (and with it SQLAlchemy) is made when a statement first needs it: a short
     command on a SQLite file asks its questions of an empty store with the standard
-    library's driver (:meth:`at_heads`, :meth:`tables_empty`) and may never need it."""
+    library's driver (whether the schema is at the newest revision, :meth:`tables_empty`) and
+    may never need it."""
 
     def __init__(
         self, url: str = DEFAULT_URL, *, echo: bool = False, secret_key: str | None = None
@@ -211,10 +212,6 @@ class Database:
         except Exception:  # no table yet (a new database), or not reachable: migrate
             return False
         return current == heads
-
-    def at_heads(self) -> bool:
-        """Whether the schema is at the newest revision (False when in doubt)."""
-        return self._at_heads()
 
     def tables_empty(self, names: tuple[str, ...]) -> bool:
         """Whether none of the tables ``names`` (constants, never user input) holds a row;
