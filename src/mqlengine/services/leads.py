@@ -276,7 +276,6 @@ def query_leads(
     order: str | None = None,
     offset: int = 0,
     limit: int = 50,
-    definition: Definition | None = None,
     count: bool = True,
     count_cap: int | None = None,
 ) -> LeadPage:
@@ -286,8 +285,8 @@ def query_leads(
 
     ``sort``: a column of :data:`SORT_COLUMNS` in ``order`` (default descending), or
     ``score`` (highest first), ``changed`` (latest stage change first) or ``sla``
-    (earliest deadline first). ``definition``: also say why each lead on the page is not an
-    MQL (:func:`explain_waiting`). ``count=False`` skips the count (``total`` is then the
+    (earliest deadline first); :func:`explain_waiting` adds why each waiting lead on the page
+    is not an MQL. ``count=False`` skips the count (``total`` is then the
     rows seen so far); ``count_cap`` bounds it (``capped`` says it was reached)."""
     filters = filters or LeadFilter()
     if limit < 0 or offset < 0:
@@ -295,8 +294,6 @@ def query_leads(
     query = lead_select(connection, filters, now=now, sort=sort, order=order)
     found = connection.execute(query.limit(limit + 1).offset(offset)).mappings().all()
     rows = [list_row(r, now) for r in found[:limit]]
-    if definition is not None:
-        explain_waiting(connection, definition, rows, now)
     capped = False
     if count:
         total = count_leads(connection, filters, now=now, cap=count_cap)
