@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         ("all, by score", LeadFilter(), "score"),
         ("stage lead, by score", LeadFilter(stage="lead"), "score"),
         ("stage mql, by score", LeadFilter(stage="mql"), "score"),
-        ("min score 100", LeadFilter(min_score=100), "score"),
+        ("min score 100", LeadFilter(score_min=100), "score"),
         ("team team-2, by score", LeadFilter(team="team-2"), "score"),
         ("owner rep-8", LeadFilter(owner="rep-8"), "score"),
         ("SLA breached, by deadline", LeadFilter(sla="breached"), "sla"),
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, stage in (("GET /v1/persons", None), ("GET /v1/persons?stage=mql", "mql")):
             wall, cpu = timed(
                 lambda s=stage: list_page(
-                    connection, stage=s, since=None, after=None, limit=100, now=NOW
+                    connection, LeadFilter(stage=s), after=None, limit=100, now=NOW
                 )
             )
             rows.append({"query": f"list_page: {name}", "wall ms": wall, "cpu ms": cpu})

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import report
-from mqlengine.services.desk import LeadFilters, lead_page
+from mqlengine.services.leads import LeadView, lead_page
 from mqlengine.store.db import Database
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -76,7 +76,7 @@ def main() -> None:
         built = time.perf_counter() - started
         rows = []
         for label, params in CASES.items():
-            filters = LeadFilters.parse(params)
+            filters = LeadView.parse(params)
             walls, cpus, matching = [], [], 0
             for _ in range(5):
                 w, p = time.perf_counter(), time.process_time()

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING
 
 from mqlengine.errors import ConfigError, DefinitionError, MqlError
 from mqlengine.settings import Settings
-from mqlengine.store import columnar, repo
+from mqlengine.store import columnar_config
 from mqlengine.store.admin import open_store
-from mqlengine.store.db import Database
-from mqlengine.store.secretbox import SecretBox
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where used: a command starts in a tenth of a second
     from mqlengine.definition.compiler import LoadedDefinition
     from mqlengine.domain.rules import Definition
     from mqlengine.ingest.firmographics import Enricher
     from mqlengine.ingest.pipeline import Pipeline
     from mqlengine.ingest.writerstate import WriterState
+    from mqlengine.store.db import Database
+    from mqlengine.store.secretbox import SecretBox
 
 TEMPLATE = Path(__file__).parent / "definition" / "templates" / "mql.yaml"
 
@@ -89,7 +89,7 @@ class Wiring:
                 secret_key=self.settings.secret_key,
             )
         )
-        columnar.configure(self.db.url, self.settings.columnar_path)
+        columnar_config.configure(self.db.url, self.settings.columnar_path)
         self.enrichers: tuple[Enricher, ...] = (
             tuple(enrichers) if enrichers is not None else build_enrichers(self.settings)
         )
@@ -108,6 +108,7 @@ class Wiring:
         # imported here: a command that reads no definition (most reports) does not pay
         # for the definition's schema
         from mqlengine.definition.compiler import load_definition, parse_definition
+        from mqlengine.store import repo
 
         file = path or self.settings.definition_path
         with self.db.read() as connection:
@@ -160,6 +161,8 @@ class Wiring:
 
     def register(self, loaded: LoadedDefinition) -> None:
         """Store ``loaded`` as a version (once per content) and make it the one in force."""
+        from mqlengine.store import repo
+
         with self.db.begin() as connection:
             _, conflict = repo.save_definition(
                 connection,
@@ -183,6 +186,8 @@ class Wiring:
     # -- secrets at rest -------------------------------------------------------------------
     def secret_box(self) -> SecretBox:
         """Seals and opens stored secrets with the settings' ``secret_key``."""
+        from mqlengine.store.secretbox import SecretBox
+
         return SecretBox(self.settings.secret_key)
 
     # -- the write path ------------------------------------------------------------------

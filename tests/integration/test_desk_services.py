@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from mqlengine.domain.sla import sla_state
 from mqlengine.errors import ValidationError
 from mqlengine.services.corrections import correct, corrections_report, week_of
-from mqlengine.services.desk import LeadFilters, iter_leads, lead_page, sla_state
+from mqlengine.services.leads import LeadView, iter_leads, lead_page
 from mqlengine.services.review import draw_sample, mark, review_report
 from mqlengine.store.tables import persons, stage_history
 from mqlengine.store.tables_access import audit_log
@@ -54,22 +55,22 @@ def _seed(db, n: int = 30) -> list[int]:  # type: ignore[no-untyped-def]
 def test_lead_list_filters_orders_counts_and_exports(db) -> None:  # type: ignore[no-untyped-def]
     _seed(db)
     with db.read() as c:
-        page = lead_page(c, LeadFilters.parse({"stage": "mql", "size": "25"}), now=NOW)
+        page = lead_page(c, LeadView.parse({"stage": "mql", "size": "25"}), now=NOW)
         assert page.matching == 15 and not page.capped and not page.has_next
         totals = [r["total"] for r in page.rows]
         assert totals == sorted(totals, reverse=True)
-        ranged = LeadFilters.parse({"score_min": "10", "score_max": "19.5", "channel": "email"})
+        ranged = LeadView.parse({"score_min": "10", "score_max": "19.5", "channel": "email"})
         assert {r["id"] for r in iter_leads(c, ranged, now=NOW)} == {
             r["id"] for r in lead_page(c, ranged, now=NOW).rows
         }
         assert all(10 <= r["total"] <= 19.5 for r in iter_leads(c, ranged, now=NOW))
-        soon = lead_page(c, LeadFilters.parse({"sla": "due_soon"}), now=NOW)
+        soon = lead_page(c, LeadView.parse({"sla": "due_soon"}), now=NOW)
         assert soon.matching == 8 and {r["sla_state"] for r in soon.rows} == {"due_soon"}
-        assert len(list(iter_leads(c, LeadFilters(), now=NOW, chunk=7))) == 30
+        assert len(list(iter_leads(c, LeadView(), now=NOW, chunk=7))) == 30
     with pytest.raises(ValidationError, match="score_min"):
-        LeadFilters.parse({"score_min": "lots"})
+        LeadView.parse({"score_min": "lots"})
     with pytest.raises(ValidationError, match="score_min must not be after score_max"):
-        LeadFilters.parse({"score_min": "5", "score_max": "1"})
+        LeadView.parse({"score_min": "5", "score_max": "1"})
     assert sla_state(NOW, NOW + timedelta(minutes=1), NOW) == "breached"
 
 

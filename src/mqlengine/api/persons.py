@@ -23,6 +23,7 @@ from mqlengine.ingest.lookup import IDENTITY_KINDS, find_person_id
 from mqlengine.ingest.messages import MessageError, parse_time
 from mqlengine.services.leads import (
     STAGES,
+    LeadFilter,
     account_detail,
     list_page,
     person_account,
@@ -137,8 +138,7 @@ def list_persons(
             ids = [pid for pid in found if pid is not None] if len(found) == 1 else []
         rows, more = list_page(
             connection,
-            stage=stage,
-            since=moment,
+            LeadFilter.parse({"stage": stage, "since": moment}),
             after=_cursor(cursor),
             limit=limit,
             ids=ids,

@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from mqlengine.definition.compiler import LoadedDefinition
-    from mqlengine.domain.rules import Definition
-    from mqlengine.services.leads import LeadFilter
+    from mqlengine.services.leadfilter import LeadFilter
     from mqlengine.wiring import Wiring
 
 fix_flag_help()
@@ -334,24 +333,33 @@ def leads(
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """List leads, highest score first, with owner, SLA state and why each is not an MQL."""
-    from mqlengine.services.leads import LeadFilter, query_leads
+    from mqlengine.services.leadfilter import LeadFilter, LeadPage
 
     eng = wiring(create=False)
-    definition = eng.definition().definition
-    filters = LeadFilter(
-        stage=stage,
-        since=_parse_when(since, "--since"),
-        owner=owner,
-        team=team,
-        min_score=min_score,
-        sla=sla.value if sla is not None else None,
+    filters = LeadFilter.parse(
+        {
+            "stage": stage,
+            "since": _parse_when(since, "--since"),
+            "owner": owner,
+            "team": team,
+            "score_min": min_score,
+            "sla": sla.value if sla is not None else None,
+        }
     )
     now = _now()
+    # a store without persons lists none (asked without loading the query code)
+    empty = eng.db.tables_empty(("persons",))
     if format is not Format.table:
-        _export_leads(eng, filters, definition, now, limit, format)
+        _export_leads(eng, filters, now, limit, format, empty=empty)
         return
-    with eng.db.read() as connection:
-        page = query_leads(connection, filters, now=now, limit=limit or 50, definition=definition)
+    page = LeadPage([], 0, 0, limit or 50)
+    if not empty:
+        from mqlengine.services.leads import explain_waiting, query_leads
+
+        with eng.db.read() as connection:
+            page = query_leads(connection, filters, now=now, sort="score", limit=limit or 50)
+            if _waiting(page.rows):  # the definition is read only when a lead needs it
+                explain_waiting(connection, eng.definition().definition, page.rows, now)
     cells = [
         (
             str(r["id"]),
@@ -381,42 +389,26 @@ def leads(
     err_console.print(note, highlight=False)
 
 
+def _waiting(rows: list[dict[str, Any]]) -> bool:
+    """Whether a row is a lead still waiting to qualify (its "why not MQL" needs the
+    definition)."""
+    return any(r["stage"] in ("lead", "nurture") for r in rows)
+
+
 def _export_leads(
     eng: Wiring,
     filters: LeadFilter,
-    definition: Definition,
     now: datetime,
     limit: int | None,
     format: Format,
+    *,
+    empty: bool,
 ) -> None:
     """Every matching lead (or the first --limit, said on stderr), page by page."""
-    from mqlengine.services.leads import query_leads
-
-    db = eng.db
-    wanted = limit
     rows: list[dict[str, object]] = []
     total = 0
-    with db.read() as connection:
-        offset = 0
-        while True:
-            size = EXPORT_PAGE if wanted is None else min(EXPORT_PAGE, wanted - len(rows))
-            if size <= 0:
-                break
-            page = query_leads(
-                connection,
-                filters,
-                now=now,
-                offset=offset,
-                limit=size,
-                definition=definition,
-                count=offset == 0,
-            )
-            if offset == 0:
-                total = page.total
-            rows.extend(page.rows)
-            offset += len(page.rows)
-            if len(page.rows) < size:
-                break
+    if not empty:
+        total = _collect_leads(eng, filters, now, limit, rows)
     if format is Format.json:
         data = [{k: r.get(k) for k in LEAD_FIELDS} for r in rows]
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -432,6 +424,44 @@ def _export_leads(
             style="yellow",
             highlight=False,
         )
+
+
+def _collect_leads(
+    eng: Wiring,
+    filters: LeadFilter,
+    now: datetime,
+    limit: int | None,
+    rows: list[dict[str, object]],
+) -> int:
+    """Add every matching lead (at most ``limit``) to ``rows``, page by page; how many
+    match in all."""
+    from mqlengine.services.leads import explain_waiting, query_leads
+
+    total = 0
+    with eng.db.read() as connection:
+        offset = 0
+        while True:
+            size = EXPORT_PAGE if limit is None else min(EXPORT_PAGE, limit - len(rows))
+            if size <= 0:
+                break
+            page = query_leads(
+                connection,
+                filters,
+                now=now,
+                sort="score",
+                offset=offset,
+                limit=size,
+                count=offset == 0,
+            )
+            if _waiting(page.rows):
+                explain_waiting(connection, eng.definition().definition, page.rows, now)
+            if offset == 0:
+                total = page.total
+            rows.extend(page.rows)
+            offset += len(page.rows)
+            if len(page.rows) < size:
+                break
+    return total
 
 
 @app.command()
@@ -692,7 +722,9 @@ _score.register(app)
 
 
 def main() -> None:
+    from mqlengine.cli.options import build_only_named
     from mqlengine.logmask import install
 
     install()  # personal data and keys never reach a log line
+    build_only_named(app, sys.argv[1:])
     app()

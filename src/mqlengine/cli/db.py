@@ -91,7 +91,7 @@ def columnar(
 ) -> None:
     """Bring the columnar copy the reports read up to date (incrementally), or rebuild it."""
     from mqlengine.reports.data import refresh_columnar
-    from mqlengine.store.columnar import columnar_path
+    from mqlengine.store.columnar_config import columnar_path
 
     eng = wiring(create=False, migrate=False)
     path = columnar_path(eng.db)

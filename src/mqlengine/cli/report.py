@@ -324,15 +324,16 @@ def _no_breakdown(report: str, by: str | None, why: str) -> None:
 
 
 def _run(name: str, filters: Any, by: str | None, rates: Any = None) -> dict[str, Any]:
-    from mqlengine.reports.data import open_report_data
     from mqlengine.reports.service import health_rules, run_report
+    from mqlengine.reports.source import open_report_source
 
     eng = wiring(create=False)
     # only these reports read the definition's rules of thumb (loading it costs a cold
     # command a few tenths of a second)
     needs_rules = name in ("sla", "health", "overview")
     rules = health_rules(eng.definition_or_none() if needs_rules else None)
-    with open_report_data(eng.db) as data:  # one report: the columnar copy read in place
+    # one report: the columnar copy read in place (nothing to read in an empty store)
+    with open_report_source(eng.db) as data:
         return run_report(
             eng.db, name, filters, now=eng.clock(), rules=rules, by=by, rates=rates, data=data
         )

@@ -35,17 +35,10 @@ from mqlengine.errors import MqlError, ValidationError
 from mqlengine.services.audit import record_audit
 from mqlengine.services.corrections import correct, corrections_report, recent_corrections
 from mqlengine.services.corrections import week_of as _week_of
-from mqlengine.services.desk import (
-    CSV_COLUMNS,
-    PAGE_SIZES,
-    SLA_STATES,
-    LeadFilters,
-    iter_leads,
-    lead_choices,
-    lead_page,
-)
+from mqlengine.services.desk import lead_choices
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.services.keys import Principal
+from mqlengine.services.leads import PAGE_SIZES, LeadView, iter_leads, lead_page
 from mqlengine.services.review import (
     STRATA,
     draw_sample,
@@ -57,6 +50,30 @@ from mqlengine.services.review import (
 )
 
 MAX_FORM_BYTES = 16_384
+SLA_STATES = ("on_time", "due_soon", "breached", "none")
+CSV_COLUMNS = (
+    "id",
+    "email",
+    "stage",
+    "mql_type",
+    "total",
+    "fit",
+    "intent",
+    "channel",
+    "owner",
+    "team",
+    "sla_due_at",
+    "first_touch_at",
+    "sla_state",
+    "created_at",
+    "mql_at",
+)
+
+
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A lead as the Leads page exports it: the rep's key as owner (blank for a queue),
+    ``none`` for no deadline."""
+    return {**row, "owner": row["owner_key"], "sla_state": row["sla_state"] or "none"}
 
 
 def dashboard_scope(scope: str) -> Callable[[Request], Principal]:
@@ -110,7 +127,7 @@ def leads_page(request: Request, _reader: Reader) -> Response:
     params = dict(request.query_params)
 
     def context() -> dict[str, Any]:
-        filters = LeadFilters.parse(params)
+        filters = LeadView.parse(params)
         wiring = _wiring(request)
         with wiring.db.read() as connection:
             page = lead_page(connection, filters, now=wiring.clock())
@@ -151,7 +168,7 @@ def leads_page(request: Request, _reader: Reader) -> Response:
 def leads_csv(request: Request, _reader: Reader) -> Response:
     """The filtered list as CSV: every matching row, streamed (no page, no cap)."""
     try:
-        filters = LeadFilters.parse(dict(request.query_params))
+        filters = LeadView.parse(dict(request.query_params))
     except MqlError as error:
         return _error_page(error, "leads")
     wiring = _wiring(request)
@@ -163,7 +180,7 @@ def leads_csv(request: Request, _reader: Reader) -> Response:
         writer.writeheader()
         with wiring.db.read() as connection:
             for i, row in enumerate(iter_leads(connection, filters, now=now), 1):
-                writer.writerow(row)
+                writer.writerow(_csv_row(row))
                 if i % 500 == 0:
                     yield buffer.getvalue().encode()
                     buffer.seek(0)

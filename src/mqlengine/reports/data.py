@@ -45,11 +45,11 @@ from mqlengine.domain.funnel import IMPORT_ACTORS, NON_SALES_ACTORS
 from mqlengine.store.columnar import (
     ColumnarCopy,
     RefreshStats,
-    columnar_path,
     optional_table,
     pick_column,
     reading,
 )
+from mqlengine.store.columnar_config import columnar_path
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, persons, stage_history
 from mqlengine.store.tables_reports import spend
@@ -236,6 +236,11 @@ class ReportData:
     features: dict[str, bool] = field(default_factory=dict)
     load_seconds: float = 0.0
     fingerprint: tuple[Any, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Not known to be empty: every query runs (see :mod:`mqlengine.reports.source`)."""
+        return False
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.connection.cursor()

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqlengine.domain import funnel
 from mqlengine.domain.funnel import HealthInputs, HealthRules, rate
 from mqlengine.errors import ValidationError
-from mqlengine.reports.data import ReportData
 from mqlengine.reports.query import (
     DIMENSIONS,
     FILTER_SQL,
@@ -41,6 +40,9 @@ from mqlengine.reports.query import (
     rounded,
 )
 from mqlengine.reports.rates import Rates
+
+if TYPE_CHECKING:
+    from mqlengine.reports.source import ReportSource
 
 # --------------------------------------------------------------------------- funnel
 
@@ -252,7 +254,7 @@ def _funnel_row(
 
 
 def funnel_report(
-    data: ReportData, filters: Filters, by: str | None = None, *, rates: Rates | None = None
+    data: ReportSource, filters: Filters, by: str | None = None, *, rates: Rates | None = None
 ) -> list[dict[str, Any]]:
     """The funnel (volumes, conversion rates, reasons counts, money) per breakdown key;
     without ``by`` one row with key ``total``. Each row's ``notes`` say why a figure is
@@ -284,12 +286,12 @@ def funnel_report(
         SELECT k.key, e.* EXCLUDE (key), l.new_leads, l.leads_became_mql
         FROM k LEFT JOIN e USING (key) LEFT JOIN l USING (key)
     """
-    raw = {r["key"]: r for r in fetch_rows(data, sql, q.used(sql))}
+    raw = {r["key"]: r for r in fetch_rows(data, sql, q.used(sql), keyed=True)}
     spend_sql = _spend_sql(by, filters, q)
     spends: dict[Any, dict[str, float]] | None = None
     if spend_sql is not None:
         spends = {}
-        for r in fetch_rows(data, spend_sql, q.used(spend_sql)):
+        for r in fetch_rows(data, spend_sql, q.used(spend_sql), keyed=True):
             spends.setdefault(r["key"], {})[r["currency"]] = r["spend"]
             raw.setdefault(r["key"], {"key": r["key"]})
     if by is None and not raw:
@@ -314,7 +316,7 @@ def funnel_report(
 
 
 def funnel_total(
-    data: ReportData, filters: Filters, *, rates: Rates | None = None
+    data: ReportSource, filters: Filters, *, rates: Rates | None = None
 ) -> dict[str, Any]:
     return funnel_report(data, filters, rates=rates)[0]
 
@@ -338,7 +340,7 @@ NONE_DUE = "no MQL in this row has reached its SLA deadline"
 
 
 def sla_report(
-    data: ReportData,
+    data: ReportSource,
     filters: Filters,
     *,
     now: datetime,
@@ -430,7 +432,7 @@ NO_WINS = "no deals won from these MQLs"
 
 
 def velocity_report(
-    data: ReportData, filters: Filters, by: str | None = None
+    data: ReportSource, filters: Filters, by: str | None = None
 ) -> list[dict[str, Any]]:
     """Pipeline velocity = (opportunities × win rate × average deal) ÷ sales cycle (days).
 
@@ -495,7 +497,7 @@ def velocity_report(
 # --------------------------------------------------------------------------- reasons
 
 
-def reasons_report(data: ReportData, filters: Filters) -> dict[str, Any]:
+def reasons_report(data: ReportSource, filters: Filters) -> dict[str, Any]:
     """Why MQLs were rejected, recycled, disqualified or lost, and which definition rules
     scored the rejected ones (compared with accepted ones, to tune the definition)."""
     q = Query(filters)
@@ -548,7 +550,7 @@ def reasons_report(data: ReportData, filters: Filters) -> dict[str, Any]:
 
 
 def volume_over_time(
-    data: ReportData, filters: Filters, *, grain: str = "week", by: str = "channel"
+    data: ReportSource, filters: Filters, *, grain: str = "week", by: str = "channel"
 ) -> dict[str, Any]:
     """MQLs per week (or month) per breakdown key, as chart series."""
     if grain not in ("day", "week", "month"):
@@ -576,7 +578,7 @@ def volume_over_time(
     }
 
 
-def events_in_period(data: ReportData, filters: Filters) -> int:
+def events_in_period(data: ReportSource, filters: Filters) -> int:
     q = Query(replace(filters, channel=None, source=None, campaign=None))
     parts = ["TRUE"]
     if filters.since is not None:
@@ -593,7 +595,7 @@ def events_in_period(data: ReportData, filters: Filters) -> int:
 
 
 def health_report(
-    data: ReportData,
+    data: ReportSource,
     rules: HealthRules,
     *,
     now: datetime,
@@ -666,7 +668,7 @@ def _days(span: timedelta) -> int | float:
 
 
 def open_mqls(
-    data: ReportData,
+    data: ReportSource,
     filters: Filters,
     *,
     now: datetime,
@@ -759,7 +761,7 @@ def funnel_steps(total: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def overview(
-    data: ReportData, filters: Filters, rules: HealthRules, *, now: datetime
+    data: ReportSource, filters: Filters, rules: HealthRules, *, now: datetime
 ) -> dict[str, Any]:
     """Everything the dashboard's overview shows, in one call."""
     total = funnel_total(data, filters)
@@ -778,7 +780,7 @@ def _attributes_only(filters: Filters) -> Filters:
     return replace(filters, since=None, until=None)
 
 
-def dimension_values(data: ReportData, dimension: str) -> list[str]:
+def dimension_values(data: ReportSource, dimension: str) -> list[str]:
     """Distinct values of a breakdown (for filter drop-downs)."""
     dim = check_dimension(dimension)
     if dim is None or dim in ("cohort", "week"):

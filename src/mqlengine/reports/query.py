@@ -1,18 +1,20 @@
 """The query builder the report families share: the period and attribute filters, the
 breakdown dimensions, and WHERE clauses whose values travel as named parameters (never in
-the SQL text), run over :class:`ReportData`."""
+the SQL text), run over the report tables (:class:`~mqlengine.reports.source.ReportSource`)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mqlengine.domain.attribution import NO_CHANNEL
 from mqlengine.errors import ValidationError
-from mqlengine.reports.data import ReportData
+
+if TYPE_CHECKING:  # DuckDB is imported by the data, when a report has any to read
+    from mqlengine.reports.source import ReportSource
 
 
 def _label(column: str) -> str:
@@ -138,7 +140,13 @@ class Query:
         return {k: v for k, v in self.params.items() if re.search(rf"\${k}\b", sql)}
 
 
-def fetch_rows(data: ReportData, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def fetch_rows(
+    data: ReportSource, sql: str, params: dict[str, Any], *, keyed: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of ``sql``. ``keyed``: the query yields one row per breakdown key (its rows
+    come from grouping), so over empty tables it yields none: not asked of DuckDB."""
+    if keyed and data.empty:
+        return []
     cursor = data.cursor()
     try:
         result = cursor.execute(sql, params)

@@ -11,12 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, select
-
 from mqlengine.domain.funnel import HealthRules, health_rules_from
 from mqlengine.errors import ValidationError
 from mqlengine.reports import metrics
-from mqlengine.reports.data import ReportData, report_data
 from mqlengine.reports.query import Filters
 from mqlengine.reports.rates import Rates
 from mqlengine.store.db import Database
@@ -24,6 +21,7 @@ from mqlengine.store.db import Database
 if TYPE_CHECKING:  # a type only: the definition's schema costs a cold report 0.3 s to import
     from mqlengine.definition.compiler import LoadedDefinition
     from mqlengine.domain.rules import Definition
+    from mqlengine.reports.source import ReportSource
 
 HEALTH_TOPIC = "funnel.health_alert"
 REPORTS = ("funnel", "cohorts", "channels", "sla", "velocity", "reasons", "health", "overview")
@@ -43,7 +41,7 @@ def run_report(
     now: datetime,
     rules: HealthRules,
     by: str | None = None,
-    data: ReportData | None = None,
+    data: ReportSource | None = None,
     rates: Rates | None = None,
     definition: Definition | None = None,
 ) -> dict[str, Any]:
@@ -59,7 +57,10 @@ def run_report(
     figure is None ("—")."""
     if name not in REPORTS:
         raise ValidationError(f"unknown report '{name}' (use one of: {', '.join(REPORTS)})")
-    data = data or report_data(database)
+    if data is None:
+        from mqlengine.reports.data import report_data
+
+        data = report_data(database)
     result: dict[str, Any] = {"report": name, "filters": filters.as_dict(), "by": by}
     if name == "funnel":
         result["rows"] = metrics.funnel_report(data, filters, by, rates=rates)
@@ -168,6 +169,8 @@ def filters_without_period(filters: Filters) -> Filters:
 
 def has_destination(connection: Any, topic: str) -> bool:
     """An active destination that takes ``topic`` (an empty topic list takes every topic)."""
+    from sqlalchemy import inspect, select
+
     from mqlengine.store.tables_handoff import destinations
 
     if not inspect(connection).has_table("destinations"):
@@ -189,6 +192,8 @@ def notify_health_alerts(database: Database, health: dict[str, Any], *, now: dat
     alerts = health.get("alerts") or []
     if not alerts:
         return 0
+    from sqlalchemy import inspect, select
+
     try:
         from mqlengine.services.outbox import enqueue
         from mqlengine.store.tables_handoff import outbox

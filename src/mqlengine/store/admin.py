@@ -9,17 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Any
 
 from mqlengine.errors import ConfigError, UnavailableError
-from mqlengine.store.db import Database, normalize_url
+from mqlengine.store.db import Database, normalize_url, sqlite_file
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.exc import DBAPIError
+
+
+def _driver_errors() -> type[DBAPIError]:
+    """SQLAlchemy's wrapper of driver errors, imported only when an error is matched."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError
 
 
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL (None for other databases and in-memory ones)."""
+    plain = sqlite_file(url)
+    if plain is not None:
+        return Path(plain)
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(normalize_url(url))
     except Exception:
@@ -31,6 +44,8 @@ def sqlite_path(url: str) -> Path | None:
 
 def safe_url(url: str) -> str:
     """The URL with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(normalize_url(url)).render_as_string(hide_password=True)
     except Exception:
@@ -56,7 +71,7 @@ def open_store(
         else:
             with database.read() as connection:
                 connection.exec_driver_sql("SELECT 1")
-    except DBAPIError as error:
+    except _driver_errors() as error:  # (the expression is evaluated only on an error)
         database.dispose()
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise UnavailableError(

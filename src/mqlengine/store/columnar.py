@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,11 +47,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from sqlalchemy import Connection, MetaData, Table, Text, cast, func, inspect, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
 
 from mqlengine.errors import ConfigError, UnavailableError
 from mqlengine.store import repo
+from mqlengine.store.columnar_config import columnar_path as columnar_path  # re-exported
 from mqlengine.store.db import Database
 from mqlengine.store.tables import events, merges, persons, score_snapshots, stage_history
 from mqlengine.store.tables_handoff import assignments, reps, touches
@@ -243,38 +242,6 @@ class RefreshStats:
 
 
 # --------------------------------------------------------------------------- where it lives
-
-_CONFIGURED: dict[str, str | None] = {}
-_CONFIG_LOCK = threading.Lock()
-
-
-def configure(database_url: str, setting: str | None) -> None:
-    """Where the copy of ``database_url`` lives (``MQL_COLUMNAR_PATH``): a path, ``off``, or
-    None for the default (beside a SQLite file; none for PostgreSQL)."""
-    from mqlengine.store.db import normalize_url
-
-    with _CONFIG_LOCK:
-        _CONFIGURED[normalize_url(database_url)] = setting
-
-
-def columnar_path(database: Database) -> Path | None:
-    """The copy's file for this store, or None when it has none (an in-memory SQLite
-    database, PostgreSQL without ``MQL_COLUMNAR_PATH``, or the setting ``off``)."""
-    with _CONFIG_LOCK:
-        setting = _CONFIGURED.get(database.url)
-    if setting is not None and setting.strip():
-        value = setting.strip()
-        if value.lower() == "off":
-            return None
-        return Path(value).expanduser()
-    if database.dialect != "sqlite":
-        return None
-    name = make_url(database.url).database or ""
-    if name in ("", ":memory:") or name.startswith("file:"):
-        return None
-    store = Path(name)
-    return store.with_name(f"{store.stem}.columnar.duckdb")
-
 
 # --------------------------------------------------------------------------- locking
 

@@ -7,6 +7,7 @@ production store. Both get the same schema through the same Alembic migrations.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -14,17 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from mqlengine.errors import ConfigError
-from mqlengine.store import sqlite
-from mqlengine.store.dialect import WriterSupport
-from mqlengine.store.sqlite import WriterTurns
+from mqlengine.store.sqlitefile import WriterTurns, create_private, read_rows
 
-if TYPE_CHECKING:  # Alembic is imported when a migration runs, not by every command
+if TYPE_CHECKING:  # Alembic is imported when a migration runs, not by every command; the
+    # engine (SQLAlchemy) when a statement first runs through it
     from alembic.config import Config
+    from sqlalchemy import Connection, Engine
+
+    from mqlengine.store.dialect import WriterSupport
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -71,8 +71,25 @@ def migration_heads() -> frozenset[str]:
     return frozenset(revisions - parents)
 
 
+_PLAIN_SQLITE = re.compile(r"^sqlite:///([^?#%]*)$")  # no query, no escapes
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a plain ``sqlite:///PATH`` URL (no query, not in memory), read without
+    SQLAlchemy; None for any other URL."""
+    found = _PLAIN_SQLITE.match(normalize_url(url))
+    if found is None or found.group(1) in ("", ":memory:") or found.group(1).startswith("file:"):
+        return None
+    return found.group(1)
+
+
 class Database:
-    """An engine plus the operations every command needs: migrate and transact."""
+    """An engine plus the operations every command needs: migrate and transact.
+
+    The engine (and with it SQLAlchemy) is made when a statement first needs it: a short
+    command on a SQLite file asks its questions of an empty store with the standard
+    library's driver (whether the schema is at the newest revision, :meth:`tables_empty`) and
+    may never need it."""
 
     def __init__(
         self, url: str = DEFAULT_URL, *, echo: bool = False, secret_key: str | None = None
@@ -80,25 +97,50 @@ class Database:
         """``secret_key``: what migrations that encrypt stored secrets use (0010)."""
         self.url = normalize_url(url)
         self.secret_key = secret_key
-        try:
-            parsed = make_url(self.url)
-        except Exception as error:
-            raise ConfigError(f"invalid database URL {url!r}: {error}") from None
-        self.dialect = parsed.get_backend_name()
+        self._echo = echo
         self.turns: WriterTurns | None = None
+        self.file = sqlite_file(self.url)
+        if self.file is not None:
+            self.dialect = "sqlite"
+            database = self.file
+        else:
+            from sqlalchemy.engine import make_url
+
+            try:
+                parsed = make_url(self.url)
+            except Exception as error:
+                raise ConfigError(f"invalid database URL {url!r}: {error}") from None
+            self.dialect = parsed.get_backend_name()
+            database = parsed.database or ""
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            create_private(database)
+            self.turns = WriterTurns(database)
+        self._memory = self.dialect == "sqlite" and database in ("", ":memory:")
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made on first use."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = self._make_engine()
+        return self._engine
+
+    def _make_engine(self) -> Engine:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
         # Parameters stay out of error messages: they hold e-mail addresses and names,
         # which would otherwise reach logs with every failed statement.
-        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+        kwargs: dict[str, Any] = {"echo": self._echo, "hide_parameters": True}
         if self.dialect == "sqlite":
-            database = parsed.database or ""
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-                sqlite.create_private(database)
-                self.turns = WriterTurns(database)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            if database in ("", ":memory:"):
+            if self._memory:
                 kwargs["poolclass"] = NullPool
         else:
             kwargs["pool_size"] = 10
@@ -111,9 +153,12 @@ class Database:
             kwargs["connect_args"] = {"options": "-c plan_cache_mode=force_custom_plan"}
         kwargs["json_serializer"] = _json_dumps
         kwargs["json_deserializer"] = orjson.loads
-        self.engine: Engine = create_engine(self.url, **kwargs)
+        engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
-            sqlite.install(self.engine)
+            from mqlengine.store import sqlite
+
+            sqlite.install(engine)
+        return engine
 
     @property
     def is_sqlite(self) -> bool:
@@ -121,6 +166,9 @@ class Database:
 
     def writer_support(self, *, durable: bool = True) -> WriterSupport:
         """What a long-running writer (the ingest writer) needs from this database."""
+        from mqlengine.store import sqlite
+        from mqlengine.store.dialect import WriterSupport
+
         if self.is_sqlite:
             return sqlite.SqliteWriterSupport(self.engine, self.turns, durable=durable)
         return WriterSupport()
@@ -153,13 +201,34 @@ class Database:
         heads = migration_heads()
         if not heads:
             return False
+        query = "SELECT version_num FROM alembic_version"
         try:
-            with self.engine.connect() as connection:
-                rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
-                current = {str(row[0]) for row in rows}
+            if self.file is not None:  # without SQLAlchemy
+                rows = read_rows(self.file, query)
+            else:
+                with self.engine.connect() as connection:
+                    rows = list(connection.exec_driver_sql(query))
+            current = {str(row[0]) for row in rows}
         except Exception:  # no table yet (a new database), or not reachable: migrate
             return False
         return current == heads
+
+    def tables_empty(self, names: tuple[str, ...]) -> bool:
+        """Whether none of the tables ``names`` (constants, never user input) holds a row;
+        False when in doubt (a table missing, an error)."""
+        try:
+            for table in names:
+                query = f"SELECT 1 FROM {table} LIMIT 1"
+                if self.file is not None:  # without SQLAlchemy
+                    if read_rows(self.file, query):
+                        return False
+                    continue
+                with self.read() as connection:
+                    if connection.exec_driver_sql(query).first() is not None:
+                        return False
+        except Exception:
+            return False
+        return True
 
     def pending_migrations(self) -> bool:
         from alembic.runtime.migration import MigrationContext
@@ -192,10 +261,13 @@ class Database:
         ``secure_delete``). PostgreSQL reuses the space at its next vacuum. False when the
         log could not be truncated now (a long reader); it is at the next checkpoint."""
         if self.is_sqlite:
+            from mqlengine.store import sqlite
+
             return sqlite.truncate_wal(self.engine)
         return True
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:  # made only when a statement needed it
+            self._engine.dispose()
         if self.turns is not None:
             self.turns.close()

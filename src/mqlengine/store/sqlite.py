@@ -12,35 +12,19 @@ through the dialect-blind interfaces of :mod:`mqlengine.store.dialect`
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
 from mqlengine.store.dialect import WriterSupport
+from mqlengine.store.sqlitefile import _LOCK_POLL, WriterTurns, create_private
 
-try:
-    import fcntl
-except ImportError:  # not a POSIX system: writers fall back to SQLite's own waiting
-    fcntl = None  # type: ignore[assignment]
+__all__ = ["WriterTurns", "create_private", "install"]
 
 log = logging.getLogger("mqlengine.store")
-
-
-def create_private(path: str) -> None:
-    """Create an empty database file readable by its owner only (0600), when missing.
-    SQLite gives the WAL and shared-memory files the database file's permissions, so
-    they follow; without this a new file took the umask's (typically 0644)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
 
 
 def install(engine: Engine) -> None:
@@ -65,7 +49,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock before giving up
-_LOCK_POLL = 0.0005  # seconds between two tries for it
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -97,72 +80,6 @@ def _sqlite_begin(connection: Connection) -> None:
     finally:
         raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     connection.exec_driver_sql("BEGIN IMMEDIATE")  # the last try: SQLAlchemy's own error
-
-
-class WriterTurns:
-    """Turn-taking between the writers of one SQLite database file.
-
-    SQLite lets one writer in at a time and keeps no queue: a writer that finds the
-    database locked waits and tries again. A writer that starts its next transaction the
-    moment it committed — the API's group-commit writer under load — therefore gets in
-    nearly every time, and everybody else waits: the worker's outbox updates, a sales
-    rep's feedback, a CLI command. Measured before this existed: under a 5,000 events/s
-    load the worker delivered 17 webhooks a second instead of 800.
-
-    So occasional writers say that they want to write, for as long as they do, with a
-    shared lock on ``<database>-writers`` (:meth:`want`), and the busy writer lets them
-    go first (:meth:`wait_for_others`, before each of its transactions), which costs it
-    one failed lock attempt when nobody waits. The locks are advisory ``flock`` locks:
-    the operating system drops them when a process dies, and deleting the file is
-    harmless."""
-
-    MAX_WAIT = 5.0  # the busy writer never waits longer than this for others to finish
-
-    def __init__(self, database_path: str) -> None:
-        self.path = f"{database_path}-writers"
-        self._fd: int | None = None
-
-    def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    @contextmanager
-    def want(self) -> Iterator[None]:
-        """Held by an occasional writer around its whole transaction."""
-        if fcntl is None:
-            yield
-            return
-        fd = self._open()  # one per holder: flock locks belong to the open file
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def wait_for_others(self) -> float:
-        """Called by the busy writer between its transactions: returns once no other
-        writer wants in (or after :attr:`MAX_WAIT`); the seconds it waited."""
-        if fcntl is None:
-            return 0.0
-        if self._fd is None:
-            self._fd = self._open()
-        started: float | None = None
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                now = time.monotonic()
-                started = now if started is None else started
-                if now - started >= self.MAX_WAIT:
-                    return now - started
-                time.sleep(_LOCK_POLL)
-                continue
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            return 0.0 if started is None else time.monotonic() - started
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 # --- a long-running writer's connection --------------------------------------------------
