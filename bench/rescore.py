@@ -116,7 +116,7 @@ def settle_stages(folder: Path, definition: Definition, *, chunk: int) -> None:
     engine = DuckDBEngine()
     with engine.connect() as connection:
         connection.execute("CREATE TABLE mql_ids (person_id BIGINT)")
-        high = connection.sql(f"SELECT max(person_id) FROM '{persons_path}'").fetchone()
+        high = connection.execute(f"SELECT max(person_id) FROM '{persons_path}'").fetchone()
         assert high is not None
         for low in range(0, int(high[0]) + 1, chunk):
             where = f"person_id > {low} AND person_id <= {low + chunk}"
