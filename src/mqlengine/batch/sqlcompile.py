@@ -56,6 +56,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Characters whose Unicode case folding differs from lower-casing (Python's casefold
 # against DuckDB's lower): applied after lower().
 _FOLDS = (("ß", "ss"), ("ς", "σ"), ("ﬁ", "fi"), ("ﬂ", "fl"), ("ﬀ", "ff"), ("ſ", "s"))
+_INFO = re.compile(r"(\w+_info\[\d+\])\.v")
+_INFO_TYPE = "STRUCT(v JSON, t VARCHAR, x VARCHAR)"
 _NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"
 # Python's str.strip() whitespace (ASCII part; the rest is rare in traits)
 _WS = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"
@@ -100,13 +102,14 @@ def lookup(doc: str, name: str, paths: dict[str, int] | None = None) -> str:
     dots wins over nesting, even when its value is null.
 
     With ``paths``, the JSON paths are registered there and read as elements of the list
-    ``{doc}_paths`` (one ``json_extract`` of all paths: the document is parsed once)."""
+    ``{doc}_info`` (one ``json_extract`` of all paths: the document is parsed once; see
+    :func:`_extract_all`)."""
 
     def extract(path: str) -> str:
         if paths is None:
             return f"json_extract({doc}, {path})"
         index = paths.setdefault(path, len(paths) + 1)
-        return f"{doc}_paths[{index}]"
+        return f"{doc}_info[{index}].v"
 
     exact = extract(json_path([name]))
     if "." not in name:
@@ -129,6 +132,13 @@ class _Value:
         self.v = v
         self.type = f"json_type({v})"
         self.text = f"json_extract_string({v}, '$')"
+        found = _INFO.fullmatch(v)
+        if found:  # a value read once per document, with its type and text (_extract_all)
+            self.type, self.text = f"{found[1]}.t", f"{found[1]}.x"
+
+    @property
+    def folded(self) -> str:
+        return fold(self.text)
 
     @property
     def present(self) -> str:
@@ -163,7 +173,7 @@ class _Value:
                 return "FALSE"
             return f"({self.type} <> 'BOOLEAN' AND {self.number} = {lit(float(expected))})"
         if isinstance(expected, str):
-            return f"({self.type} = 'VARCHAR' AND {fold(self.text)} = {lit(expected.casefold())})"
+            return f"({self.type} = 'VARCHAR' AND {self.folded} = {lit(expected.casefold())})"
         raise SqlUnsupported(f"comparing with {type(expected).__name__} value {expected!r}")
 
 
@@ -200,7 +210,7 @@ def compare_sql(op: Op, v: str, expected: object, pattern: str | None = None) ->
             text = str(expected).casefold()
         else:
             raise SqlUnsupported(f"contains with a {type(expected).__name__} value")
-        in_text = f"contains({fold(value.text)}, {lit(text)})"
+        in_text = f"contains({value.folded}, {lit(text)})"
         found = (
             f"(CASE WHEN {value.type} = 'ARRAY' THEN {in_list}"
             f" WHEN {value.type} = 'VARCHAR' THEN {in_text} ELSE FALSE END)"
@@ -398,13 +408,19 @@ class SqlCompiler:
         props = Scope("props", Subject.PROPERTY, paths=prop_paths)
         matches = []
         for rule in intent_rules:
-            test = f"name = {lit(rule.event)}"
-            if rule.where is not None:
-                test += f" AND {condition_sql(rule.where, props)}"
+            tests = []
             if rule.within_days is not None:
                 start = as_of_us - rule.within_days * US_PER_DAY
-                test += f" AND us >= {lit(float(start))}"
-            matches.append(f"({test})")
+                tests.append(f"us >= {lit(float(start))}")
+            if rule.where is not None:
+                tests.append(condition_sql(rule.where, props))
+            named = f"name = {lit(rule.event)}"
+            # a CASE evaluates the rest only on the events of that name (AND does not)
+            matches.append(
+                f"(CASE WHEN {named} THEN {' AND '.join(tests)} ELSE FALSE END)"
+                if tests
+                else f"({named})"
+            )
         # the events whose properties a rule reads: their JSON is parsed, once
         parsed = sorted({r.event for r in intent_rules if r.where is not None})
         age = f"(GREATEST({as_of_us} - u, 0) / {float(US_PER_DAY)!r})"
@@ -441,7 +457,8 @@ class SqlCompiler:
             if rule.cap is not None:
                 cap = lit(float(rule.cap))
                 # LEAST and GREATEST skip NULLs: a rule without hits stays NULL
-                value = f"CASE WHEN {value} IS NOT NULL THEN GREATEST(LEAST({value}, {cap}), -{cap}) END"
+                bounded = f"GREATEST(LEAST({value}, {cap}), -{cap})"
+                value = f"CASE WHEN {value} IS NOT NULL THEN {bounded} END"
             capped.append(f"{value} AS p{index}")
 
         # 3. what the qualification paths ask of the history
@@ -521,15 +538,15 @@ class SqlCompiler:
         fact_columns += "".join(f", ri.s_{k}" for k in range(len(path_events)))
         parsed_list = ", ".join(lit(n) for n in parsed) or "NULL"
         cooldown_us = _micros(timedelta(days=q.recycle_cooldown_days))
-        j_paths, props_paths = _extract_all("j", trait_paths), _extract_all("props", prop_paths)
+        j_info, props_info = _extract_all("j", trait_paths), _extract_all("props", prop_paths)
         return f"""
 WITH
+pt0 AS MATERIALIZED (
+  SELECT *, {j_info} AS j_info
+  FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
+),
 pt AS MATERIALIZED (
-  SELECT person_id, stage, recycled_at, j, j_paths, {", ".join(trait_columns)}
-  FROM (
-    SELECT *, {j_paths} AS j_paths
-    FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
-  )
+  SELECT person_id, stage, recycled_at, j, j_info, {", ".join(trait_columns)} FROM pt0
 ),
 ev AS (
   SELECT person_id, name, epoch_us("timestamp") AS us, properties
@@ -538,11 +555,8 @@ ev AS (
     AND person_id IN (SELECT person_id FROM pt WHERE NOT untracked)
 ),
 evp AS MATERIALIZED (
-  SELECT person_id, name, us, {props_paths} AS props_paths
-  FROM (
-    SELECT *, CASE WHEN name IN ({parsed_list}) THEN CAST(properties AS JSON) END AS props
-    FROM ev
-  )
+  SELECT person_id, name, us, {props_info} AS props_info
+  FROM (SELECT *, CASE WHEN name IN ({parsed_list}) THEN properties END AS props FROM ev)
 ),
 r0 AS (SELECT {by_person} FROM evp GROUP BY person_id),
 r1 AS (SELECT {sorted_lists} FROM r0),
@@ -612,11 +626,16 @@ ORDER BY person_id
 
 
 def _extract_all(doc: str, paths: dict[str, int]) -> str:
-    """All registered paths of a document in one ``json_extract`` (one parse)."""
+    """All registered paths of a document in one ``json_extract`` (one parse), each value
+    with its JSON type and text, so that conditions do not parse it again: a list of
+    ``{v, t, x}``, to be materialized (DuckDB would inline it into every use)."""
     if not paths:
-        return "CAST([] AS JSON[])"
+        return f"CAST([] AS {_INFO_TYPE}[])"
     ordered = sorted(paths, key=paths.__getitem__)
-    return f"json_extract({doc}, [{', '.join(ordered)}])"
+    return (
+        f"list_transform(json_extract({doc}, [{', '.join(ordered)}]),"
+        " lambda v: {'v': v, 't': json_type(v), 'x': json_extract_string(v, '$')})"
+    )
 
 
 def _walk(condition: Condition) -> list[Condition]:
