@@ -13,7 +13,6 @@ from mqlengine.batch.engine import CARDS_SCHEMA, BatchInput
 from mqlengine.batch.sqlcompile import SqlCompiler
 from mqlengine.domain.rules import Definition
 
-
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
@@ -24,6 +23,7 @@ class DuckDBEngine:
     RAM)."""
 
     name = "duckdb"
+    scores_beside_writes = True  # runs outside the GIL: a rescore scores ahead of its writes
 
     def __init__(
         self, *, threads: int | None = None, memory_limit: str | None = DEFAULT_MEMORY_LIMIT

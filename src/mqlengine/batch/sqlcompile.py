@@ -539,6 +539,8 @@ class SqlCompiler:
         parsed_list = ", ".join(lit(n) for n in parsed) or "NULL"
         cooldown_us = _micros(timedelta(days=q.recycle_cooldown_days))
         j_info, props_info = _extract_all("j", trait_paths), _extract_all("props", prop_paths)
+        # the profile travels no further than the trait columns, unless a path reads it
+        kept_info = ", j_info" if any("j_info" in test for test in tests) else ""
         return f"""
 WITH
 pt0 AS MATERIALIZED (
@@ -546,7 +548,7 @@ pt0 AS MATERIALIZED (
   FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
 ),
 pt AS MATERIALIZED (
-  SELECT person_id, stage, recycled_at, j, j_info, {", ".join(trait_columns)} FROM pt0
+  SELECT person_id, stage, recycled_at{kept_info}, {", ".join(trait_columns)} FROM pt0
 ),
 ev AS (
   SELECT person_id, name, epoch_us("timestamp") AS us, properties
