@@ -448,7 +448,7 @@ class SqlCompiler:
             if rule.repeat is Repeat.ONCE_PER_DAY:
                 kept = (
                     f"list_filter({column}, lambda x, i: i = len({column})"
-                    f" OR {column}[i + 1] // {US_PER_DAY} <> x // {US_PER_DAY})"
+                    f" OR floor({column}[i + 1] / {US_PER_DAY}) <> floor(x / {US_PER_DAY}))"
                 )
             earned_sql.append(f"list_sum(list_transform({kept}, lambda u: {hit}))")
         capped = []
