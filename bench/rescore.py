@@ -24,6 +24,7 @@ import resource
 import sqlite3
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -33,7 +34,14 @@ import duckdb
 
 from bench.common import report
 from mqlengine.batch.duckdb_engine import DuckDBEngine
-from mqlengine.batch.rescore import FileSource, StoreSource, full_rescore, rescore_all
+from mqlengine.batch.rescore import (
+    FileSource,
+    RunReport,
+    StoreSource,
+    full_rescore,
+    rescore_all,
+)
+from mqlengine.domain.rules import Definition
 from mqlengine.settings import Settings
 from mqlengine.wiring import Wiring
 
@@ -99,6 +107,40 @@ COPY (
     return persons_path, events_path
 
 
+def settle_stages(folder: Path, definition: Definition, *, chunk: int) -> None:
+    """Stages as the lifecycle left them a day before ``AS_OF`` (MQL where the card
+    qualified then, else lead), so a rescore moves only the persons whose verdict changed
+    since, as in a store kept current by ingest; scored with DuckDB, a chunk at a time."""
+    persons_path, events_path = folder / "persons.parquet", folder / "events.parquet"
+    settled = folder / "persons-settled.parquet"
+    engine = DuckDBEngine()
+    with engine.connect() as connection:
+        connection.execute("CREATE TABLE mql_ids (person_id BIGINT)")
+        high = connection.execute(f"SELECT max(person_id) FROM '{persons_path}'").fetchone()
+        assert high is not None
+        for low in range(0, int(high[0]) + 1, chunk):
+            where = f"person_id > {low} AND person_id <= {low + chunk}"
+            connection.execute(
+                f"CREATE OR REPLACE VIEW p AS SELECT * FROM '{persons_path}' WHERE {where}"
+            )
+            connection.execute(
+                f"CREATE OR REPLACE VIEW e AS SELECT * FROM '{events_path}' WHERE {where}"
+            )
+            cards = engine.score_sql(
+                connection, definition, AS_OF - timedelta(days=1), persons="p", events="e"
+            )
+            connection.register("cards", cards.select(["person_id", "qualifies"]))
+            connection.execute("INSERT INTO mql_ids SELECT person_id FROM cards WHERE qualifies")
+            connection.unregister("cards")
+        connection.execute(
+            f"""COPY (SELECT person_id, profile,
+                  CASE WHEN person_id IN (SELECT person_id FROM mql_ids) THEN 'mql' ELSE 'lead'
+                  END AS stage, recycled_at
+                FROM '{persons_path}' ORDER BY person_id) TO '{settled}' (FORMAT parquet)"""
+        )
+    settled.replace(persons_path)
+
+
 def load_store(database_path: Path, persons_path: Path, events_path: Path | None) -> None:
     """The generated persons (and events, when given) into a migrated SQLite store."""
     stamp = (AS_OF - timedelta(days=200)).replace(tzinfo=None).isoformat(sep=" ")
@@ -106,6 +148,7 @@ def load_store(database_path: Path, persons_path: Path, events_path: Path | None
         people = source.sql(f"SELECT person_id, profile, stage FROM '{persons_path}'")
         rows = people.fetchall()
         store = sqlite3.connect(database_path)
+        store.execute("PRAGMA cache_size = -1000000")  # loading only: 1 GB of page cache
         store.executemany(
             "INSERT INTO persons (id, traits, profile, flags, first_seen_at, last_seen_at,"
             " stage, stage_changed_at, fit_score, intent_score, total_score, row_version,"
@@ -128,6 +171,11 @@ def load_store(database_path: Path, persons_path: Path, events_path: Path | None
                 )
         store.commit()
         store.close()
+
+
+def _phases(report: RunReport) -> str:
+    seconds = ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items())
+    return f"{seconds}; {report.stage_changes:,} stage changes"
 
 
 def _measure(label: str, persons: int, events: int, run: Any) -> dict[str, Any]:
@@ -159,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--old-persons", type=int, default=5_000)
     parser.add_argument("--chunk", type=int, default=100_000)
+    parser.add_argument("--write", type=int, default=20_000, help="persons per transaction")
     args = parser.parse_args(argv if argv is not None else [])
     rows: list[dict[str, Any]] = []
     notes: list[str] = [f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
@@ -170,7 +219,11 @@ def main(argv: list[str] | None = None) -> None:
         big = folder / "big"
         big.mkdir()
         started = time.perf_counter()
-        persons_path, events_path = generate(big, args.persons, args.events_per_person)
+        # in a child process, so the peak RSS below is the rescores' own
+        with ProcessPoolExecutor(1) as pool:
+            persons_path, events_path = pool.submit(
+                generate, big, args.persons, args.events_per_person
+            ).result()
         seconds = time.perf_counter() - started
         total_events = args.persons * args.events_per_person
         notes.append(
@@ -184,7 +237,12 @@ def main(argv: list[str] | None = None) -> None:
         definition = wiring.definition().definition
         wiring.db.engine.dispose()
         started = time.perf_counter()
-        load_store(big / "mql.db", persons_path, None)
+        with ProcessPoolExecutor(1) as pool:
+            pool.submit(settle_stages, big, definition, chunk=args.chunk).result()
+        notes.append(f"stages settled in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        with ProcessPoolExecutor(1) as pool:
+            pool.submit(load_store, big / "mql.db", persons_path, None).result()
         notes.append(f"persons loaded into SQLite in {time.perf_counter() - started:.1f} s")
         source = FileSource(events_path, persons_path)
         n_events = args.persons * args.events_per_person
@@ -196,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
                     n_events,
                     lambda moment=moment, label=label: notes.append(
                         f"{label}: "
-                        + str(
+                        + _phases(
                             full_rescore(
                                 wiring.db,
                                 definition,
@@ -205,8 +263,8 @@ def main(argv: list[str] | None = None) -> None:
                                 as_of=moment,
                                 source=source,
                                 chunk_persons=args.chunk,
-                                write_persons=20_000,
-                            ).seconds
+                                write_persons=args.write,
+                            )
                         )
                     ),
                 )

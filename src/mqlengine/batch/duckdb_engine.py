@@ -13,14 +13,21 @@ from mqlengine.batch.engine import CARDS_SCHEMA, BatchInput
 from mqlengine.batch.sqlcompile import SqlCompiler
 from mqlengine.domain.rules import Definition
 
+DEFAULT_MEMORY_LIMIT = "2GB"
+
 
 class DuckDBEngine:
     """Scores with DuckDB. ``threads``: DuckDB's worker threads (default: the CPUs);
-    ``memory_limit``: e.g. ``"2GB"`` (DuckDB's default: 80 % of RAM)."""
+    ``memory_limit``: what DuckDB may hold before it spills to disk (default 2 GB, so a
+    rescore's peak stays bounded whatever the machine; DuckDB's own default is 80 % of
+    RAM)."""
 
     name = "duckdb"
+    scores_beside_writes = True  # runs outside the GIL: a rescore scores ahead of its writes
 
-    def __init__(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, *, threads: int | None = None, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+    ) -> None:
         self.threads = threads or os.cpu_count() or 1
         self.memory_limit = memory_limit
         self._compiled: dict[str, SqlCompiler] = {}

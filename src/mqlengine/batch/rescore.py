@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -245,7 +246,7 @@ def full_rescore(
     restart: bool = False,
     source: ChunkSource | None = None,
     chunk_persons: int = 20_000,
-    write_persons: int = 2_000,
+    write_persons: int = 10_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunReport:
     """Score every live person with ``engine`` and write the results back in short
@@ -308,51 +309,74 @@ def full_rescore(
             run_id = inserted[0]
         cursor, done = 0, 0
     report = RunReport(run_id, moment, engine.name, resumed_from=done)
-    timing = {"read": 0.0, "score": 0.0, "write": 0.0}
+    # where the time goes: reading input, the engine, writing scores and snapshots, and
+    # the online path of the persons whose stage moves
+    timing = {"read": 0.0, "score": 0.0, "write": 0.0, "stage changes": 0.0}
     if progress:
         progress(done, total)
-    while True:
+
+    def scored(after: int) -> pa.Table | None:
+        """The cards of the chunk of persons after ``after`` (None: no persons left)."""
         started = time.perf_counter()
-        data = source.read(after=cursor, limit=chunk_persons, until=moment)
+        data = source.read(after=after, limit=chunk_persons, until=moment)
         timing["read"] += time.perf_counter() - started
         if data.persons.num_rows == 0:
-            break
+            return None
         started = time.perf_counter()
         cards = engine.score(definition, data, moment)
         timing["score"] += time.perf_counter() - started
-        started = time.perf_counter()
-        for offset in range(0, cards.num_rows, write_persons):
-            part = cards.slice(offset, write_persons)
-            last = part.column("person_id")[-1].as_py()
-            with database.begin() as connection:
-                written = write_slice(
-                    connection,
-                    definition,
-                    part,
-                    as_of=moment,
-                    now=now,
-                    notify=notify,
-                    online=online,
-                )
-                done += part.num_rows
-                connection.execute(
-                    update(rescore_runs)
-                    .where(rescore_runs.c.id == run_id)
-                    .values(
-                        cursor=last,
-                        persons_done=done,
-                        stage_changes=rescore_runs.c.stage_changes + written.stage_changes,
-                        updated_at=now,
+        return cards
+
+    # An engine that runs outside the GIL (DuckDB) scores the next chunk while this one is
+    # written: the store's writes are single-threaded, the engine takes the other cores.
+    # The cursor still moves only with what is written, so a kill loses nothing.
+    ahead = ThreadPoolExecutor(1) if getattr(engine, "scores_beside_writes", False) else None
+    try:
+        pending = ahead.submit(scored, cursor) if ahead else None
+        while True:
+            cards = pending.result() if pending else scored(cursor)
+            if cards is None:
+                break
+            if ahead:
+                pending = ahead.submit(scored, cards.column("person_id")[-1].as_py())
+            started = time.perf_counter()
+            for offset in range(0, cards.num_rows, write_persons):
+                part = cards.slice(offset, write_persons)
+                last = part.column("person_id")[-1].as_py()
+                with database.begin() as connection:
+                    written = write_slice(
+                        connection,
+                        definition,
+                        part,
+                        as_of=moment,
+                        now=now,
+                        notify=notify,
+                        online=online,
                     )
-                )
-            cursor = last
-            report.persons += written.persons
-            report.stage_changes += written.stage_changes
-            report.mqls_entered += written.mqls_entered
-            report.mqls_left += written.mqls_left
-            if progress:
-                progress(done, total)
-        timing["write"] += time.perf_counter() - started
+                    done += part.num_rows
+                    connection.execute(
+                        update(rescore_runs)
+                        .where(rescore_runs.c.id == run_id)
+                        .values(
+                            cursor=last,
+                            persons_done=done,
+                            stage_changes=rescore_runs.c.stage_changes + written.stage_changes,
+                            updated_at=now,
+                        )
+                    )
+                cursor = last
+                timing["stage changes"] += written.online_seconds
+                report.persons += written.persons
+                report.stage_changes += written.stage_changes
+                report.mqls_entered += written.mqls_entered
+                report.mqls_left += written.mqls_left
+                if progress:
+                    progress(done, total)
+            timing["write"] += time.perf_counter() - started
+    finally:
+        if ahead:
+            ahead.shutdown(wait=True, cancel_futures=True)
+    timing["write"] -= timing["stage changes"]
     with database.begin() as connection:
         connection.execute(
             update(rescore_runs)

@@ -56,6 +56,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Characters whose Unicode case folding differs from lower-casing (Python's casefold
 # against DuckDB's lower): applied after lower().
 _FOLDS = (("ß", "ss"), ("ς", "σ"), ("ﬁ", "fi"), ("ﬂ", "fl"), ("ﬀ", "ff"), ("ſ", "s"))
+_INFO = re.compile(r"(\w+_info\[\d+\])\.v")
+_INFO_TYPE = "STRUCT(v JSON, t VARCHAR, x VARCHAR)"
 _NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"
 # Python's str.strip() whitespace (ASCII part; the rest is rare in traits)
 _WS = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"
@@ -100,13 +102,14 @@ def lookup(doc: str, name: str, paths: dict[str, int] | None = None) -> str:
     dots wins over nesting, even when its value is null.
 
     With ``paths``, the JSON paths are registered there and read as elements of the list
-    ``{doc}_paths`` (one ``json_extract`` of all paths: the document is parsed once)."""
+    ``{doc}_info`` (one ``json_extract`` of all paths: the document is parsed once; see
+    :func:`_extract_all`)."""
 
     def extract(path: str) -> str:
         if paths is None:
             return f"json_extract({doc}, {path})"
         index = paths.setdefault(path, len(paths) + 1)
-        return f"{doc}_paths[{index}]"
+        return f"{doc}_info[{index}].v"
 
     exact = extract(json_path([name]))
     if "." not in name:
@@ -129,6 +132,13 @@ class _Value:
         self.v = v
         self.type = f"json_type({v})"
         self.text = f"json_extract_string({v}, '$')"
+        found = _INFO.fullmatch(v)
+        if found:  # a value read once per document, with its type and text (_extract_all)
+            self.type, self.text = f"{found[1]}.t", f"{found[1]}.x"
+
+    @property
+    def folded(self) -> str:
+        return fold(self.text)
 
     @property
     def present(self) -> str:
@@ -163,7 +173,7 @@ class _Value:
                 return "FALSE"
             return f"({self.type} <> 'BOOLEAN' AND {self.number} = {lit(float(expected))})"
         if isinstance(expected, str):
-            return f"({self.type} = 'VARCHAR' AND {fold(self.text)} = {lit(expected.casefold())})"
+            return f"({self.type} = 'VARCHAR' AND {self.folded} = {lit(expected.casefold())})"
         raise SqlUnsupported(f"comparing with {type(expected).__name__} value {expected!r}")
 
 
@@ -200,7 +210,7 @@ def compare_sql(op: Op, v: str, expected: object, pattern: str | None = None) ->
             text = str(expected).casefold()
         else:
             raise SqlUnsupported(f"contains with a {type(expected).__name__} value")
-        in_text = f"contains({fold(value.text)}, {lit(text)})"
+        in_text = f"contains({value.folded}, {lit(text)})"
         found = (
             f"(CASE WHEN {value.type} = 'ARRAY' THEN {in_list}"
             f" WHEN {value.type} = 'VARCHAR' THEN {in_text} ELSE FALSE END)"
@@ -390,43 +400,66 @@ class SqlCompiler:
             for i, r in enumerate(fit_rules)
         )
 
-        # 2. one pass over the events: the rules each matches (names first, then `where`)
+        # 2. one pass over the events: whether each rule matches each event (its name,
+        # then `where` and its window), as one boolean per rule
         path_events = sorted({n for p in q.paths for n in events_named(p.when)})
         names = sorted({r.event for r in intent_rules} | set(path_events))
         name_list = ", ".join(lit(n) for n in names) or "NULL"
         props = Scope("props", Subject.PROPERTY, paths=prop_paths)
-        matchers = []
-        for index, rule in enumerate(intent_rules):
-            test = f"name = {lit(rule.event)}"
-            if rule.where is not None:
-                test += f" AND {condition_sql(rule.where, props)}"
+        matches = []
+        for rule in intent_rules:
+            tests = []
             if rule.within_days is not None:
                 start = as_of_us - rule.within_days * US_PER_DAY
-                test += f" AND us >= {lit(float(start))}"
-            matchers.append(f"CASE WHEN {test} THEN {index} END")
-        rule_list = _list(matchers, "INTEGER")
-        # the repeat policy's key: events of one key count once (the latest); NULL: all
-        keys = []
+                tests.append(f"us >= {lit(float(start))}")
+            if rule.where is not None:
+                tests.append(condition_sql(rule.where, props))
+            named = f"name = {lit(rule.event)}"
+            # a CASE evaluates the rest only on the events of that name (AND does not)
+            matches.append(
+                f"(CASE WHEN {named} THEN {' AND '.join(tests)} ELSE FALSE END)"
+                if tests
+                else f"({named})"
+            )
+        # the events whose properties a rule reads: their JSON is parsed, once
+        parsed = sorted({r.event for r in intent_rules if r.where is not None})
+        age = f"(GREATEST({as_of_us} - u, 0) / {float(US_PER_DAY)!r})"
+        # per person and rule: the times of the hits the repeat policy keeps (`once`: the
+        # latest; `once_per_day`: the latest of each UTC day), ascending, each earning its
+        # decayed points, summed in that (canonical) order; the cap bounds the magnitude
+        aggregates: list[str] = []  # over the events, by person
+        ordered: list[str] = []  # over the aggregates: lists sorted, once each
+        earned_sql: list[str] = []  # a rule's points before the cap; NULL: no hit
         for index, rule in enumerate(intent_rules):
+            half_life = float(d.intent_half_life(rule))
+            hit = f"{lit(float(rule.points))}"
+            if half_life > 0:
+                hit += f" * pow(0.5, {age} / {lit(half_life)})"
+            column = f"m_{index}"
             if rule.repeat is Repeat.ONCE:
-                keys.append(f"WHEN {index} THEN 0")
-            elif rule.repeat is Repeat.ONCE_PER_DAY:
-                keys.append(f"WHEN {index} THEN CAST(floor(us / {US_PER_DAY}) AS BIGINT)")
-        repeat_key = f"CASE rule {' '.join(keys)} END" if keys else "CAST(NULL AS BIGINT)"
-        # each rule's constants: points, half-life, cap, id
-        constants = ", ".join(
-            f"({i}, {lit(r.id)}, {lit(float(r.points))}, {lit(float(d.intent_half_life(r)))},"
-            f" {lit(None if r.cap is None else float(r.cap))})"
-            for i, r in enumerate(intent_rules)
-        )
-        rules_cte = (
-            f"SELECT * FROM (VALUES {constants}) AS t(rule, rule_id, points, half_life, cap)"
-            if intent_rules
-            else "SELECT CAST(NULL AS INTEGER) AS rule, CAST(NULL AS VARCHAR) AS rule_id,"
-            " 0.0 AS points, 0.0 AS half_life, CAST(NULL AS DOUBLE) AS cap WHERE FALSE"
-        )
-        age = f"(GREATEST({as_of_us} - us, 0) / {float(US_PER_DAY)!r})"
-        hit = f"(CASE WHEN half_life > 0 THEN points * pow(0.5, {age} / half_life) ELSE points END)"
+                aggregates.append(f"max(us) FILTER (WHERE {matches[index]}) AS {column}")
+                ordered.append(column)
+                once = hit.replace(" u,", f" {column},")
+                earned_sql.append(f"(CASE WHEN {column} IS NOT NULL THEN {once} END)")
+                continue
+            aggregates.append(f"list(us) FILTER (WHERE {matches[index]}) AS {column}")
+            ordered.append(f"list_sort({column}) AS {column}")
+            kept = column
+            if rule.repeat is Repeat.ONCE_PER_DAY:
+                kept = (
+                    f"list_filter({column}, lambda x, i: i = len({column})"
+                    f" OR floor({column}[i + 1] / {US_PER_DAY}) <> floor(x / {US_PER_DAY}))"
+                )
+            earned_sql.append(f"list_sum(list_transform({kept}, lambda u: {hit}))")
+        capped = []
+        for index, rule in enumerate(intent_rules):
+            value = f"w{index}"
+            if rule.cap is not None:
+                cap = lit(float(rule.cap))
+                # LEAST and GREATEST skip NULLs: a rule without hits stays NULL
+                bounded = f"GREATEST(LEAST({value}, {cap}), -{cap})"
+                value = f"CASE WHEN {value} IS NOT NULL THEN {bounded} END"
+            capped.append(f"{value} AS p{index}")
 
         # 3. what the qualification paths ask of the history
         intent_index = {r.id: i for i, r in enumerate(intent_rules)}
@@ -479,77 +512,69 @@ class SqlCompiler:
             ],
             _RULE_POINT,
         )
+        seen_aggregates = [
+            f"max(us) FILTER (WHERE name = {lit(n)}) AS s_{k}" for k, n in enumerate(path_events)
+        ]
+        seen_columns = "".join(f", s_{k}" for k in range(len(path_events)))
+        by_person = ", ".join(["person_id", *aggregates, *seen_aggregates])
+        sorted_lists = ", ".join(["person_id", *ordered]) + seen_columns
+        earned_list = (
+            ", ".join(["person_id", *(f"{e} AS w{i}" for i, e in enumerate(earned_sql))])
+            + seen_columns
+        )
+        capped_list = ", ".join(["*", *capped])
+        intent_raw = "0.0" + "".join(f" + COALESCE(p{i}, 0.0)" for i in range(len(intent_rules)))
+        intent_points = _list(
+            [
+                f"CASE WHEN p{i} IS NOT NULL THEN {{'k': {lit(r.id)}, 'v': p{i}}} END"
+                for i, r in enumerate(intent_rules)
+            ],
+            _RULE_POINT,
+        )
         earned_columns = "".join(
-            f", COALESCE(bool_or(rule = {intent_index[rid]} AND earned > 0), FALSE) AS e_{k}"
-            for k, rid in enumerate(asked)
-        )
-        seen_columns = "".join(
-            f", max(us) FILTER (WHERE name = {lit(n)}) AS s_{k}" for k, n in enumerate(path_events)
-        )
-        ls_cte = (
-            f"SELECT person_id{seen_columns} FROM ev"
-            f" WHERE name IN ({', '.join(lit(n) for n in path_events)}) GROUP BY person_id"
-            if path_events
-            else "SELECT CAST(NULL AS BIGINT) AS person_id WHERE FALSE"
+            f", COALESCE(w{intent_index[rid]} > 0, FALSE) AS e_{k}" for k, rid in enumerate(asked)
         )
         fact_columns = "".join(f", COALESCE(ri.e_{k}, FALSE) AS e_{k}" for k in range(len(asked)))
-        fact_columns += "".join(f", ls.s_{k}" for k in range(len(path_events)))
+        fact_columns += "".join(f", ri.s_{k}" for k in range(len(path_events)))
+        parsed_list = ", ".join(lit(n) for n in parsed) or "NULL"
         cooldown_us = _micros(timedelta(days=q.recycle_cooldown_days))
-        j_paths, props_paths = _extract_all("j", trait_paths), _extract_all("props", prop_paths)
+        j_info, props_info = _extract_all("j", trait_paths), _extract_all("props", prop_paths)
+        # the profile travels no further than the trait columns, unless a path reads it
+        kept_info = ", j_info" if any("j_info" in test for test in tests) else ""
         return f"""
 WITH
+pt0 AS MATERIALIZED (
+  SELECT *, {j_info} AS j_info
+  FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
+),
 pt AS MATERIALIZED (
-  SELECT person_id, stage, recycled_at, j, j_paths, {", ".join(trait_columns)}
-  FROM (
-    SELECT *, {j_paths} AS j_paths
-    FROM (SELECT person_id, stage, recycled_at, CAST(profile AS JSON) AS j FROM {persons})
-  )
+  SELECT person_id, stage, recycled_at{kept_info}, {", ".join(trait_columns)} FROM pt0
 ),
 ev AS (
-  SELECT person_id, event_id, name, epoch_us("timestamp") AS us, properties
+  SELECT person_id, name, epoch_us("timestamp") AS us, properties
   FROM {events}
   WHERE name IN ({name_list}) AND epoch_us("timestamp") <= {as_of_us}
     AND person_id IN (SELECT person_id FROM pt WHERE NOT untracked)
 ),
-rules AS ({rules_cte}),
-hits AS MATERIALIZED (
-  SELECT person_id, rule, us
-  FROM (
-    SELECT person_id, us, unnest({rule_list}) AS rule
-    FROM (
-      SELECT *, {props_paths} AS props_paths
-      FROM (SELECT *, CAST(properties AS JSON) AS props FROM ev)
-    )
-  )
+evp AS MATERIALIZED (
+  SELECT person_id, name, us, {props_info} AS props_info
+  FROM (SELECT *, CASE WHEN name IN ({parsed_list}) THEN properties END AS props FROM ev)
 ),
-kept AS (
-  SELECT person_id, rule, us FROM hits WHERE ({repeat_key}) IS NULL
-  UNION ALL
-  SELECT person_id, rule, max(us) AS us FROM hits WHERE ({repeat_key}) IS NOT NULL
-  GROUP BY person_id, rule, ({repeat_key})
-),
-rc AS (
-  SELECT person_id, rule, rule_id, earned,
-    CASE WHEN cap IS NULL THEN earned ELSE GREATEST(LEAST(earned, cap), -cap) END AS points
-  FROM (
-    SELECT person_id, rule, any_value(rule_id) AS rule_id, any_value(cap) AS cap,
-      list_sum(list({hit} ORDER BY us)) AS earned
-    FROM kept JOIN rules USING (rule)
-    GROUP BY person_id, rule
-  )
-),
+r0 AS (SELECT {by_person} FROM evp GROUP BY person_id),
+r1 AS (SELECT {sorted_lists} FROM r0),
+r2 AS (SELECT {earned_list} FROM r1),
+r3 AS (SELECT {capped_list} FROM r2),
 ri AS (
-  SELECT person_id,
-    list_sum(list(points ORDER BY rule)) AS intent_raw,
-    list({{'k': rule_id, 'v': points}} ORDER BY rule) AS intent_points{earned_columns}
-  FROM rc GROUP BY person_id
+  SELECT person_id{seen_columns},
+    {intent_raw} AS intent_raw,
+    {intent_points} AS intent_points{earned_columns}
+  FROM r3
 ),
-ls AS ({ls_cte}),
 s1 AS (
   SELECT pt.*, ri.intent_points{fact_columns},
     {_cap_above(fit_raw, d.fit_cap)} AS fit,
     {_cap_above("COALESCE(ri.intent_raw, 0.0)", d.intent_cap)} AS intent
-  FROM pt LEFT JOIN ri USING (person_id) LEFT JOIN ls USING (person_id)
+  FROM pt LEFT JOIN ri USING (person_id)
 ),
 s2 AS (SELECT *, {_cap_above("fit + intent", q.total_cap)} AS total FROM s1),
 s3 AS (
@@ -603,11 +628,16 @@ ORDER BY person_id
 
 
 def _extract_all(doc: str, paths: dict[str, int]) -> str:
-    """All registered paths of a document in one ``json_extract`` (one parse)."""
+    """All registered paths of a document in one ``json_extract`` (one parse), each value
+    with its JSON type and text, so that conditions do not parse it again: a list of
+    ``{v, t, x}``, to be materialized (DuckDB would inline it into every use)."""
     if not paths:
-        return "CAST([] AS JSON[])"
+        return f"CAST([] AS {_INFO_TYPE}[])"
     ordered = sorted(paths, key=paths.__getitem__)
-    return f"json_extract({doc}, [{', '.join(ordered)}])"
+    return (
+        f"list_transform(json_extract({doc}, [{', '.join(ordered)}]),"
+        " lambda v: {'v': v, 't': json_type(v), 'x': json_extract_string(v, '$')})"
+    )
 
 
 def _walk(condition: Condition) -> list[Condition]:
