@@ -21,6 +21,7 @@ import math
 import random
 import struct
 import tempfile
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -163,7 +164,9 @@ class DaySpool:
 
     def _spill(self, day: int, block: bytes) -> None:
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="mql-demo-")  # noqa: SIM115 - lives with the spool
+            # lives as long as the spool: closed (and so deleted) when the spool goes
+            self._file = tempfile.TemporaryFile(prefix="mql-demo-")  # noqa: SIM115
+            weakref.finalize(self, self._file.close)
         self._file.seek(self._end)
         self._file.write(block)
         self.blocks[day].append((self._end, len(block)))

@@ -24,7 +24,7 @@ from mqlengine.domain.scoring import Event
 from mqlengine.errors import ConflictError, MqlError
 from mqlengine.ingest.messages import parse_time
 from mqlengine.ingest.qualify import EventCache, scorer_for
-from mqlengine.ingest.writerstate import WriterState
+from mqlengine.ingest.writerstate import DEFAULT_MAX_BYTES, WriterState
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.store import repo
 from mqlengine.store.db import Database
@@ -34,6 +34,8 @@ from mqlengine.wiring import Wiring
 
 Progress = Callable[[str, int, int], None]
 DEMO_MARKER = "demo"
+# what the replay's writer remembers between its days (as the API's writer: its default)
+WRITER_MEMORY_BYTES = DEFAULT_MAX_BYTES
 
 
 @dataclass
@@ -119,7 +121,7 @@ def run_demo(
     scorer = scorer_for(definition)
     # the scorer's memo of matched rules is bounded with the memory (it holds every event
     # id scored, millions at 50,000 persons)
-    memory = WriterState(scorer.relevant, matches=scorer)
+    memory = WriterState(scorer.relevant, max_bytes=WRITER_MEMORY_BYTES, matches=scorer)
     pipeline = engine.pipeline(definition, memory=memory)
     borrowed = _Borrowed(memory.events)
 
