@@ -47,7 +47,7 @@ def _replay(folder: Path) -> tuple[DemoReport, dict[str, list[tuple[object, ...]
         database_url=f"sqlite:///{folder / 'mql.db'}", definition_path=folder / "none.yaml"
     )
     wiring = Wiring(settings, clock=lambda: NOW)
-    report = run_demo(wiring, now=NOW, persons_count=150, days=45, seed=11)
+    report = run_demo(wiring, now=NOW, persons_count=300, days=120, seed=7)
     reflected = MetaData()
     tables: dict[str, list[tuple[object, ...]]] = {}
     with wiring.db.read() as connection:
