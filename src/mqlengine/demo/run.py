@@ -21,10 +21,11 @@ from mqlengine.definition.compiler import LoadedDefinition
 from mqlengine.demo.generator import DemoDataset, SalesStep, generate
 from mqlengine.demo.sales_team import check_sla, setup_sales_team
 from mqlengine.domain.lifecycle import Stage
+from mqlengine.domain.scoring import Event
 from mqlengine.errors import ConflictError, MqlError
 from mqlengine.ingest.messages import parse_time
-from mqlengine.ingest.qualify import scorer_for
-from mqlengine.ingest.writerstate import WriterState
+from mqlengine.ingest.qualify import EventCache, scorer_for
+from mqlengine.ingest.writerstate import DEFAULT_MAX_BYTES, WriterState
 from mqlengine.services.feedback import apply_feedback
 from mqlengine.store import repo
 from mqlengine.store.db import Database
@@ -34,6 +35,8 @@ from mqlengine.wiring import Wiring
 
 Progress = Callable[[str, int, int], None]
 DEMO_MARKER = "demo"
+# what the replay's writer remembers between its days (as the API's writer: its default)
+WRITER_MEMORY_BYTES = DEFAULT_MAX_BYTES
 
 
 @dataclass
@@ -122,8 +125,12 @@ def run_demo(
         engine.register(loaded)
     definition = loaded.definition
     setup_sales_team(engine, now=now, start=now - timedelta(days=days))
-    memory = WriterState(scorer_for(definition).relevant)
+    scorer = scorer_for(definition)
+    # the scorer's memo of matched rules is bounded with the memory (it holds every event
+    # id scored, millions at 50,000 persons)
+    memory = WriterState(scorer.relevant, max_bytes=WRITER_MEMORY_BYTES, matches=scorer)
     pipeline = engine.pipeline(definition, memory=memory)
+    borrowed = _Borrowed(memory.events)
 
     start = now - timedelta(days=days)
     by_day, last_day = _days(data, start)
@@ -147,14 +154,17 @@ def run_demo(
             for person_id, change in result.stage_changes:
                 if change.to_stage is Stage.MQL:
                     new_mqls.append((person_id, change.at))
+        moved: set[int] = set()  # persons the sales steps and the nightly rescore write
         if day % 7 == 6:
             # the nightly job: decay may drop MQLs below the hysteresis band
+            moved |= _in_stage(engine, Stage.MQL)
             weekly = rescore_all(
                 engine.db,
                 definition,
                 now=now,
                 as_of=min(day_end, now),
-                cache=memory.events,
+                cache=borrowed,
+                progress=borrowed.chunk_done,
                 stages=("mql",),  # decay only lowers scores: only MQLs can move
             )
             report.mqls += weekly.mqls_entered
@@ -170,22 +180,65 @@ def run_demo(
                 heapq.heappush(
                     queue, (at + timedelta(hours=plan[0].after_hours), sequence, person_id, 0)
                 )
-        report.feedback += _apply_due(engine, definition, queue, plans, min(day_end, now), now)
+        report.feedback += _apply_due(
+            engine, definition, queue, plans, min(day_end, now), now, moved
+        )
         report.breaches += check_sla(engine, definition, until=min(day_end, now))
-        memory.others_wrote()  # the sales steps and the nightly rescore moved persons
+        _moved(memory, moved)
         if progress:
             progress("days", day + 1, total_days)
     report.seconds["ingest"] = time.perf_counter() - step_started
 
     step_started = time.perf_counter()
-    final = rescore_all(engine.db, definition, now=now, cache=memory.events)
+    final = rescore_all(
+        engine.db, definition, now=now, cache=borrowed, progress=borrowed.chunk_done
+    )
     report.mqls += final.mqls_entered
-    report.feedback += _apply_due(engine, definition, queue, plans, now, now)
+    report.feedback += _apply_due(engine, definition, queue, plans, now, now, set())
     report.breaches += check_sla(engine, definition, until=now)
     report.seconds["rescore"] = time.perf_counter() - step_started
     report.persons = final.persons
     load_demo_spend(engine, data, now=now)
     return report
+
+
+def _in_stage(engine: Wiring, stage: Stage) -> set[int]:
+    with engine.db.read() as connection:
+        query = select(persons.c.id).where(
+            persons.c.stage == stage.value, persons.c.merged_into.is_(None)
+        )
+        return set(connection.execute(query).scalars())
+
+
+def _moved(memory: WriterState, person_ids: set[int]) -> None:
+    """The sales steps and the nightly rescore wrote these persons' rows (stage, scores,
+    SLA columns) on the connection the pipeline uses, where the writer's change watch
+    cannot tell on SQLite: their rows are read again. Their identities and events stay:
+    neither the sales steps nor scoring change those (on PostgreSQL the watch sees the
+    rows change by itself)."""
+    for person_id in person_ids:
+        memory.rows.pop(person_id, None)
+        memory.verdicts.pop(person_id, None)
+
+
+class _Borrowed(EventCache):
+    """The events a whole-base rescore scores: the writer memory's where it holds the
+    person, else read from the store for one chunk of persons and not kept (kept, a final
+    rescore of every person would hold every relevant event of the history at once)."""
+
+    def __init__(self, held: EventCache) -> None:
+        super().__init__()
+        self.held = held
+
+    def get(self, person_id: int) -> list[Event] | None:
+        found = self.held.get(person_id)
+        return found if found is not None else super().get(person_id)
+
+    def knows(self, person_id: int) -> bool:
+        return self.held.knows(person_id) or super().knows(person_id)
+
+    def chunk_done(self, _persons: int) -> None:
+        self.clear()  # only what was read for the chunk; the memory's events stay
 
 
 def _days(
@@ -209,7 +262,9 @@ def _apply_due(
     plans: dict[int, tuple[SalesStep, ...]],
     until: datetime,
     now: datetime,
+    moved: set[int],
 ) -> int:
+    """Apply the sales steps due by ``until``; adds to ``moved`` the persons they wrote."""
     applied = 0
     if not queue or queue[0][0] > until:
         return 0
@@ -217,6 +272,7 @@ def _apply_due(
         while queue and queue[0][0] <= until:
             due, seq, person_id, index = heapq.heappop(queue)
             step = plans[person_id][index]
+            moved.add(person_id)
             # every step, touch included (the first touch stops the SLA clock)
             try:
                 apply_feedback(
