@@ -389,11 +389,13 @@ def evaluate_from_store(
     budget_s: float = 60,
 ) -> dict[str, Any]:
     """5-fold stratified cross-validation (fixed seed) of the tuned model, logistic
-    regression, and the rules (the definition's total score, mapped to a probability by a
-    logistic fit on the training folds)."""
+    regression, naive Bayes (Odoo CRM style, for comparison) and the rules (the
+    definition's total score, mapped to a probability by a logistic fit on the training
+    folds)."""
     import numpy
     from sklearn.model_selection import StratifiedKFold
 
+    from mqlengine.predict.baselines import NaiveBayes
     from mqlengine.predict.modeling import FeatureFrame, fit_best, fit_logistic
 
     with db.read() as connection:
@@ -401,7 +403,7 @@ def evaluate_from_store(
     _check(trainset, definition)
     frame = trainset.frame()
     y = trainset.y()
-    pooled = {name: numpy.zeros(len(y)) for name in ("model", "logistic", "rules")}
+    pooled = {name: numpy.zeros(len(y)) for name in ("model", "logistic", "naive_bayes", "rules")}
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(numpy.zeros(len(y)), y):
 
@@ -417,6 +419,8 @@ def evaluate_from_store(
         pooled["model"][test] = model.predict(part(test))
         logistic = fit_logistic(part(train), y[train], seed=seed)
         pooled["logistic"][test] = logistic.predict(part(test))
+        nb = NaiveBayes().fit(part(train).frame, y[train], frame.categorical)
+        pooled["naive_bayes"][test] = nb.predict(part(test).frame)
         rules = fit_logistic(part(train, ["total"]), y[train], seed=seed)
         pooled["rules"][test] = rules.predict(part(test, ["total"]))
     return {
