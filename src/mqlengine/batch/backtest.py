@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -290,12 +290,17 @@ def _median(values: Sequence[float]) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
 
-def outcome_figures(replay_: Replay, track: Track) -> dict[str, Any]:
-    """MQL volume, precision, recall, days from MQL to outcome, pipeline for one track."""
-    history = replay_.history
-    window_start = datetime.combine(replay_.start, time(), UTC)
-    notes: dict[str, str] = {}
-    mql_persons = {e.person_id for e in track.entries}
+def precision_recall(
+    history: History,
+    mql_persons: Collection[int],
+    first_mql: Mapping[int, datetime],
+    window_start: datetime,
+    *,
+    notes: dict[str, str],
+) -> tuple[float | None, float | None]:
+    """Precision (the share of these MQLs that converted) and recall (the share of the
+    leads won from ``window_start`` on, outside sales before it, that were MQL first);
+    None with the reason in ``notes`` where the history cannot support the figure."""
     precision: float | None = None
     if not history.converted_at:
         notes["precision"] = NO_OUTCOMES
@@ -313,10 +318,24 @@ def outcome_figures(replay_: Replay, track: Track) -> dict[str, Any]:
     if not history.won_at:
         notes["recall"] = "no won outcome is recorded"
     elif not wins:
-        notes["recall"] = f"no lead was won on or after {replay_.start} (outside sales before)"
+        notes["recall"] = (
+            f"no lead was won on or after {window_start.date()} (outside sales before)"
+        )
     else:
-        first = sum(1 for pid, at in wins if pid in track.first_mql and track.first_mql[pid] <= at)
+        first = sum(1 for pid, at in wins if pid in first_mql and first_mql[pid] <= at)
         recall = round(first / len(wins), 4)
+    return precision, recall
+
+
+def outcome_figures(replay_: Replay, track: Track) -> dict[str, Any]:
+    """MQL volume, precision, recall, days from MQL to outcome, pipeline for one track."""
+    history = replay_.history
+    window_start = datetime.combine(replay_.start, time(), UTC)
+    notes: dict[str, str] = {}
+    mql_persons = {e.person_id for e in track.entries}
+    precision, recall = precision_recall(
+        history, mql_persons, track.first_mql, window_start, notes=notes
+    )
     lead_days = [
         (history.converted_at[pid] - track.first_mql[pid]).total_seconds() / 86400
         for pid in mql_persons

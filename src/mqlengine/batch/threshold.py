@@ -19,13 +19,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from mqlengine.batch.backtest import (
-    NO_OUTCOMES,
     SCORED_STAGES,
     History,
-    _with_sales_at,
     end_of,
     load_history,
     outcome_figures,
+    precision_recall,
     replay,
 )
 from mqlengine.batch.engine import BatchEngine, PythonEngine
@@ -270,29 +269,7 @@ def _figures(
     days: int,
 ) -> dict[str, Any]:
     notes: dict[str, str] = {}
-    precision: float | None = None
-    if not history.converted_at:
-        notes["precision"] = NO_OUTCOMES
-    elif not entered:
-        notes["precision"] = "no lead became MQL in the window"
-    else:
-        hits = sum(1 for pid in entered if pid in history.converted_at)
-        precision = round(hits / len(entered), 4)
-    recall: float | None = None
-    wins = [
-        (pid, at)
-        for pid, at in history.won_at.items()
-        if at >= window_start and not _with_sales_at(history, pid, window_start)
-    ]
-    if not history.won_at:
-        notes["recall"] = "no won outcome is recorded"
-    elif not wins:
-        notes["recall"] = (
-            f"no lead was won on or after {window_start.date()} (outside sales before)"
-        )
-    else:
-        first = sum(1 for pid, at in wins if pid in first_mql and first_mql[pid] <= at)
-        recall = round(first / len(wins), 4)
+    precision, recall = precision_recall(history, entered, first_mql, window_start, notes=notes)
     return {
         "per_week": round(len(entered) / max(days / 7, 1e-9), 2),
         "mqls": len(entered),
