@@ -271,6 +271,28 @@ def _via_demo(
     return url
 
 
+def _merged_then_undone(tmp_path: Path, env: dict[str, str], prepare: Prepare | None = None) -> str:
+    """Every message (the merging one included) imported into a new store, then its one
+    merge undone with `mql unmerge` (which rescores both persons); the store's URL."""
+    merged_url = f"sqlite:///{tmp_path / 'merged.db'}"
+    if prepare is not None:
+        prepare(merged_url)
+    _mql(
+        "--database",
+        merged_url,
+        "import",
+        str(_write_jsonl(tmp_path / "m.jsonl", MESSAGES)),
+        env=env,
+    )
+    database = Database(merged_url)
+    with database.read() as connection:
+        merge_id = connection.execute(select(merges.c.id)).scalar_one()
+    database.dispose()
+    out = _mql("--database", merged_url, "unmerge", str(merge_id), env=env)
+    assert "both rescored" in out
+    return merged_url
+
+
 def test_every_entry_point_decides_alike(tmp_path: Path, settings_env: dict[str, str]) -> None:
     env = {**os.environ, **settings_env}
     reference = snapshot(_via_api(tmp_path, env, MESSAGES))
@@ -291,20 +313,7 @@ def test_undone_merge_gives_back_the_persons_as_if_never_merged(
     env = {**os.environ, **settings_env}
     separate = [m for m in MESSAGES if m is not MERGING]
     expected = snapshot(_via_jsonl(tmp_path, env, separate))
-    merged_url = f"sqlite:///{tmp_path / 'merged.db'}"
-    _mql(
-        "--database",
-        merged_url,
-        "import",
-        str(_write_jsonl(tmp_path / "m.jsonl", MESSAGES)),
-        env=env,
-    )
-    database = Database(merged_url)
-    with database.read() as connection:
-        merge_id = connection.execute(select(merges.c.id)).scalar_one()
-    database.dispose()
-    out = _mql("--database", merged_url, "unmerge", str(merge_id), env=env)
-    assert "both rescored" in out
+    merged_url = _merged_then_undone(tmp_path, env)
     after = snapshot(merged_url)
     # The merging event itself stays with u-dee (it named u-dee); it scores nothing.
     assert after.keys() == expected.keys()
@@ -513,21 +522,7 @@ def test_an_undone_merge_rescores_with_the_live_model(
     prepare = _promoting(definition_path, artifact)
     separate = [m for m in MESSAGES if m is not MERGING]
     expected = snapshot(_via_jsonl(tmp_path, env, separate, prepare), definition_path)
-    merged_url = f"sqlite:///{tmp_path / 'merged.db'}"
-    prepare(merged_url)
-    _mql(
-        "--database",
-        merged_url,
-        "import",
-        str(_write_jsonl(tmp_path / "m.jsonl", MESSAGES)),
-        env=env,
-    )
-    database = Database(merged_url)
-    with database.read() as connection:
-        merge_id = connection.execute(select(merges.c.id)).scalar_one()
-    database.dispose()
-    out = _mql("--database", merged_url, "unmerge", str(merge_id), env=env)
-    assert "both rescored" in out
+    merged_url = _merged_then_undone(tmp_path, env, prepare)
     after = snapshot(merged_url, definition_path)
     assert after.keys() == expected.keys()
     for key, person in expected.items():
